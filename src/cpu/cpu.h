@@ -1,0 +1,45 @@
+/* CPU backend: kernels for every layer type, a thread pool, scratch memory. */
+#ifndef KILN_CPU_H
+#define KILN_CPU_H
+
+#include "../network/ir.h"
+
+typedef struct kiln__pool kiln__pool;
+
+/* A pool of nb_threads - 1 workers (the caller is the last thread); nb_threads <= 0 means one per core. */
+kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln__pool **pool);
+void kiln__pool_destroy(kiln__pool *pool);
+int32_t kiln__pool_threads(const kiln__pool *pool);
+
+/* Calls fn(arg, begin, end) over [0, n) in chunks of at least `grain` items, spread over the
+ * pool's threads; returns when all are done. When another caller holds the pool (another
+ * context), the work runs on the calling thread alone. pool may be NULL (serial). */
+typedef void (*kiln__range_fn)(void *arg, int64_t begin, int64_t end);
+void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_fn fn, void *arg);
+
+typedef struct kiln__cpu_ctx {
+    kiln__pool *pool;          /* may be NULL */
+    const kiln__alloc *alloc;  /* for scratch buffers; free them before returning */
+} kiln__cpu_ctx;
+
+/* Runs a layer. Inputs have concrete dims and data; outputs have dims and dtype from the
+ * layer's infer function and allocated (uninitialized) data of the right size. Returns an
+ * error naming the layer for what only shows at run time (e.g. an index out of range). */
+typedef kiln_status (*kiln__cpu_kernel_fn)(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs,
+                                           kiln__cpu_ctx *ctx);
+
+/* NULL when the CPU backend has no kernel for the type. */
+kiln__cpu_kernel_fn kiln__cpu_kernel_for(kiln_layer_type type);
+
+/* Element access by dtype for kernels that work in float or int64 internally. */
+double kiln__load_f64(const void *data, kiln_dtype dtype, int64_t i);
+void kiln__store_f64(void *data, kiln_dtype dtype, int64_t i, double v);
+int64_t kiln__load_i64(const void *data, kiln_dtype dtype, int64_t i);
+void kiln__store_i64(void *data, kiln_dtype dtype, int64_t i, int64_t v);
+
+/* Applies a fused epilogue activation in place to n floats. */
+void kiln__apply_act_f32(const kiln__act *act, float *x, int64_t n);
+/* One activation on one value (reference formulas shared by the activation layer). */
+float kiln__act_f32(int32_t kind, float alpha, float beta, float x);
+
+#endif
