@@ -545,6 +545,15 @@ KILN_API kiln_status kiln_network_add_cast(kiln_network *network, kiln_tensor *i
 KILN_API kiln_status kiln_network_add_shape(kiln_network *network, kiln_tensor *input, kiln_layer **layer);
 KILN_API kiln_status kiln_network_add_identity(kiln_network *network, kiln_tensor *input, kiln_layer **layer);
 
+/* ---------------------------------------------------------------- ONNX */
+
+/* Reads an ONNX model file (external data resolved relative to its folder) into a new
+ * network owned by the caller. Unsupported ops fail naming the node, op, domain and opset. */
+KILN_API kiln_status kiln_onnx_parse_file(kiln_builder *builder, const char *path, kiln_network **network);
+/* The same from bytes in memory; base_dir resolves external data (NULL: none allowed). */
+KILN_API kiln_status kiln_onnx_parse(kiln_builder *builder, const void *data, size_t size, const char *base_dir,
+                                     kiln_network **network);
+
 /* ---------------------------------------------------------------- builder config */
 
 typedef enum kiln_builder_flag {
@@ -558,8 +567,9 @@ typedef enum kiln_builder_flag {
 
 KILN_API kiln_status kiln_builder_config_create(kiln_builder *builder, kiln_builder_config **config);
 KILN_API void kiln_builder_config_destroy(kiln_builder_config *config);
-/* flags: an OR of kiln_builder_flag. Precisions a backend cannot run are refused at build
- * time with KILN_UNSUPPORTED. */
+/* flags: an OR of kiln_builder_flag. As in TensorRT, precision flags permit lower precisions;
+ * a backend uses them for the layers where it has faster kernels (the CPU backend computes in
+ * the network's own dtypes). */
 KILN_API kiln_status kiln_builder_config_set_flags(kiln_builder_config *config, uint32_t flags);
 KILN_API uint32_t kiln_builder_config_flags(const kiln_builder_config *config);
 KILN_API kiln_status kiln_builder_config_set_device(kiln_builder_config *config, kiln_device_type device);

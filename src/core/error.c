@@ -18,14 +18,21 @@ kiln_status kiln__error(kiln_status status, const char *fmt, ...) {
 }
 
 kiln_status kiln__error_prefix(kiln_status status, const char *fmt, ...) {
-    char prefix[KILN__ERROR_SIZE];
     char old[KILN__ERROR_SIZE];
+    memcpy(old, last_error, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    if (n < 0) n = 0;
+    size_t used = KILN__MIN((size_t)n, sizeof last_error - 1);
+    size_t room = sizeof last_error - used;
+    if (room > 2) {
+        memcpy(last_error + used, ": ", 3);
+        size_t copy = KILN__MIN(strlen(old), room - 3);
+        memcpy(last_error + used + 2, old, copy);
+        last_error[used + 2 + copy] = 0;
+    }
     return status;
 }
 

@@ -250,6 +250,19 @@ kiln_status kiln__network_finish_layer(kiln_network *net, kiln_layer *layer, kil
 /* Adds a constant layer holding a copy of the weights with the given dims. */
 kiln_status kiln__network_add_constant_raw(kiln_network *net, kiln_dtype dtype, const kiln_dims *dims,
                                            const void *data, size_t bytes, kiln_layer **layer);
+/* Low-level construction for readers that already know every tensor (the plan reader):
+ * a tensor not yet attached to any layer, and a layer wired to existing tensors (outputs must
+ * have no producer yet; they get this layer as producer). Names are copied. */
+kiln_status kiln__network_new_tensor(kiln_network *net, const char *name, kiln_dtype dtype, const kiln_dims *dims,
+                                     kiln_tensor **tensor);
+kiln_status kiln__network_new_layer_wired(kiln_network *net, kiln_layer_type type, const char *name,
+                                          kiln_tensor *const *inputs, int32_t nb_inputs, kiln_tensor *const *outputs,
+                                          int32_t nb_outputs, kiln_layer **layer);
+/* Registers an existing tensor as a network input / output (in call order). */
+kiln_status kiln__network_set_input(kiln_network *net, kiln_tensor *tensor);
+kiln_status kiln__network_set_output(kiln_network *net, kiln_tensor *tensor);
+/* Sets a constant layer's values (copied into 64-byte aligned memory). */
+kiln_status kiln__layer_set_weights(kiln_layer *layer, const void *data, size_t bytes);
 /* Checks that a public API handle belongs to `net`. */
 kiln_status kiln__check_tensor(const kiln_network *net, const kiln_tensor *t, const char *what);
 

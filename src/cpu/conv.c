@@ -1,0 +1,343 @@
+/* CPU convolution: im2col + sgemm per (image, group) with the bias / residual / activation
+ * epilogue fused, a direct path for depthwise convolutions, float16/bfloat16 through float32,
+ * and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+#include "cpu.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* Geometry with spatial dims padded to 3 (leading dims of size 1). */
+typedef struct conv_geom {
+    int64_t n, c, m, groups, cg, mg;
+    int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+    int64_t in_plane, out_plane, kvol;
+} conv_geom;
+
+typedef struct conv_job {
+    conv_geom g;
+    const float *x, *w, *bias, *res;
+    float *y;
+    const kiln__act *act;
+    float *col;      /* im2col scratch: one block of col_size per slot */
+    int64_t col_size;
+    int64_t slots;   /* parallel slots, each with its own col block */
+    bool pointwise;  /* 1x1 kernel, stride 1, no pads: the input is its own col matrix */
+    /* Serial-task mode: the (image, group) being worked on. */
+    const float *xg;
+    float *yg;
+    int64_t n_cur, m0;
+} conv_job;
+
+static void geom_init(const kiln_layer *layer, const kiln__value *in, const kiln__value *out, conv_geom *g) {
+    const kiln__conv_params *p = &layer->p.conv;
+    int32_t ns = p->nb_spatial, off = 3 - ns;
+    g->n = in[0].dims.d[0];
+    g->c = in[0].dims.d[1];
+    g->m = out[0].dims.d[1];
+    g->groups = p->groups;
+    g->cg = g->c / g->groups;
+    g->mg = g->m / g->groups;
+    g->in_plane = g->out_plane = g->kvol = 1;
+    for (int32_t j = 0; j < 3; j++) {
+        int32_t i = j - off;
+        if (i < 0) {
+            g->in[j] = g->out[j] = g->k[j] = g->s[j] = g->d[j] = 1;
+            g->pb[j] = 0;
+        } else {
+            g->in[j] = in[0].dims.d[2 + i];
+            g->out[j] = out[0].dims.d[2 + i];
+            g->k[j] = in[1].dims.d[2 + i];
+            g->s[j] = p->stride[i];
+            g->d[j] = p->dilation[i];
+            if (p->auto_pad == KILN__PAD_SAME_UPPER || p->auto_pad == KILN__PAD_SAME_LOWER) {
+                int64_t total = (g->out[j] - 1) * g->s[j] + g->d[j] * (g->k[j] - 1) + 1 - g->in[j];
+                total = KILN__MAX(total, 0);
+                g->pb[j] = p->auto_pad == KILN__PAD_SAME_UPPER ? total / 2 : total - total / 2;
+            } else {
+                g->pb[j] = p->auto_pad == KILN__PAD_VALID ? 0 : p->pad_begin[i];
+            }
+        }
+        g->in_plane *= g->in[j];
+        g->out_plane *= g->out[j];
+        g->kvol *= g->k[j];
+    }
+}
+
+/* Output positions [lo, hi) along the last dim whose input index o*s + base lies in [0, n). */
+static void valid_range(int64_t base, int64_t s, int64_t n, int64_t out, int64_t *lo, int64_t *hi) {
+    int64_t l = base >= 0 ? 0 : (-base + s - 1) / s;
+    int64_t h = n - base <= 0 ? 0 : (n - base + s - 1) / s;
+    *lo = KILN__MIN(l, out);
+    *hi = KILN__MAX(*lo, KILN__MIN(h, out));
+}
+
+/* Rows [r0, r1) of the col matrix [cg * kvol, out_plane] of one group's input. */
+static void im2col(const conv_geom *g, const float *x, float *col, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t c = r / g->kvol, kr = r % g->kvol;
+        int64_t kz = kr / (g->k[1] * g->k[2]), ky = kr / g->k[2] % g->k[1], kx = kr % g->k[2];
+        const float *xc = x + c * g->in_plane;
+        float *dst = col + r * g->out_plane;
+        int64_t base_x = kx * g->d[2] - g->pb[2], lo, hi;
+        valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
+        for (int64_t oz = 0; oz < g->out[0]; oz++) {
+            int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+            for (int64_t oy = 0; oy < g->out[1]; oy++, dst += g->out[2]) {
+                int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1]) {
+                    memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
+                    continue;
+                }
+                const float *xrow = xc + (iz * g->in[1] + iy) * g->in[2] + base_x;
+                for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
+                if (g->s[2] == 1)
+                    memcpy(dst + lo, xrow + lo, (size_t)(hi - lo) * sizeof *dst);
+                else
+                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = xrow[ox * g->s[2]];
+                for (int64_t ox = hi; ox < g->out[2]; ox++) dst[ox] = 0;
+            }
+        }
+    }
+}
+
+/* Adds bias and residual and applies the activation to output maps [m0, m1) of image n. */
+static void epilogue(const conv_job *j, int64_t n, int64_t m0, int64_t m1) {
+    int64_t plane = j->g.out_plane;
+    for (int64_t m = m0; m < m1; m++) {
+        float *y = j->y + (n * j->g.m + m) * plane;
+        float b = j->bias ? j->bias[m] : 0.0f;
+        if (j->res) {
+            const float *r = j->res + (n * j->g.m + m) * plane;
+            for (int64_t i = 0; i < plane; i++) y[i] += b + r[i];
+        } else if (j->bias) {
+            for (int64_t i = 0; i < plane; i++) y[i] += b;
+        }
+        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, y, plane);
+    }
+}
+
+/* One depthwise plane: output map c of image n from input channel c. */
+static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane;
+    const float *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    memset(y, 0, (size_t)g->out_plane * sizeof *y);
+    for (int64_t kz = 0, t = 0; kz < g->k[0]; kz++)
+        for (int64_t ky = 0; ky < g->k[1]; ky++)
+            for (int64_t kx = 0; kx < g->k[2]; kx++, t++) {
+                float wv = w[t];
+                int64_t base_x = kx * g->d[2] - g->pb[2], lo, hi;
+                valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
+                for (int64_t oz = 0; oz < g->out[0]; oz++) {
+                    int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                    if (iz < 0 || iz >= g->in[0]) continue;
+                    for (int64_t oy = 0; oy < g->out[1]; oy++) {
+                        int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                        if (iy < 0 || iy >= g->in[1]) continue;
+                        const float *xrow = x + (iz * g->in[1] + iy) * g->in[2] + base_x;
+                        float *yrow = y + (oz * g->out[1] + oy) * g->out[2];
+                        if (g->s[2] == 1)
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox];
+                        else
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * g->s[2]];
+                    }
+                }
+            }
+    epilogue(j, n, c, c + 1);
+}
+
+static void depthwise_range(void *arg, int64_t begin, int64_t end) {
+    const conv_job *j = arg;
+    for (int64_t t = begin; t < end; t++) depthwise_plane(j, t / j->g.c, t % j->g.c);
+}
+
+/* One (image, group): col matrix, then y_g[mg, plane] = w_g[mg, cg*kvol] x col. */
+static void conv_task(const conv_job *j, int64_t t, float *col) {
+    const conv_geom *g = &j->g;
+    int64_t n = t / g->groups, grp = t % g->groups, kdim = g->cg * g->kvol;
+    const float *xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
+    float *yg = j->y + (n * g->m + grp * g->mg) * g->out_plane;
+    const float *b = xg;
+    if (!j->pointwise) {
+        im2col(g, xg, col, 0, kdim);
+        b = col;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->mg, (int)g->out_plane, (int)kdim, 1.0f,
+                j->w + grp * g->mg * kdim, (int)kdim, b, (int)g->out_plane, 0.0f, yg, (int)g->out_plane);
+    epilogue(j, n, grp * g->mg, (grp + 1) * g->mg);
+}
+
+static void slot_range(void *arg, int64_t begin, int64_t end) {
+    const conv_job *j = arg;
+    int64_t tasks = j->g.n * j->g.groups;
+    for (int64_t s = begin; s < end; s++)
+        for (int64_t t = s; t < tasks; t += j->slots) conv_task(j, t, j->col + s * j->col_size);
+}
+
+static void im2col_range(void *arg, int64_t begin, int64_t end) {
+    const conv_job *j = arg;
+    im2col(&j->g, j->xg, j->col, begin, end);
+}
+
+static void epilogue_range(void *arg, int64_t begin, int64_t end) {
+    const conv_job *j = arg;
+    epilogue(j, j->n_cur, j->m0 + begin, j->m0 + end);
+}
+
+static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    if (g->groups == g->c && g->m == g->c) {
+        kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
+        return KILN_OK;
+    }
+    int64_t tasks = g->n * g->groups, threads = ctx->pool ? kiln__pool_threads(ctx->pool) : 1;
+    j->pointwise = g->kvol == 1;
+    for (int32_t i = 0; i < 3; i++) j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0;
+    j->col_size = j->pointwise ? 0 : g->cg * g->kvol * g->out_plane;
+    /* Many (image, group) tasks: one single-threaded pipeline per thread. Few: run each task
+     * with im2col and the epilogue spread over the threads and a multi-threaded sgemm. */
+    j->slots = threads > 1 && tasks >= threads ? threads : 1;
+    size_t bytes = 0;
+    if (j->col_size && !kiln__mul_size((size_t)(j->slots * j->col_size), sizeof(float), &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
+    j->col = bytes ? kiln__malloc_aligned(ctx->alloc, bytes, 64) : NULL;
+    if (bytes && !j->col) return KILN_OUT_OF_MEMORY;
+    if (j->slots > 1) {
+        kiln__parallel_for(ctx->pool, j->slots, 1, slot_range, j);
+    } else {
+        int64_t kdim = g->cg * g->kvol;
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t n = t / g->groups, grp = t % g->groups;
+            j->xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
+            j->yg = j->y + (n * g->m + grp * g->mg) * g->out_plane;
+            j->n_cur = n;
+            j->m0 = grp * g->mg;
+            const float *b = j->xg;
+            if (!j->pointwise) {
+                kiln__parallel_for(ctx->pool, kdim, 1, im2col_range, j);
+                b = j->col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->mg, (int)g->out_plane, (int)kdim, 1.0f,
+                        j->w + grp * g->mg * kdim, (int)kdim, b, (int)g->out_plane, 0.0f, j->yg, (int)g->out_plane);
+            kiln__parallel_for(ctx->pool, g->mg, 1, epilogue_range, j);
+        }
+    }
+    kiln__free(ctx->alloc, j->col);
+    return KILN_OK;
+}
+
+/* ---------------------------------------------------------------- float64: direct loops */
+
+static double act_f64(const kiln__act *a, double x) {
+    switch (a->kind) {
+    case KILN_ACT_RELU: return x > 0 ? x : 0;
+    case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : a->alpha * x;
+    case KILN_ACT_CLIP: return x < a->alpha ? a->alpha : (x > a->beta ? a->beta : x);
+    default: return kiln__act_f32(a->kind, a->alpha, a->beta, (float)x);
+    }
+}
+
+typedef struct conv_job64 {
+    conv_geom g;
+    const double *x, *w, *bias, *res;
+    double *y;
+    const kiln__act *act;
+} conv_job64;
+
+static void conv64_range(void *arg, int64_t begin, int64_t end) {
+    const conv_job64 *j = arg;
+    const conv_geom *g = &j->g;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t n = t / g->m, m = t % g->m, grp = m / g->mg;
+        double *y = j->y + t * g->out_plane;
+        const double *res = j->res ? j->res + t * g->out_plane : NULL;
+        for (int64_t oz = 0, o = 0; oz < g->out[0]; oz++)
+            for (int64_t oy = 0; oy < g->out[1]; oy++)
+                for (int64_t ox = 0; ox < g->out[2]; ox++, o++) {
+                    double acc = j->bias ? j->bias[m] : 0.0;
+                    for (int64_t c = 0; c < g->cg; c++) {
+                        const double *x = j->x + (n * g->c + grp * g->cg + c) * g->in_plane;
+                        const double *w = j->w + (m * g->cg + c) * g->kvol;
+                        for (int64_t kz = 0; kz < g->k[0]; kz++) {
+                            int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                            if (iz < 0 || iz >= g->in[0]) continue;
+                            for (int64_t ky = 0; ky < g->k[1]; ky++) {
+                                int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                                if (iy < 0 || iy >= g->in[1]) continue;
+                                for (int64_t kx = 0; kx < g->k[2]; kx++) {
+                                    int64_t ix = ox * g->s[2] - g->pb[2] + kx * g->d[2];
+                                    if (ix < 0 || ix >= g->in[2]) continue;
+                                    acc += w[(kz * g->k[1] + ky) * g->k[2] + kx] *
+                                           x[(iz * g->in[1] + iy) * g->in[2] + ix];
+                                }
+                            }
+                        }
+                    }
+                    if (res) acc += res[o];
+                    y[o] = j->act->kind >= 0 ? act_f64(j->act, acc) : acc;
+                }
+    }
+}
+
+/* ---------------------------------------------------------------- half types through float32 */
+
+static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t count) {
+    if (!v || !v->data) return NULL;
+    float *f = kiln__malloc_aligned(alloc, (size_t)KILN__MAX(count, 1) * sizeof(float), 64);
+    if (!f) return NULL;
+    const uint16_t *h = v->data;
+    for (int64_t i = 0; i < count; i++)
+        f[i] = v->dtype == KILN_FLOAT16 ? kiln__half_to_float(h[i]) : kiln__bf16_to_float(h[i]);
+    return f;
+}
+
+static void from_f32(const float *f, kiln_dtype dtype, void *out, int64_t count) {
+    uint16_t *h = out;
+    for (int64_t i = 0; i < count; i++) h[i] = dtype == KILN_FLOAT16 ? kiln__float_to_half(f[i]) : kiln__float_to_bf16(f[i]);
+}
+
+kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
+    const kiln__conv_params *p = &layer->p.conv;
+    conv_geom g;
+    geom_init(layer, in, out, &g);
+    const kiln__value *bias = layer->nb_inputs > 2 && in[2].data ? &in[2] : NULL;
+    const kiln__value *res = layer->nb_inputs > 3 && in[3].data ? &in[3] : NULL;
+    int64_t ny = g.n * g.m * g.out_plane;
+    if (ny == 0) return KILN_OK;
+    kiln_dtype t = in[0].dtype;
+    if (t == KILN_FLOAT64) {
+        conv_job64 j = {g, in[0].data, in[1].data, bias ? bias->data : NULL, res ? res->data : NULL, out[0].data,
+                        &p->act};
+        kiln__parallel_for(ctx->pool, g.n * g.m, 1, conv64_range, &j);
+        return KILN_OK;
+    }
+    conv_job j = {.g = g, .act = &p->act};
+    if (t == KILN_FLOAT32) {
+        j.x = in[0].data;
+        j.w = in[1].data;
+        j.bias = bias ? bias->data : NULL;
+        j.res = res ? res->data : NULL;
+        j.y = out[0].data;
+        return conv_f32(&j, ctx);
+    }
+    if (t != KILN_FLOAT16 && t != KILN_BFLOAT16)
+        return kiln__layer_error(layer, KILN_UNSUPPORTED, "no CPU convolution for dtype %s", kiln_dtype_name(t));
+    float *x = to_f32(ctx->alloc, &in[0], g.n * g.c * g.in_plane);
+    float *w = to_f32(ctx->alloc, &in[1], g.m * g.cg * g.kvol);
+    float *b = to_f32(ctx->alloc, bias, g.m);
+    float *r = to_f32(ctx->alloc, res, ny);
+    float *y = kiln__malloc_aligned(ctx->alloc, (size_t)ny * sizeof(float), 64);
+    kiln_status st = KILN_OUT_OF_MEMORY;
+    if (x && w && y && (b || !bias) && (r || !res)) {
+        j.x = x, j.w = w, j.bias = b, j.res = r, j.y = y;
+        st = conv_f32(&j, ctx);
+        if (st == KILN_OK) from_f32(y, t, out[0].data, ny);
+    }
+    kiln__free(ctx->alloc, x);
+    kiln__free(ctx->alloc, w);
+    kiln__free(ctx->alloc, b);
+    kiln__free(ctx->alloc, r);
+    kiln__free(ctx->alloc, y);
+    return st;
+}

@@ -1,0 +1,243 @@
+/* Execution contexts: per-run shapes, bound memory and the CPU run loop. */
+#include "engine.h"
+#include "eval.h"
+
+#include <string.h>
+
+typedef struct io_slot {
+    kiln_dims dims;    /* inputs: the shape set (or the static one); outputs: last known */
+    bool dims_set;
+    void *data;        /* bound memory */
+    size_t bytes;
+} io_slot;
+
+struct kiln_context {
+    kiln_engine *engine;
+    int32_t profile;
+    io_slot *io; /* inputs then outputs */
+    kiln__eval ev;
+    bool ev_ready;
+    bool shapes_valid; /* output dims in io[] match the current input dims */
+    bool executed;
+    uint64_t activation_bytes;
+};
+
+static int32_t nb_io(const kiln_context *c) { return kiln_engine_num_io_tensors(c->engine); }
+
+static int32_t io_index(const kiln_context *c, const char *name) {
+    if (!name) return -1;
+    for (int32_t i = 0; i < nb_io(c); i++)
+        if (strcmp(kiln_engine_io_tensor_name(c->engine, i), name) == 0) return i;
+    return -1;
+}
+
+static const kiln_tensor *io_tensor(const kiln_context *c, int32_t i) {
+    const kiln_network *net = c->engine->net;
+    return i < net->nb_inputs ? net->inputs[i] : net->outputs[i - net->nb_inputs];
+}
+
+kiln_status kiln_engine_create_context(kiln_engine *e, kiln_context **out) {
+    if (!e || !out) return kiln__error(KILN_INVALID_ARGUMENT, "create_context: engine or output pointer is NULL");
+    *out = NULL;
+    kiln_context *c = kiln__calloc(&e->alloc, 1, sizeof *c);
+    if (!c) return KILN_OUT_OF_MEMORY;
+    c->engine = e;
+    c->io = kiln__calloc(&e->alloc, (size_t)(nb_io(c) ? nb_io(c) : 1), sizeof *c->io);
+    if (!c->io) {
+        kiln__free(&e->alloc, c);
+        return KILN_OUT_OF_MEMORY;
+    }
+    for (int32_t i = 0; i < e->net->nb_inputs; i++) {
+        c->io[i].dims = e->net->inputs[i]->dims;
+        c->io[i].dims_set = kiln__dims_volume(&c->io[i].dims) >= 0;
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+static void drop_eval(kiln_context *c) {
+    if (c->ev_ready) kiln__eval_free(&c->ev);
+    c->ev_ready = false;
+}
+
+void kiln_context_destroy(kiln_context *c) {
+    if (!c) return;
+    kiln__alloc alloc = c->engine->alloc;
+    drop_eval(c);
+    kiln__free(&alloc, c->io);
+    kiln__free(&alloc, c);
+}
+
+kiln_status kiln_context_set_profile(kiln_context *c, int32_t profile) {
+    if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "set_profile: context is NULL");
+    int32_t n = c->engine->nb_profiles;
+    if (profile < 0 || (profile > 0 && profile >= n))
+        return kiln__error(KILN_NOT_FOUND, "set_profile: the engine has %d profiles, no profile %d", n, profile);
+    c->profile = profile;
+    c->shapes_valid = false;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_set_input_shape(kiln_context *c, const char *name, const kiln_dims *dims) {
+    if (!c || !name || !dims) return kiln__error(KILN_INVALID_ARGUMENT, "set_input_shape: NULL argument");
+    int32_t i = io_index(c, name);
+    if (i < 0 || i >= c->engine->net->nb_inputs)
+        return kiln__error(KILN_NOT_FOUND, "set_input_shape: the engine has no input named '%s'", name);
+    const kiln_tensor *t = io_tensor(c, i);
+    char got[160], want[160];
+    kiln__dims_format(dims, got, sizeof got);
+    kiln__dims_format(&t->dims, want, sizeof want);
+    if (dims->nb_dims != t->dims.nb_dims)
+        return kiln__error(KILN_INVALID_ARGUMENT, "set_input_shape '%s': shape %s has rank %d, expected %s", name, got,
+                           dims->nb_dims, want);
+    for (int32_t j = 0; j < dims->nb_dims; j++) {
+        if (dims->d[j] < 0)
+            return kiln__error(KILN_INVALID_ARGUMENT, "set_input_shape '%s': shape %s has a negative dim", name, got);
+        if (t->dims.d[j] >= 0 && dims->d[j] != t->dims.d[j])
+            return kiln__error(KILN_INVALID_ARGUMENT, "set_input_shape '%s': shape %s does not match the engine's %s",
+                               name, got, want);
+    }
+    if (c->engine->nb_profiles) {
+        kiln_dims lo, hi;
+        if (kiln_engine_profile_dims(c->engine, c->profile, name, KILN_PROFILE_MIN, &lo) == KILN_OK &&
+            kiln_engine_profile_dims(c->engine, c->profile, name, KILN_PROFILE_MAX, &hi) == KILN_OK) {
+            for (int32_t j = 0; j < dims->nb_dims; j++)
+                if (dims->d[j] < lo.d[j] || dims->d[j] > hi.d[j]) {
+                    char slo[160], shi[160];
+                    kiln__dims_format(&lo, slo, sizeof slo);
+                    kiln__dims_format(&hi, shi, sizeof shi);
+                    return kiln__error(KILN_INVALID_ARGUMENT,
+                                       "set_input_shape '%s': shape %s is outside profile %d (min %s, max %s)", name,
+                                       got, c->profile, slo, shi);
+                }
+        }
+    }
+    c->io[i].dims = *dims;
+    c->io[i].dims_set = true;
+    c->shapes_valid = false;
+    return KILN_OK;
+}
+
+static kiln_status check_inputs_shaped(const kiln_context *c) {
+    for (int32_t i = 0; i < c->engine->net->nb_inputs; i++)
+        if (!c->io[i].dims_set)
+            return kiln__error(KILN_INVALID_STATE, "input '%s' has dynamic dims: call kiln_context_set_input_shape first",
+                               io_tensor(c, i)->name);
+    return KILN_OK;
+}
+
+/* Infers output dims for the current input shapes (shape tensors folded on the host). */
+static kiln_status infer_outputs(kiln_context *c) {
+    if (c->shapes_valid) return KILN_OK;
+    KILN__TRY(check_inputs_shaped(c));
+    const kiln_network *net = c->engine->net;
+    kiln__eval ev;
+    KILN__TRY(kiln__eval_init(&ev, net, &c->engine->alloc, NULL));
+    for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&ev, i, &c->io[i].dims, NULL);
+    kiln_status st = kiln__eval_run(&ev, KILN__EVAL_SHAPES);
+    if (st == KILN_OK) {
+        for (int64_t o = 0; o < net->nb_outputs; o++)
+            c->io[net->nb_inputs + o].dims = ev.values[net->outputs[o]->index].dims;
+        c->shapes_valid = true;
+    }
+    kiln__eval_free(&ev);
+    return st;
+}
+
+kiln_status kiln_context_get_tensor_shape(kiln_context *c, const char *name, kiln_dims *dims) {
+    if (!c || !name || !dims) return kiln__error(KILN_INVALID_ARGUMENT, "get_tensor_shape: NULL argument");
+    int32_t i = io_index(c, name);
+    if (i < 0) return kiln__error(KILN_NOT_FOUND, "get_tensor_shape: the engine has no input or output named '%s'", name);
+    if (i < c->engine->net->nb_inputs) {
+        *dims = c->io[i].dims;
+        return KILN_OK;
+    }
+    if (!(c->executed && c->shapes_valid)) KILN__TRY(infer_outputs(c));
+    *dims = c->io[i].dims;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_set_tensor_address(kiln_context *c, const char *name, void *data, size_t size) {
+    if (!c || !name) return kiln__error(KILN_INVALID_ARGUMENT, "set_tensor_address: context or name is NULL");
+    int32_t i = io_index(c, name);
+    if (i < 0)
+        return kiln__error(KILN_NOT_FOUND, "set_tensor_address: the engine has no input or output named '%s'", name);
+    if (!data && size) return kiln__error(KILN_INVALID_ARGUMENT, "set_tensor_address '%s': data is NULL", name);
+    c->io[i].data = data;
+    c->io[i].bytes = size;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_get_tensor_address(kiln_context *c, const char *name, void **data) {
+    if (!c || !name || !data) return kiln__error(KILN_INVALID_ARGUMENT, "get_tensor_address: NULL argument");
+    *data = NULL;
+    int32_t i = io_index(c, name);
+    if (i < 0)
+        return kiln__error(KILN_NOT_FOUND, "get_tensor_address: the engine has no input or output named '%s'", name);
+    if (c->io[i].data) {
+        *data = c->io[i].data;
+        return KILN_OK;
+    }
+    if (i >= c->engine->net->nb_inputs && c->executed && c->ev_ready) {
+        *data = c->ev.values[io_tensor(c, i)->index].data;
+        return KILN_OK;
+    }
+    return kiln__error(KILN_INVALID_STATE, "get_tensor_address '%s': no memory is bound%s", name,
+                       i >= c->engine->net->nb_inputs ? " and the context has not executed" : "");
+}
+
+kiln_status kiln_context_execute(kiln_context *c) {
+    if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "execute: context is NULL");
+    kiln_engine *e = c->engine;
+    const kiln_network *net = e->net;
+    if (e->device != KILN_DEVICE_CPU)
+        return kiln__error(KILN_UNSUPPORTED, "execute: CUDA engines run through kiln_context_enqueue");
+    KILN__TRY(check_inputs_shaped(c));
+    c->executed = false;
+    for (int32_t i = 0; i < net->nb_inputs; i++) {
+        size_t need = 0;
+        kiln__dtype_bytes(net->inputs[i]->dtype, kiln__dims_volume(&c->io[i].dims), &need);
+        if (!c->io[i].data && need)
+            return kiln__error(KILN_INVALID_STATE, "execute: input '%s' has no memory bound", net->inputs[i]->name);
+        if (c->io[i].bytes < need)
+            return kiln__error(KILN_INVALID_ARGUMENT, "execute: input '%s' needs %zu bytes, the bound buffer has %zu",
+                               net->inputs[i]->name, need, c->io[i].bytes);
+    }
+    drop_eval(c);
+    KILN__TRY(kiln__eval_init(&c->ev, net, &e->alloc, e->pool));
+    c->ev_ready = true;
+    for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, c->io[i].data);
+    for (int64_t o = 0; o < net->nb_outputs; o++) {
+        const io_slot *s = &c->io[net->nb_inputs + o];
+        if (s->data && !net->outputs[o]->is_input) kiln__eval_bind(&c->ev, net->outputs[o]->index, s->data, s->bytes);
+    }
+    kiln_status st = kiln__eval_run(&c->ev, KILN__EVAL_EXECUTE);
+    for (int64_t o = 0; st == KILN_OK && o < net->nb_outputs; o++) {
+        io_slot *s = &c->io[net->nb_inputs + o];
+        const kiln__value *v = &c->ev.values[net->outputs[o]->index];
+        s->dims = v->dims;
+        /* Outputs that alias an input or a constant are copied into the bound buffer. */
+        if (s->data && v->data != s->data) {
+            if (s->bytes < v->bytes)
+                st = kiln__error(KILN_INVALID_ARGUMENT, "execute: output '%s' needs %zu bytes, the bound buffer has %zu",
+                                 net->outputs[o]->name, v->bytes, s->bytes);
+            else if (v->bytes)
+                memcpy(s->data, v->data, v->bytes);
+        }
+    }
+    c->activation_bytes = c->ev.peak_bytes;
+    if (st != KILN_OK) {
+        drop_eval(c);
+        return st;
+    }
+    c->shapes_valid = true;
+    c->executed = true;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_enqueue(kiln_context *c, void *stream) {
+    (void)stream;
+    return kiln_context_execute(c);
+}
+
+uint64_t kiln_context_activation_bytes(const kiln_context *c) { return c ? c->activation_bytes : 0; }

@@ -1,0 +1,38 @@
+/* The network evaluator: runs each layer's shape inference and, where values are wanted,
+ * its CPU kernel. Used for build-time shape inference (with shape tensors folded), for the
+ * CPU runtime, and by the CUDA backend to compute shape tensors on the host. */
+#ifndef KILN_EVAL_H
+#define KILN_EVAL_H
+
+#include "engine.h"
+
+typedef enum kiln__eval_mode {
+    KILN__EVAL_SHAPES,  /* dims everywhere; values only for small tensors computable from constants/shapes */
+    KILN__EVAL_EXECUTE  /* every tensor computed */
+} kiln__eval_mode;
+
+typedef struct kiln__eval {
+    const kiln_network *net;
+    const kiln__alloc *alloc;
+    kiln__pool *pool;
+    kiln__value *values; /* one per tensor */
+    bool *owned;         /* values[i].data was allocated here */
+    int32_t *uses_left;  /* execute mode: consumers still to run, to free early */
+    uint64_t live_bytes, peak_bytes;
+} kiln__eval;
+
+/* Prepares an evaluator for net (arrays sized to its tensors). */
+kiln_status kiln__eval_init(kiln__eval *ev, const kiln_network *net, const kiln__alloc *alloc, kiln__pool *pool);
+/* Frees every value the evaluator allocated and its arrays. */
+void kiln__eval_free(kiln__eval *ev);
+
+/* Sets input i's dims (and data, not owned; NULL in shape mode). */
+void kiln__eval_set_input(kiln__eval *ev, int64_t input, const kiln_dims *dims, void *data);
+/* Binds caller memory for a tensor (an output): the producing layer writes there when the size
+ * fits. */
+void kiln__eval_bind(kiln__eval *ev, int64_t tensor, void *data, size_t bytes);
+
+/* Runs the network. Errors name the failing layer. */
+kiln_status kiln__eval_run(kiln__eval *ev, kiln__eval_mode mode);
+
+#endif
