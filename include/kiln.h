@@ -232,6 +232,22 @@ typedef enum kiln_layer_type {
     KILN_LAYER_CAST,
     KILN_LAYER_SHAPE,
     KILN_LAYER_IDENTITY,
+    KILN_LAYER_SELECT, /* where(cond, a, b) */
+    KILN_LAYER_TOPK, /* k largest/smallest along an axis */
+    KILN_LAYER_FILL, /* constant-of-shape, range, eye-like */
+    KILN_LAYER_PADDING, /* constant/reflect/edge/wrap padding */
+    KILN_LAYER_SCATTER, /* scatter-nd / scatter-elements */
+    KILN_LAYER_EINSUM, /* Einstein summation */
+    KILN_LAYER_EXPAND, /* broadcast to a shape */
+    KILN_LAYER_TILE, /* repeat along dims */
+    KILN_LAYER_CUMSUM, /* cumulative sum/product */
+    KILN_LAYER_ONE_HOT, /* one-hot encoding */
+    KILN_LAYER_NONZERO, /* indices of non-zero elements */
+    KILN_LAYER_TRILU, /* upper/lower triangle */
+    KILN_LAYER_QUANTIZE, /* float -> int8/fp8 with scale and zero point */
+    KILN_LAYER_DEQUANTIZE, /* int8/fp8 -> float */
+    KILN_LAYER_GRID_SAMPLE, /* sampling at grid coordinates */
+    KILN_LAYER_LRN, /* local response normalization */
     KILN_LAYER_TYPE_COUNT
 } kiln_layer_type;
 

@@ -117,6 +117,11 @@ int cli_prepare_inputs(kiln_engine *engine, kiln_context *ctx, const char *shape
 /* After execution: copies every output into host memory (ios items with mode OUTPUT). */
 int cli_fetch_outputs(kiln_context *ctx, cli_ios *ios);
 void cli_ios_free(cli_ios *ios);
+/* Runs the context once to completion: execute on the CPU; enqueue on `stream` and wait for
+ * it with CUDA. */
+int cli_execute(kiln_context *ctx, kiln_device_type device, void *stream);
+/* Seconds on CLOCK_MONOTONIC. */
+double cli_now(void);
 
 /* CUDA engines: device memory through the CUDA runtime, loaded on first use. */
 int cli_cuda_malloc(void **ptr, size_t size);

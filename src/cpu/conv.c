@@ -88,12 +88,12 @@ static void im2col(const conv_geom *g, const float *x, float *col, int64_t r0, i
                     memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
                     continue;
                 }
-                const float *xrow = xc + (iz * g->in[1] + iy) * g->in[2] + base_x;
+                const float *xrow = xc + (iz * g->in[1] + iy) * g->in[2];
                 for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
-                if (g->s[2] == 1)
-                    memcpy(dst + lo, xrow + lo, (size_t)(hi - lo) * sizeof *dst);
+                if (g->s[2] == 1 && hi > lo)
+                    memcpy(dst + lo, xrow + lo + base_x, (size_t)(hi - lo) * sizeof *dst);
                 else
-                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = xrow[ox * g->s[2]];
+                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = xrow[ox * g->s[2] + base_x];
                 for (int64_t ox = hi; ox < g->out[2]; ox++) dst[ox] = 0;
             }
         }
@@ -135,12 +135,12 @@ static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
                     for (int64_t oy = 0; oy < g->out[1]; oy++) {
                         int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
                         if (iy < 0 || iy >= g->in[1]) continue;
-                        const float *xrow = x + (iz * g->in[1] + iy) * g->in[2] + base_x;
+                        const float *xrow = x + (iz * g->in[1] + iy) * g->in[2];
                         float *yrow = y + (oz * g->out[1] + oy) * g->out[2];
                         if (g->s[2] == 1)
-                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox];
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox + base_x];
                         else
-                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * g->s[2]];
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * g->s[2] + base_x];
                     }
                 }
             }
@@ -294,7 +294,8 @@ static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t cou
 
 static void from_f32(const float *f, kiln_dtype dtype, void *out, int64_t count) {
     uint16_t *h = out;
-    for (int64_t i = 0; i < count; i++) h[i] = dtype == KILN_FLOAT16 ? kiln__float_to_half(f[i]) : kiln__float_to_bf16(f[i]);
+    for (int64_t i = 0; i < count; i++)
+        h[i] = dtype == KILN_FLOAT16 ? kiln__float_to_half(f[i]) : kiln__float_to_bf16(f[i]);
 }
 
 kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
@@ -330,7 +331,11 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
     float *y = kiln__malloc_aligned(ctx->alloc, (size_t)ny * sizeof(float), 64);
     kiln_status st = KILN_OUT_OF_MEMORY;
     if (x && w && y && (b || !bias) && (r || !res)) {
-        j.x = x, j.w = w, j.bias = b, j.res = r, j.y = y;
+        j.x = x;
+        j.w = w;
+        j.bias = b;
+        j.res = r;
+        j.y = y;
         st = conv_f32(&j, ctx);
         if (st == KILN_OK) from_f32(y, t, out[0].data, ny);
     }

@@ -21,7 +21,23 @@
     X(RESIZE, resize)                                                                                          \
     X(CAST, cast)                                                                                              \
     X(SHAPE, shape)                                                                                            \
-    X(IDENTITY, identity)
+    X(IDENTITY, identity)                                                                                      \
+    X(SELECT, select)                                                                                          \
+    X(TOPK, topk)                                                                                              \
+    X(FILL, fill)                                                                                              \
+    X(PADDING, padding)                                                                                        \
+    X(SCATTER, scatter)                                                                                        \
+    X(EINSUM, einsum)                                                                                          \
+    X(EXPAND, expand)                                                                                          \
+    X(TILE, tile)                                                                                              \
+    X(CUMSUM, cumsum)                                                                                          \
+    X(ONE_HOT, onehot)                                                                                         \
+    X(NONZERO, nonzero)                                                                                        \
+    X(TRILU, trilu)                                                                                            \
+    X(QUANTIZE, quantize)                                                                                      \
+    X(DEQUANTIZE, dequantize)                                                                                  \
+    X(GRID_SAMPLE, gridsample)                                                                                 \
+    X(LRN, lrn)
 
 #define KILN__DECLARE(E, fam)                                                                                  \
     kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *)        \

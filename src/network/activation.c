@@ -17,7 +17,8 @@ static kiln_status activation_infer(const kiln_layer *layer, const kiln__value *
                   kiln__dtype_is_signed(t);
     if (!kiln__dtype_is_float(t) && !int_ok)
         return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input 0 has dtype %s, expected a float type%s",
-                                 kiln_dtype_name(t), p->kind <= KILN_ACT_CLIP ? "" : "");
+                                 kiln_dtype_name(t),
+                                 p->kind == KILN_ACT_RELU || p->kind == KILN_ACT_CLIP ? " or a signed integer" : "");
     out[0].dtype = t;
     out[0].dims = in[0].dims;
     return KILN_OK;

@@ -16,6 +16,12 @@ static const char *wire_name(uint32_t wire) {
 }
 
 void kiln__pb_init(kiln__pb *r, const uint8_t *start, const uint8_t *data, size_t size, const char *msg) {
+    static const uint8_t empty[1];
+    if (!data) { /* an empty file maps to NULL; pointer arithmetic on NULL is undefined */
+        data = empty;
+        size = 0;
+    }
+    if (!start) start = data;
     r->start = start;
     r->p = data;
     r->end = data + size;

@@ -1,7 +1,9 @@
 /* TensorProto: decoding, size checks, external data, and element data in dtype layout. */
 #include "onnx/decode.h"
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {

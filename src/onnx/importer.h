@@ -1,0 +1,67 @@
+/* The ONNX importer: maps each ONNX node (per opset) onto kiln layers. One file per op family
+ * (import_<family>.c), each exporting a table of the ops it handles; import.c walks the
+ * graph, binds value names to network tensors and dispatches. */
+#ifndef KILN_ONNX_IMPORTER_H
+#define KILN_ONNX_IMPORTER_H
+
+#include "network/ir.h"
+#include "onnx/model.h"
+
+typedef struct kiln__onnx_ctx kiln__onnx_ctx;
+
+/* Imports one node: reads its inputs with kiln__onnx_in, adds layers to the network and
+ * binds every output with kiln__onnx_out. */
+typedef kiln_status (*kiln__onnx_import_fn)(kiln__onnx_ctx *ctx, const kiln__onnx_node *node);
+
+typedef struct kiln__onnx_op {
+    const char *domain;  /* "" for the default domain (ai.onnx), "ai.onnx.ml", ... */
+    const char *op_type;
+    int32_t min_opset;   /* first opset version of the domain the importer handles (usually 1) */
+    kiln__onnx_import_fn import;
+} kiln__onnx_op;
+
+/* Each family file defines a table ending with a {NULL, NULL, 0, NULL} entry, named
+ * kiln__onnx_ops_<family>; import.c lists the families. */
+
+/* The network being built. */
+kiln_network *kiln__onnx_network(kiln__onnx_ctx *ctx);
+/* Opset version the model imports for the node's domain. */
+int64_t kiln__onnx_node_opset(kiln__onnx_ctx *ctx, const kiln__onnx_node *node);
+/* Input i of the node, or NULL when omitted ("" or past the end). */
+kiln_tensor *kiln__onnx_in(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i);
+/* Binds output i of the node to t. The tensor takes the ONNX value name (so errors and
+ * engine IO use the model's names). Outputs omitted in the model ("" or past the end) are
+ * ignored. */
+kiln_status kiln__onnx_out(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, kiln_tensor *t);
+/* Whether the node's output i is used (named) in the model. */
+bool kiln__onnx_has_out(const kiln__onnx_node *node, int32_t i);
+
+/* Records "node 'name' (OpType): <message>"; returns status. */
+kiln_status kiln__onnx_node_error(const kiln__onnx_node *node, kiln_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Values known at import time: when t is produced by a constant layer (an initializer, a
+ * Constant node, or something folded), its dtype, dims and host data; else NULL data. Use it
+ * for inputs that ONNX passes as tensors but kiln layers take as parameters (when the layer
+ * has no tensor input for them). */
+bool kiln__onnx_const(kiln__onnx_ctx *ctx, const kiln_tensor *t, kiln__value *out);
+/* Reads a constant 1-D (or scalar) int32/int64 tensor into out[0..*count); false if t is not
+ * a constant of that kind or has more than max elements. */
+bool kiln__onnx_const_ints(kiln__onnx_ctx *ctx, const kiln_tensor *t, int64_t *out, int32_t max, int32_t *count);
+
+/* Layer construction for importers: creates a layer of `type` with the given inputs (NULL
+ * for omitted optional ones) and nb_outputs outputs, sets its params, names it after the
+ * node (a suffix keeps names unique when one node makes several layers), and runs inference
+ * (errors are prefixed with the node). */
+kiln_status kiln__onnx_add_layer(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_layer_type type,
+                                 kiln_tensor *const *inputs, int32_t nb_inputs, int32_t nb_outputs,
+                                 const void *params, size_t params_size, kiln_layer **layer);
+/* Shorthands that return the layer's first output (NULL on error, status in *st). */
+kiln_tensor *kiln__onnx_add1(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_layer_type type,
+                             kiln_tensor *const *inputs, int32_t nb_inputs, const void *params, size_t params_size,
+                             kiln_status *st);
+/* A constant tensor made during import (e.g. a default value). */
+kiln_status kiln__onnx_add_constant(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_dtype dtype,
+                                    const kiln_dims *dims, const void *data, kiln_tensor **out);
+
+#endif
