@@ -13,7 +13,7 @@
 
 static int kt_failures;
 static int kt_checks;
-static uint64_t kt_rng_state;
+static _Thread_local uint64_t kt_rng_state; /* per thread: tests may draw from several */
 
 #define KT_CHECK(cond)                                                                                         \
     do {                                                                                                       \
@@ -45,6 +45,7 @@ static inline void kt_seed(void) {
 }
 
 static inline uint64_t kt_rand_u64(void) {
+    if (!kt_rng_state) kt_rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&kt_rng_state;
     kt_rng_state ^= kt_rng_state << 13;
     kt_rng_state ^= kt_rng_state >> 7;
     kt_rng_state ^= kt_rng_state << 17;

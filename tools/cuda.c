@@ -81,5 +81,5 @@ int cli_cuda_stream_sync(void *stream) {
 }
 
 void cli_cuda_stream_destroy(void *stream) {
-    if (load() && stream) cuda.stream_destroy(stream);
+    if (stream && load()) cuda.stream_destroy(stream);
 }

@@ -209,7 +209,7 @@ int cli_build_engine(const cli_build_opts *o, kiln_engine **engine_out) {
         }
 
     kiln_logger logger = cli_logger(o->verbose);
-    kiln_builder_options bopts = KILN_INIT(kiln_builder_options);
+    kiln_builder_options bopts = {.struct_size = sizeof bopts};
     bopts.logger = &logger;
     if ((st = kiln_builder_create(&bopts, &builder)) != KILN_OK) {
         cli_kiln_fail(st, "creating the builder");
@@ -299,7 +299,7 @@ done:
 static int make_runtime(int32_t nb_threads, kiln_runtime **runtime) {
     static kiln_logger logger;
     logger = cli_logger(0);
-    kiln_runtime_options ropts = KILN_INIT(kiln_runtime_options);
+    kiln_runtime_options ropts = {.struct_size = sizeof ropts};
     ropts.logger = &logger;
     ropts.nb_threads = nb_threads;
     kiln_status st = kiln_runtime_create(&ropts, runtime);

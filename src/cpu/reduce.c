@@ -8,7 +8,6 @@
 #include <math.h>
 
 typedef struct reduce_job {
-    const kiln_layer *layer;
     const void *src;
     void *dst;
     kiln_dtype in_type, out_type;
@@ -231,8 +230,7 @@ kiln_status kiln__cpu_reduce(const kiln_layer *layer, const kiln__value *inputs,
     kiln__reduce_axes ax;
     KILN__TRY(kiln__reduce_resolve(layer, inputs, &ax));
     if (ax.nb_unknown >= 0) return kiln__layer_error(layer, KILN_INTERNAL_ERROR, "axes unknown at run time");
-    reduce_job j = {.layer = layer,
-                    .src = x->data,
+    reduce_job j = {.src = x->data,
                     .dst = outputs[0].data,
                     .in_type = x->dtype,
                     .out_type = outputs[0].dtype,

@@ -3,6 +3,7 @@
 #include "ir.h"
 
 #include <math.h>
+#include <string.h>
 
 static bool matmul_dtype(kiln_dtype t) {
     switch (t) {
@@ -157,7 +158,9 @@ kiln_status kiln_network_add_fully_connected(kiln_network *network, kiln_tensor 
      * transposed by the matmul. */
     kiln_tensor *flat_in = input;
     if (x->nb_dims > 2) {
-        kiln_shuffle_desc sd = KILN_INIT(kiln_shuffle_desc);
+        kiln_shuffle_desc sd;
+        memset(&sd, 0, sizeof sd);
+        sd.struct_size = sizeof sd;
         sd.has_reshape = 1;
         sd.reshape.nb_dims = 2;
         sd.reshape.d[0] = 0;

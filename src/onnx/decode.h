@@ -57,7 +57,7 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
  * included). */
 kiln_status kiln__onnx_check_graph(const kiln__alloc *alloc, kiln__onnx_graph *g);
 
-/* "node 'conv1' (Conv)" or "node 3 (Conv)" for errors. */
+/* "node 'conv1' (Conv)", or "node 3 (Conv)" when unnamed (index < 0 leaves the index out). */
 void kiln__onnx_node_label(const kiln__onnx_node *n, int64_t index, char *buf, size_t size);
 
 #endif

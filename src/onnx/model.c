@@ -2,6 +2,7 @@
 #include "onnx/decode.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,7 @@ static kiln_status decode_node(kiln__onnx_store *s, const kiln__pb *parent, cons
         default: break;
         }
     }
+    if (!n->op_type[0]) return kiln__error(KILN_INVALID_ARGUMENT, "NodeProto has no op_type");
     if (ni > INT32_MAX || no > INT32_MAX || na > INT32_MAX)
         return kiln__error(KILN_INVALID_ARGUMENT, "too many inputs, outputs or attributes");
     const char **inputs = kiln__onnx_alloc(s, ni, sizeof *inputs);
@@ -211,7 +213,8 @@ static kiln_status decode_node(kiln__onnx_store *s, const kiln__pb *parent, cons
 
 void kiln__onnx_node_label(const kiln__onnx_node *n, int64_t index, char *buf, size_t size) {
     if (n->name && n->name[0]) snprintf(buf, size, "node '%s' (%s)", n->name, n->op_type);
-    else snprintf(buf, size, "node %lld (%s)", (long long)index, n->op_type);
+    else if (index >= 0) snprintf(buf, size, "node %lld (%s)", (long long)index, n->op_type);
+    else snprintf(buf, size, "node (%s)", n->op_type);
 }
 
 /* ---- GraphProto ---- */

@@ -70,3 +70,5 @@ kiln_status kiln__engine_alloc(const kiln__alloc *alloc, const kiln__log *log, k
 /* Checks a deserialized or built engine: topological order, IO lists, every layer's infer on
  * the build-time dims and on each profile's min/opt/max. */
 kiln_status kiln__engine_validate(kiln_engine *engine);
+
+#endif

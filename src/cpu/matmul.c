@@ -1,0 +1,223 @@
+/* CPU matmul: out = alpha * op(a) op(b) + beta * c with numpy batch broadcasting and 1-D
+ * operands, then the fused activation. float32/float64 through sgemm/dgemm (one call per batch,
+ * or one for all batches when b has none), half types through float32, integers (wrapping, as
+ * numpy) through plain loops. */
+#include "cpu.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <string.h>
+
+typedef struct mm_job {
+    int64_t batches, m, k, n;
+    const int64_t *aoff, *boff; /* element offset of each batch's matrix in a and b */
+    int32_t op_a, op_b;
+    double alpha, beta; /* beta is 0 when c is absent: y was not prefilled */
+    kiln_dtype dtype;
+    const void *a, *b;
+    void *y;
+} mm_job;
+
+static void gemm_one(const mm_job *j, int64_t batch) {
+    int m = (int)j->m, n = (int)j->n, k = (int)j->k;
+    int lda = KILN__MAX(1, j->op_a ? m : k), ldb = KILN__MAX(1, j->op_b ? k : n);
+    enum CBLAS_TRANSPOSE ta = j->op_a ? CblasTrans : CblasNoTrans, tb = j->op_b ? CblasTrans : CblasNoTrans;
+    if (j->dtype == KILN_FLOAT64)
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, j->alpha, (const double *)j->a + j->aoff[batch], lda,
+                    (const double *)j->b + j->boff[batch], ldb, j->beta, (double *)j->y + batch * j->m * j->n,
+                    KILN__MAX(1, n));
+    else
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, (float)j->alpha, (const float *)j->a + j->aoff[batch], lda,
+                    (const float *)j->b + j->boff[batch], ldb, (float)j->beta, (float *)j->y + batch * j->m * j->n,
+                    KILN__MAX(1, n));
+}
+
+static uint64_t ld_int(const void *p, kiln_dtype t, int64_t i) {
+    switch (t) {
+    case KILN_INT32: return (uint64_t)(int64_t)((const int32_t *)p)[i];
+    case KILN_UINT32: return ((const uint32_t *)p)[i];
+    default: return ((const uint64_t *)p)[i];
+    }
+}
+
+static void st_int(void *p, kiln_dtype t, int64_t i, uint64_t v) {
+    if (t == KILN_INT32 || t == KILN_UINT32)
+        ((uint32_t *)p)[i] = (uint32_t)v;
+    else
+        ((uint64_t *)p)[i] = v;
+}
+
+/* Integer matmul in wrapping 64-bit arithmetic, truncated to the dtype's width. */
+static void int_one(const mm_job *j, int64_t batch) {
+    uint64_t alpha = (uint64_t)(int64_t)j->alpha, beta = (uint64_t)(int64_t)j->beta;
+    int64_t sam = j->op_a ? 1 : j->k, sak = j->op_a ? j->m : 1;
+    int64_t sbk = j->op_b ? 1 : j->n, sbn = j->op_b ? j->k : 1;
+    for (int64_t r = 0; r < j->m; r++)
+        for (int64_t c = 0; c < j->n; c++) {
+            uint64_t acc = 0;
+            for (int64_t q = 0; q < j->k; q++)
+                acc += ld_int(j->a, j->dtype, j->aoff[batch] + r * sam + q * sak) *
+                       ld_int(j->b, j->dtype, j->boff[batch] + q * sbk + c * sbn);
+            int64_t o = (batch * j->m + r) * j->n + c;
+            uint64_t prev = j->beta != 0 ? beta * ld_int(j->y, j->dtype, o) : 0;
+            st_int(j->y, j->dtype, o, alpha * acc + prev);
+        }
+}
+
+static void batch_range(void *arg, int64_t begin, int64_t end) {
+    const mm_job *j = arg;
+    for (int64_t b = begin; b < end; b++) {
+        if (kiln__dtype_is_float(j->dtype))
+            gemm_one(j, b);
+        else
+            int_one(j, b);
+    }
+}
+
+/* Copies c, broadcast, into every element of y (dims od); elements of esz bytes. */
+static void fill_broadcast(const kiln_dims *od, const kiln_dims *cd, const void *c, void *y, size_t esz) {
+    int32_t r = od->nb_dims;
+    int64_t cs[KILN_MAX_DIMS], idx[KILN_MAX_DIMS] = {0}, total = kiln__dims_volume(od);
+    int64_t run = 1;
+    for (int32_t i = r - 1; i >= 0; i--) {
+        int32_t ci = i - (r - cd->nb_dims);
+        int64_t dim = ci >= 0 ? cd->d[ci] : 1;
+        cs[i] = dim == 1 ? 0 : run;
+        run *= dim;
+    }
+    const char *src = c;
+    char *dst = y;
+    int64_t off = 0;
+    for (int64_t e = 0; e < total; e++) {
+        memcpy(dst + e * esz, src + off * esz, esz);
+        for (int32_t i = r - 1; i >= 0; i--) {
+            off += cs[i];
+            if (++idx[i] < od->d[i]) break;
+            off -= cs[i] * idx[i];
+            idx[i] = 0;
+        }
+    }
+}
+
+static double act_f64(const kiln__act *a, double x) {
+    switch (a->kind) {
+    case KILN_ACT_RELU: return x > 0 ? x : 0;
+    case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : a->alpha * x;
+    case KILN_ACT_CLIP: return x < a->alpha ? a->alpha : (x > a->beta ? a->beta : x);
+    default: return kiln__act_f32(a->kind, a->alpha, a->beta, (float)x);
+    }
+}
+
+/* Runs the job on y (prefilled with c when beta != 0), then the activation. */
+static void run_job(mm_job *j, const kiln__act *act, int64_t ny, kiln__cpu_ctx *ctx) {
+    if (j->batches > 1 && ctx->pool && kiln__pool_threads(ctx->pool) > 1)
+        kiln__parallel_for(ctx->pool, j->batches, 1, batch_range, j);
+    else
+        batch_range(j, 0, j->batches);
+    if (act->kind < 0) return;
+    if (j->dtype == KILN_FLOAT64)
+        for (int64_t i = 0; i < ny; i++) ((double *)j->y)[i] = act_f64(act, ((double *)j->y)[i]);
+    else
+        kiln__apply_act_f32(act, j->y, ny);
+}
+
+static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t count) {
+    float *f = kiln__malloc_aligned(alloc, (size_t)KILN__MAX(count, 1) * sizeof(float), 64);
+    if (!f || !v) return f;
+    const uint16_t *h = v->data;
+    for (int64_t i = 0; i < count; i++)
+        f[i] = v->dtype == KILN_FLOAT16 ? kiln__half_to_float(h[i]) : kiln__bf16_to_float(h[i]);
+    return f;
+}
+
+kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
+    const kiln__matmul_params *p = &layer->p.matmul;
+    const kiln_dims *ad = &in[0].dims, *bd = &in[1].dims, *od = &out[0].dims;
+    const kiln__value *c = layer->nb_inputs > 2 && in[2].data ? &in[2] : NULL;
+    int32_t ra = ad->nb_dims, rb = bd->nb_dims;
+    mm_job j = {.op_a = p->op_a, .op_b = p->op_b, .alpha = p->alpha, .beta = c ? p->beta : 0.0,
+                .dtype = in[0].dtype};
+    j.m = ra == 1 ? 1 : ad->d[ra - 2 + (p->op_a ? 1 : 0)];
+    j.k = ra == 1 ? ad->d[0] : ad->d[ra - 1 - (p->op_a ? 1 : 0)];
+    j.n = rb == 1 ? 1 : bd->d[rb - 1 - (p->op_b ? 1 : 0)];
+    int64_t ny = kiln__dims_volume(od);
+    if (ny == 0) return KILN_OK;
+    if (j.m > INT_MAX || j.n > INT_MAX || j.k > INT_MAX)
+        return kiln__layer_error(layer, KILN_UNSUPPORTED, "matrix dims %lldx%lldx%lld exceed the BLAS int range",
+                                 (long long)j.m, (long long)j.k, (long long)j.n);
+
+    /* Batch offsets: out batch dims broadcast a's and b's (right-aligned, size-1 dims repeat). */
+    int32_t nbr = od->nb_dims - (ra > 1) - (rb > 1);
+    j.batches = 1;
+    for (int32_t i = 0; i < nbr; i++) j.batches *= od->d[i];
+    bool fold = rb <= 2 && !p->op_a && ra > 2; /* a's batches stack into one [batches * m, k] matrix */
+    int64_t nb_off = fold ? 1 : j.batches;
+    int64_t *offs = kiln__malloc(ctx->alloc, (size_t)nb_off * 2 * sizeof(int64_t));
+    if (!offs) return KILN_OUT_OF_MEMORY;
+    j.aoff = offs;
+    j.boff = offs + nb_off;
+    if (fold) {
+        offs[0] = offs[1] = 0;
+        j.m *= j.batches;
+        j.batches = 1;
+    } else {
+        int64_t sa[KILN_MAX_DIMS], sb[KILN_MAX_DIMS], idx[KILN_MAX_DIMS] = {0};
+        int64_t run_a = j.m * j.k, run_b = j.k * j.n;
+        for (int32_t i = nbr - 1; i >= 0; i--) {
+            int32_t ia = i - (nbr - KILN__MAX(ra - 2, 0)), ib = i - (nbr - KILN__MAX(rb - 2, 0));
+            int64_t da = ia >= 0 ? ad->d[ia] : 1, db = ib >= 0 ? bd->d[ib] : 1;
+            sa[i] = da == 1 ? 0 : run_a;
+            sb[i] = db == 1 ? 0 : run_b;
+            run_a *= da;
+            run_b *= db;
+        }
+        int64_t oa = 0, ob = 0;
+        for (int64_t b = 0; b < j.batches; b++) {
+            offs[b] = oa;
+            offs[nb_off + b] = ob;
+            for (int32_t i = nbr - 1; i >= 0; i--) {
+                oa += sa[i];
+                ob += sb[i];
+                if (++idx[i] < od->d[i]) break;
+                oa -= sa[i] * idx[i];
+                ob -= sb[i] * idx[i];
+                idx[i] = 0;
+            }
+        }
+    }
+
+    kiln_status st = KILN_OK;
+    kiln_dtype t = in[0].dtype;
+    if (t == KILN_FLOAT16 || t == KILN_BFLOAT16) {
+        int64_t na = kiln__dims_volume(ad), nbv = kiln__dims_volume(bd);
+        float *a = to_f32(ctx->alloc, &in[0], na), *b = to_f32(ctx->alloc, &in[1], nbv);
+        float *cf = c ? to_f32(ctx->alloc, c, kiln__dims_volume(&c->dims)) : NULL;
+        float *y = to_f32(ctx->alloc, NULL, ny);
+        if (a && b && y && (cf || !c)) {
+            if (j.beta != 0) fill_broadcast(od, &c->dims, cf, y, sizeof(float));
+            j.dtype = KILN_FLOAT32;
+            j.a = a;
+            j.b = b;
+            j.y = y;
+            run_job(&j, &p->act, ny, ctx);
+            uint16_t *h = out[0].data;
+            for (int64_t i = 0; i < ny; i++)
+                h[i] = t == KILN_FLOAT16 ? kiln__float_to_half(y[i]) : kiln__float_to_bf16(y[i]);
+        } else {
+            st = KILN_OUT_OF_MEMORY;
+        }
+        kiln__free(ctx->alloc, a);
+        kiln__free(ctx->alloc, b);
+        kiln__free(ctx->alloc, cf);
+        kiln__free(ctx->alloc, y);
+    } else {
+        size_t esz = kiln_dtype_bits(t) / 8;
+        if (j.beta != 0) fill_broadcast(od, &c->dims, c->data, out[0].data, esz);
+        j.a = in[0].data;
+        j.b = in[1].data;
+        j.y = out[0].data;
+        run_job(&j, &p->act, ny, ctx);
+    }
+    kiln__free(ctx->alloc, offs);
+    return st;
+}

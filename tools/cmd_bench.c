@@ -1,0 +1,182 @@
+/* kiln bench: latency and throughput of an engine, reported as trtexec does. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char help[] =
+    "usage: kiln bench (--loadEngine=FILE | --onnx=FILE [build options]) [options]\n"
+    "\n"
+    "Runs the engine on random inputs, first for the warm-up time, then for at least the given\n"
+    "duration and number of iterations, and prints throughput, latency statistics, the host\n"
+    "walltime, the number of executions, activation memory and the process's peak memory.\n"
+    "\n"
+    "  --loadEngine=FILE   an engine plan\n"
+    "  --onnx=FILE         or build this model first (accepts the options of kiln build:\n"
+    "                      --fp16 --bf16 --tf32 --int8 --minShapes --optShapes --maxShapes\n"
+    "                      --timingCacheFile --workspace --saveEngine --verbose)\n"
+    "  --device=cpu|cuda   device to build for (with --loadEngine: must match the engine)\n"
+    "  --threads=N         CPU worker threads (default: one per core)\n"
+    "  --shapes=SPEC       shapes of dynamic inputs, name:1x3x224x224[,...] (default: profile opt)\n"
+    "  --warmUp=MS         warm-up time in milliseconds (default 200)\n"
+    "  --duration=S        minimum timed duration in seconds (default 3)\n"
+    "  --iterations=N      minimum number of timed executions (default 10)\n";
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted values. */
+static double percentile(const double *sorted, size_t n, double p) {
+    size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
+static int measure(kiln_engine *engine, const char *shapes, double warm_ms, double duration_s, int64_t iterations) {
+    kiln_device_type device = kiln_engine_device(engine);
+    kiln_context *ctx = NULL;
+    void *stream = NULL;
+    cli_ios ios = {0, NULL, KILN_DEVICE_CPU};
+    double *lat = NULL, *enq = NULL;
+    size_t n = 0, cap = 0;
+    int rc = CLI_FAIL;
+    kiln_status st = kiln_engine_create_context(engine, &ctx);
+    if (st != KILN_OK) return cli_kiln_fail(st, "creating an execution context");
+    if ((rc = cli_prepare_inputs(engine, ctx, shapes, NULL, 1, &ios)) != CLI_OK) goto done;
+    rc = CLI_FAIL;
+    if (device == KILN_DEVICE_CUDA && cli_cuda_stream_create(&stream)) goto done;
+
+    int64_t warm_count = 0;
+    double t0 = cli_now();
+    while ((cli_now() - t0) * 1e3 < warm_ms) {
+        if (cli_execute(ctx, device, stream)) goto done;
+        warm_count++;
+    }
+    printf("Warm-up: %lld executions in %.1f ms\n", (long long)warm_count, (cli_now() - t0) * 1e3);
+
+    double start = cli_now(), now = start;
+    while (now - start < duration_s || (int64_t)n < iterations) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            double *l2 = realloc(lat, cap * sizeof *lat), *e2 = l2 ? realloc(enq, cap * sizeof *enq) : NULL;
+            if (l2) lat = l2;
+            if (e2) enq = e2;
+            if (!l2 || !e2) {
+                cli_error("out of memory");
+                goto done;
+            }
+        }
+        double a = cli_now();
+        st = device == KILN_DEVICE_CUDA ? kiln_context_enqueue(ctx, stream) : kiln_context_execute(ctx);
+        double b = cli_now();
+        if (st != KILN_OK) {
+            cli_kiln_fail(st, "execution failed");
+            goto done;
+        }
+        if (device == KILN_DEVICE_CUDA && cli_cuda_stream_sync(stream)) goto done;
+        now = cli_now();
+        lat[n] = (now - a) * 1e3;
+        enq[n] = (b - a) * 1e3;
+        n++;
+    }
+    double wall = now - start;
+    uint64_t act = kiln_context_activation_bytes(ctx);
+    double sum = 0, enq_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += lat[i];
+        enq_sum += enq[i];
+    }
+    qsort(lat, n, sizeof *lat, cmp_double);
+    qsort(enq, n, sizeof *enq, cmp_double);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+
+    printf("=== Performance summary ===\n");
+    printf("Throughput: %.3f qps\n", (double)n / wall);
+    printf("Latency: min = %.5f ms, max = %.5f ms, mean = %.5f ms, median = %.5f ms, percentile(90%%) = %.5f ms, "
+           "percentile(95%%) = %.5f ms, percentile(99%%) = %.5f ms\n",
+           lat[0], lat[n - 1], sum / (double)n, percentile(lat, n, 50), percentile(lat, n, 90),
+           percentile(lat, n, 95), percentile(lat, n, 99));
+    printf("Enqueue Time: min = %.5f ms, max = %.5f ms, mean = %.5f ms, median = %.5f ms\n", enq[0], enq[n - 1],
+           enq_sum / (double)n, percentile(enq, n, 50));
+    printf("Total Host Walltime: %.5f s\n", wall);
+    printf("Enqueue count: %zu\n", n);
+    printf("Activation memory: %.3f MiB (%llu bytes)\n", (double)act / (1 << 20), (unsigned long long)act);
+    printf("Peak resident memory: %.3f MiB\n", (double)ru.ru_maxrss / 1024.0);
+    printf("Device: %s; latencies are host wall times (CLOCK_MONOTONIC) of one %s\n",
+           device == KILN_DEVICE_CUDA ? "cuda" : "cpu",
+           device == KILN_DEVICE_CUDA ? "enqueue + stream synchronize" : "execute");
+    rc = CLI_OK;
+done:
+    free(lat);
+    free(enq);
+    cli_ios_free(&ios);
+    cli_cuda_stream_destroy(stream);
+    kiln_context_destroy(ctx);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    cli_build_opts o = {0};
+    const char *engine_path = NULL, *threads_text = NULL, *shapes = NULL, *warm_text = NULL, *duration_text = NULL,
+               *iter_text = NULL;
+    cli_opt opts[CLI_BUILD_NB_OPTS + 6];
+    int n = cli_build_opt_table(&o, opts);
+    const cli_opt extra[] = {{"loadEngine", &engine_path, NULL}, {"threads", &threads_text, NULL},
+                             {"shapes", &shapes, NULL},          {"warmUp", &warm_text, NULL},
+                             {"duration", &duration_text, NULL}, {"iterations", &iter_text, NULL}};
+    memcpy(opts + n, extra, sizeof extra);
+    int rc = cli_parse(argc, argv, opts, n + 6);
+    if (rc < 0) {
+        fputs(help, stdout);
+        return CLI_OK;
+    }
+    if (rc) return rc;
+    if (!engine_path == !o.onnx) {
+        cli_error("give exactly one of --loadEngine=FILE and --onnx=FILE (see kiln bench --help)");
+        return CLI_USAGE;
+    }
+    if (engine_path && (o.save_engine || o.min_shapes || o.opt_shapes || o.max_shapes || o.timing_cache ||
+                        o.workspace || o.fp16 || o.bf16 || o.tf32 || o.int8)) {
+        cli_error("build options need --onnx; --loadEngine runs the engine as it was built");
+        return CLI_USAGE;
+    }
+    int64_t threads = 0, iterations = 10;
+    double warm_ms = 200, duration_s = 3;
+    kiln_device_type device;
+    if ((threads_text && cli_parse_i64("threads", threads_text, 0, 4096, &threads)) ||
+        (warm_text && cli_parse_f64("warmUp", warm_text, 0, 3.6e6, &warm_ms)) ||
+        (duration_text && cli_parse_f64("duration", duration_text, 0, 86400, &duration_s)) ||
+        (iter_text && cli_parse_i64("iterations", iter_text, 1, INT64_C(1) << 40, &iterations)) ||
+        cli_parse_device(o.device, &device))
+        return CLI_USAGE;
+
+    kiln_runtime *runtime = NULL;
+    kiln_engine *engine = NULL;
+    if (engine_path) {
+        if (cli_load_engine(engine_path, (int32_t)threads, &runtime, &engine)) return CLI_FAIL;
+        if (o.device && kiln_engine_device(engine) != device) {
+            cli_error("--device=%s but the engine was built for %s", o.device,
+                      kiln_engine_device(engine) == KILN_DEVICE_CUDA ? "cuda" : "cpu");
+            rc = CLI_USAGE;
+            goto done;
+        }
+    } else {
+        kiln_engine *built = NULL;
+        if ((rc = cli_build_engine(&o, &built)) != CLI_OK) return rc;
+        rc = cli_reload_engine(built, (int32_t)threads, &runtime, &engine);
+        kiln_engine_destroy(built);
+        if (rc) return rc;
+    }
+    cli_print_engine_summary(engine);
+    rc = measure(engine, shapes, warm_ms, duration_s, iterations);
+done:
+    kiln_engine_destroy(engine);
+    kiln_runtime_destroy(runtime);
+    return rc;
+}
