@@ -113,7 +113,7 @@ static kiln_status skip_group(const kiln__pb *r, const uint8_t **pp, uint32_t nu
             return kiln__error(KILN_INVALID_ARGUMENT, "truncated protobuf at offset %zu in %s: group (field %u) has no end",
                                offset_of(r, group_at), r->msg, number);
         const uint8_t *tag_at = *pp;
-        uint32_t n, wire;
+        uint32_t n = 0, wire = 0;
         uint64_t v;
         const uint8_t *d;
         size_t s;
