@@ -121,6 +121,16 @@ static inline bool kiln__value_is_single(const kiln__value *v) {
     return v->dims.nb_dims == 0 || v->dims.d[0] == 1 || v->dims.d[0] == -1;
 }
 
+/* TopK: k from input 1 when present (-1 while its value is unknown), else the static k. */
+kiln_status kiln__topk_k(const kiln_layer *layer, const kiln__value *inputs, int64_t *k);
+
+/* Range: number of elements of range(start, limit, delta) from the three scalar inputs. */
+kiln_status kiln__range_count(const kiln_layer *layer, const kiln__value *inputs, int64_t *count);
+
+/* NonZero: how many elements of x (with data) are non-zero; whether element i is. */
+int64_t kiln__nonzero_count(const kiln__value *x);
+bool kiln__nonzero_at(const kiln__value *x, int64_t i);
+
 /* Padding: per dim of x, pads before and after, once known. *known is false when the pads or
  * axes input has no values yet. */
 kiln_status kiln__padding_resolve(const kiln_layer *layer, const kiln__value *inputs, int64_t *begin, int64_t *end,

@@ -1,0 +1,601 @@
+/* Convolution and deconvolution: the CPU kernels against naive reference loops on random inputs
+ * (shapes, strides, pads, dilations, groups, depthwise, 1-D/3-D, auto_pad, output_shape, fused
+ * bias/residual/activation, all float dtypes, serial and threaded), shape inference and its
+ * errors, the network API and one end-to-end engine run per layer. */
+#include "cpu/cpu.h"
+#include "kt.h"
+
+/* Named so the linker pulls the kernels out of the static library (the registry's references
+ * are weak); the tests also check that the registry returns them. */
+kiln_status kiln__cpu_conv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
+kiln_status kiln__cpu_deconv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
+
+static kiln__alloc g_alloc;
+static kiln__pool *g_pool;
+
+/* ---------------------------------------------------------------- dtype helpers */
+
+static size_t esize(kiln_dtype t) { return t == KILN_FLOAT64 ? 8 : t == KILN_FLOAT32 ? 4 : 2; }
+
+static void store(void *p, kiln_dtype t, int64_t i, double v) {
+    switch (t) {
+    case KILN_FLOAT64: ((double *)p)[i] = v; break;
+    case KILN_FLOAT32: ((float *)p)[i] = (float)v; break;
+    case KILN_FLOAT16: ((uint16_t *)p)[i] = kiln__float_to_half((float)v); break;
+    default: ((uint16_t *)p)[i] = kiln__float_to_bf16((float)v); break;
+    }
+}
+
+static double load(const void *p, kiln_dtype t, int64_t i) {
+    switch (t) {
+    case KILN_FLOAT64: return ((const double *)p)[i];
+    case KILN_FLOAT32: return ((const float *)p)[i];
+    case KILN_FLOAT16: return kiln__half_to_float(((const uint16_t *)p)[i]);
+    default: return kiln__bf16_to_float(((const uint16_t *)p)[i]);
+    }
+}
+
+/* A value of random data in [-1, 1); ref gets the values as stored (rounded to the dtype). */
+static kiln__value rand_value(kiln_dtype t, kiln_dims dims, double **ref) {
+    kiln__value v = {.dtype = t, .dims = dims};
+    int64_t n = kiln__dims_volume(&dims);
+    v.bytes = (size_t)n * esize(t);
+    v.data = malloc(v.bytes ? v.bytes : 1);
+    *ref = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        store(v.data, t, i, kt_randf(-1, 1));
+        (*ref)[i] = load(v.data, t, i);
+    }
+    return v;
+}
+
+static double ref_act(int kind, double x) {
+    switch (kind) {
+    case KILN_ACT_RELU: return x > 0 ? x : 0;
+    case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : 0.1 * x;
+    case KILN_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    default: return x;
+    }
+}
+
+/* ---------------------------------------------------------------- cases */
+
+typedef struct conv_case {
+    int deconv, ns;
+    int64_t n, c, m, in[3], k[3], s[3], d[3], pb[3], pe[3], op[3];
+    int groups, auto_pad, bias, res, act; /* act: kind or -1 */
+    int has_os;
+    int64_t os[3];
+} conv_case;
+
+static kiln_layer make_layer(const conv_case *cc, int nb_inputs) {
+    kiln_layer l;
+    memset(&l, 0, sizeof l);
+    l.type = cc->deconv ? KILN_LAYER_DECONVOLUTION : KILN_LAYER_CONVOLUTION;
+    l.name = cc->deconv ? "deconv_t" : "conv_t";
+    l.nb_inputs = nb_inputs;
+    l.nb_outputs = 1;
+    kiln__conv_params *p = &l.p.conv;
+    p->nb_output_maps = (int32_t)cc->m;
+    p->nb_spatial = cc->ns;
+    p->groups = cc->groups;
+    p->auto_pad = cc->auto_pad;
+    p->has_output_shape = cc->has_os;
+    p->act.kind = cc->act;
+    p->act.alpha = 0.1f;
+    for (int i = 0; i < cc->ns; i++) {
+        p->kernel[i] = cc->k[i];
+        p->stride[i] = cc->s[i];
+        p->dilation[i] = cc->d[i];
+        p->pad_begin[i] = cc->pb[i];
+        p->pad_end[i] = cc->pe[i];
+        p->output_padding[i] = cc->op[i];
+        p->output_shape[i] = cc->os[i];
+    }
+    return l;
+}
+
+/* Python's floor division by 2. */
+static int64_t fdiv2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+/* Reference output size and begin pad of spatial dim i, straight from the ONNX spec text. */
+static void ref_geom(const conv_case *cc, int i, int64_t *out, int64_t *pb) {
+    int64_t n = cc->in[i], k = cc->k[i], s = cc->s[i], d = cc->d[i], ek = (k - 1) * d + 1;
+    bool same = cc->auto_pad == KILN__PAD_SAME_UPPER || cc->auto_pad == KILN__PAD_SAME_LOWER;
+    if (!cc->deconv) {
+        if (same) {
+            *out = (n + s - 1) / s;
+            int64_t total = (*out - 1) * s + ek - n;
+            if (total < 0) total = 0;
+            *pb = cc->auto_pad == KILN__PAD_SAME_UPPER ? total / 2 : total - total / 2;
+        } else if (cc->auto_pad == KILN__PAD_VALID) {
+            *out = (n - ek) / s + 1;
+            *pb = 0;
+        } else {
+            *out = (n + cc->pb[i] + cc->pe[i] - ek) / s + 1;
+            *pb = cc->pb[i];
+        }
+        return;
+    }
+    if (cc->has_os || same) {
+        *out = cc->has_os ? cc->os[i] : n * s;
+        int64_t total = s * (n - 1) + cc->op[i] + ek - *out;
+        *pb = cc->auto_pad == KILN__PAD_SAME_UPPER ? fdiv2(total) : total - fdiv2(total);
+    } else if (cc->auto_pad == KILN__PAD_VALID) {
+        *out = s * (n - 1) + cc->op[i] + ek;
+        *pb = 0;
+    } else {
+        *out = s * (n - 1) + cc->op[i] + ek - cc->pb[i] - cc->pe[i];
+        *pb = cc->pb[i];
+    }
+}
+
+/* Naive reference over padded-to-3 index arrays. */
+static void reference(const conv_case *cc, const int64_t *out, const int64_t *pb, const double *x, const double *w,
+                      const double *b, const double *r, double *y) {
+    int64_t in3[3] = {1, 1, 1}, out3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1}, d3[3] = {1, 1, 1},
+            p3[3] = {0, 0, 0};
+    int off = 3 - cc->ns;
+    for (int i = 0; i < cc->ns; i++) {
+        in3[off + i] = cc->in[i];
+        out3[off + i] = out[i];
+        k3[off + i] = cc->k[i];
+        s3[off + i] = cc->s[i];
+        d3[off + i] = cc->d[i];
+        p3[off + i] = pb[i];
+    }
+    int64_t ip = in3[0] * in3[1] * in3[2], opl = out3[0] * out3[1] * out3[2], kv = k3[0] * k3[1] * k3[2];
+    int64_t cg = cc->c / cc->groups, mg = cc->m / cc->groups, ny = cc->n * cc->m * opl;
+    for (int64_t i = 0; i < ny; i++) y[i] = 0;
+    for (int64_t n = 0; n < cc->n; n++)
+        for (int64_t m = 0; m < cc->m; m++)
+            for (int64_t ci = 0; ci < cg; ci++) {
+                int64_t g = m / mg, c = g * cg + ci;
+                for (int64_t a0 = 0; a0 < (cc->deconv ? in3[0] : out3[0]); a0++)
+                    for (int64_t a1 = 0; a1 < (cc->deconv ? in3[1] : out3[1]); a1++)
+                        for (int64_t a2 = 0; a2 < (cc->deconv ? in3[2] : out3[2]); a2++)
+                            for (int64_t k0 = 0; k0 < k3[0]; k0++)
+                                for (int64_t k1 = 0; k1 < k3[1]; k1++)
+                                    for (int64_t k2 = 0; k2 < k3[2]; k2++) {
+                                        int64_t b0 = a0 * s3[0] - p3[0] + k0 * d3[0];
+                                        int64_t b1 = a1 * s3[1] - p3[1] + k1 * d3[1];
+                                        int64_t b2 = a2 * s3[2] - p3[2] + k2 * d3[2];
+                                        const int64_t *lim = cc->deconv ? out3 : in3;
+                                        if (b0 < 0 || b0 >= lim[0] || b1 < 0 || b1 >= lim[1] || b2 < 0 ||
+                                            b2 >= lim[2])
+                                            continue;
+                                        int64_t kk = (k0 * k3[1] + k1) * k3[2] + k2;
+                                        if (!cc->deconv) {
+                                            double wv = w[(m * cg + ci) * kv + kk];
+                                            y[(n * cc->m + m) * opl + (a0 * out3[1] + a1) * out3[2] + a2] +=
+                                                wv * x[(n * cc->c + c) * ip + (b0 * in3[1] + b1) * in3[2] + b2];
+                                        } else {
+                                            double wv = w[(c * mg + m % mg) * kv + kk];
+                                            y[(n * cc->m + m) * opl + (b0 * out3[1] + b1) * out3[2] + b2] +=
+                                                wv * x[(n * cc->c + c) * ip + (a0 * in3[1] + a1) * in3[2] + a2];
+                                        }
+                                    }
+            }
+    for (int64_t i = 0; i < ny; i++) {
+        double v = y[i] + (b ? b[i / opl % cc->m] : 0) + (r ? r[i] : 0);
+        y[i] = cc->act >= 0 ? ref_act(cc->act, v) : v;
+    }
+}
+
+static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool) {
+    char label[160];
+    snprintf(label, sizeof label, "%s [%s, %s]", what, kiln_dtype_name(t), pool ? "threads" : "serial");
+    int64_t out[3], pb[3];
+    kiln_dims xd = {cc->ns + 2, {cc->n, cc->c}}, wd = {cc->ns + 2, {0}}, yd = {cc->ns + 2, {cc->n, cc->m}};
+    wd.d[0] = cc->deconv ? cc->c : cc->m;
+    wd.d[1] = cc->deconv ? cc->m / cc->groups : cc->c / cc->groups;
+    for (int i = 0; i < cc->ns; i++) {
+        ref_geom(cc, i, &out[i], &pb[i]);
+        xd.d[2 + i] = cc->in[i];
+        wd.d[2 + i] = cc->k[i];
+        yd.d[2 + i] = out[i];
+    }
+    double *rx, *rw, *rb = NULL, *rr = NULL;
+    kiln__value in[4];
+    memset(in, 0, sizeof in);
+    in[0] = rand_value(t, xd, &rx);
+    in[1] = rand_value(t, wd, &rw);
+    if (cc->bias) in[2] = rand_value(t, (kiln_dims){1, {cc->m}}, &rb);
+    if (cc->res) in[3] = rand_value(t, yd, &rr);
+    kiln_layer l = make_layer(cc, cc->res ? 4 : 3);
+    kiln__value o[1];
+    memset(o, 0, sizeof o);
+    const kiln__layer_ops *ops = kiln__layer_ops_for(l.type);
+    KT_OK(ops->infer(&l, in, o));
+    KT_CHECK(o[0].dtype == t && kiln__dims_equal(&o[0].dims, &yd));
+    if (!kiln__dims_equal(&o[0].dims, &yd)) {
+        char got[128], want[128];
+        kiln__dims_format(&o[0].dims, got, sizeof got);
+        kiln__dims_format(&yd, want, sizeof want);
+        fprintf(stderr, "%s: inferred %s, expected %s\n", label, got, want);
+        goto done;
+    }
+    int64_t ny = kiln__dims_volume(&yd);
+    o[0].bytes = (size_t)ny * esize(t);
+    o[0].data = malloc(o[0].bytes);
+    kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc};
+    KT_OK(kiln__cpu_kernel_for(l.type)(&l, in, o, &ctx));
+    double *ry = malloc(sizeof(double) * (size_t)ny);
+    reference(cc, out, pb, rx, rw, rb, rr, ry);
+    float *got = malloc(sizeof(float) * (size_t)ny), *want = malloc(sizeof(float) * (size_t)ny);
+    for (int64_t i = 0; i < ny; i++) {
+        got[i] = (float)load(o[0].data, t, i);
+        want[i] = (float)ry[i];
+    }
+    float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
+    kt_close(label, got, want, ny, tol, tol);
+    free(got);
+    free(want);
+    free(ry);
+    free(o[0].data);
+done:
+    for (int i = 0; i < 4; i++) free(in[i].data);
+    free(rx);
+    free(rw);
+    free(rb);
+    free(rr);
+}
+
+static conv_case c2d(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t k, int64_t s, int64_t p,
+                     int64_t d, int g) {
+    conv_case cc = {.ns = 2, .n = n, .c = c, .m = m, .in = {h, w}, .k = {k, k}, .s = {s, s}, .d = {d, d},
+                    .pb = {p, p}, .pe = {p, p}, .groups = g, .act = -1};
+    return cc;
+}
+
+static void run_all_dtypes(const char *what, const conv_case *cc) {
+    static const kiln_dtype types[] = {KILN_FLOAT32, KILN_FLOAT16, KILN_BFLOAT16, KILN_FLOAT64};
+    for (size_t i = 0; i < KILN__ARRAY_LEN(types); i++) run_case(what, cc, types[i], NULL);
+    run_case(what, cc, KILN_FLOAT32, g_pool);
+}
+
+static void test_conv_kernels(void) {
+    conv_case cc = c2d(2, 3, 4, 7, 6, 3, 1, 1, 1, 1);
+    run_all_dtypes("conv 3x3 pad 1", &cc);
+    cc = c2d(1, 4, 6, 9, 8, 3, 2, 0, 1, 1);
+    cc.pe[1] = 2;
+    run_all_dtypes("conv stride 2 asymmetric pads", &cc);
+    cc = c2d(3, 4, 4, 10, 9, 3, 1, 2, 2, 2);
+    cc.bias = 1;
+    run_all_dtypes("conv dilation 2 groups 2 bias", &cc);
+    cc = c2d(5, 6, 6, 8, 8, 3, 2, 1, 1, 6);
+    cc.bias = 1;
+    cc.act = KILN_ACT_RELU;
+    run_all_dtypes("depthwise stride 2 bias relu", &cc);
+    cc = c2d(2, 4, 4, 9, 7, 5, 1, 2, 2, 4);
+    run_all_dtypes("depthwise 5x5 dilation 2", &cc);
+    cc = c2d(2, 3, 6, 5, 5, 3, 1, 1, 1, 3);
+    run_all_dtypes("groups 3, 2 maps per group", &cc);
+    cc = c2d(4, 8, 5, 6, 7, 1, 1, 0, 1, 1);
+    cc.bias = 1;
+    cc.res = 1;
+    cc.act = KILN_ACT_LEAKY_RELU;
+    run_all_dtypes("pointwise bias residual leaky", &cc);
+    cc = c2d(1, 8, 5, 6, 7, 1, 2, 0, 1, 1);
+    run_all_dtypes("pointwise stride 2", &cc);
+    cc = c2d(2, 3, 4, 7, 7, 3, 1, 1, 1, 1);
+    cc.bias = cc.res = 1;
+    cc.act = KILN_ACT_SIGMOID;
+    run_all_dtypes("conv bias residual sigmoid", &cc);
+    conv_case c1 = {.ns = 1, .n = 2, .c = 3, .m = 5, .in = {17}, .k = {4}, .s = {3}, .d = {2}, .pb = {3}, .pe = {1},
+                    .groups = 1, .bias = 1, .act = -1};
+    run_all_dtypes("conv 1-D", &c1);
+    conv_case c3 = {.ns = 3, .n = 2, .c = 4, .m = 6, .in = {5, 6, 4}, .k = {3, 2, 3}, .s = {1, 2, 1},
+                    .d = {1, 1, 2}, .pb = {1, 0, 1}, .pe = {1, 1, 2}, .groups = 2, .bias = 1, .act = -1};
+    run_all_dtypes("conv 3-D groups 2", &c3);
+    for (int ap = KILN__PAD_SAME_UPPER; ap <= KILN__PAD_VALID; ap++) {
+        cc = c2d(2, 3, 4, 8, 7, 4, 3, 0, 1, 1);
+        cc.auto_pad = ap;
+        char what[64];
+        snprintf(what, sizeof what, "conv auto_pad %d", ap);
+        run_all_dtypes(what, &cc);
+        cc.groups = cc.c = cc.m = 3;
+        snprintf(what, sizeof what, "depthwise auto_pad %d", ap);
+        run_all_dtypes(what, &cc);
+    }
+    /* Random shapes. */
+    for (int it = 0; it < 30; it++) {
+        conv_case r = {.ns = (int)kt_randi(1, 3), .n = kt_randi(1, 3), .groups = (int)kt_randi(1, 3), .act = -1};
+        r.c = r.groups * kt_randi(1, 3);
+        r.m = r.groups * kt_randi(1, 3);
+        if (kt_randi(0, 3) == 0) r.c = r.m = r.groups;
+        r.auto_pad = (int)kt_randi(0, 3);
+        r.bias = (int)kt_randi(0, 1);
+        r.res = (int)kt_randi(0, 1);
+        for (int i = 0; i < r.ns; i++) {
+            r.k[i] = kt_randi(1, 3);
+            r.s[i] = kt_randi(1, 3);
+            r.d[i] = kt_randi(1, 2);
+            r.pb[i] = kt_randi(0, 2);
+            r.pe[i] = kt_randi(0, 2);
+            r.in[i] = (r.k[i] - 1) * r.d[i] + kt_randi(1, 8);
+        }
+        run_case("random conv", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
+    }
+}
+
+static void test_deconv_kernels(void) {
+    conv_case cc = c2d(2, 3, 4, 5, 4, 3, 2, 1, 1, 1);
+    cc.deconv = 1;
+    run_all_dtypes("deconv stride 2 pad 1", &cc);
+    cc.op[0] = cc.op[1] = 1;
+    cc.bias = 1;
+    run_all_dtypes("deconv output padding bias", &cc);
+    cc = c2d(3, 4, 6, 5, 6, 3, 2, 0, 2, 2);
+    cc.deconv = cc.bias = cc.res = 1;
+    cc.act = KILN_ACT_RELU;
+    cc.pe[0] = 2;
+    run_all_dtypes("deconv groups dilation bias residual relu", &cc);
+    cc = c2d(4, 4, 4, 3, 3, 3, 3, 1, 1, 4);
+    cc.deconv = 1;
+    run_all_dtypes("deconv depthwise", &cc);
+    for (int ap = KILN__PAD_SAME_UPPER; ap <= KILN__PAD_VALID; ap++) {
+        cc = c2d(2, 3, 2, 3, 4, 3, 2, 0, 1, 1);
+        cc.deconv = 1;
+        cc.auto_pad = ap;
+        run_all_dtypes("deconv auto_pad", &cc);
+    }
+    cc = c2d(1, 2, 3, 3, 4, 3, 2, 0, 1, 1);
+    cc.deconv = cc.has_os = 1;
+    cc.os[0] = 8;
+    cc.os[1] = 10;
+    run_all_dtypes("deconv output_shape", &cc);
+    cc.auto_pad = KILN__PAD_SAME_UPPER;
+    cc.os[0] = 7;
+    run_all_dtypes("deconv output_shape same_upper", &cc);
+    conv_case c1 = {.deconv = 1, .ns = 1, .n = 2, .c = 3, .m = 2, .in = {6}, .k = {4}, .s = {3}, .d = {1},
+                    .pb = {2}, .pe = {1}, .op = {2}, .groups = 1, .bias = 1, .act = -1};
+    run_all_dtypes("deconv 1-D", &c1);
+    conv_case c3 = {.deconv = 1, .ns = 3, .n = 1, .c = 2, .m = 4, .in = {3, 4, 2}, .k = {2, 3, 2}, .s = {2, 1, 2},
+                    .d = {1, 2, 1}, .pb = {0, 1, 1}, .pe = {1, 0, 0}, .groups = 2, .act = -1};
+    run_all_dtypes("deconv 3-D groups", &c3);
+    for (int it = 0; it < 20; it++) {
+        conv_case r = {.deconv = 1, .ns = (int)kt_randi(1, 3), .n = kt_randi(1, 4), .groups = (int)kt_randi(1, 2),
+                       .act = -1};
+        r.c = r.groups * kt_randi(1, 3);
+        r.m = r.groups * kt_randi(1, 3);
+        r.bias = (int)kt_randi(0, 1);
+        for (int i = 0; i < r.ns; i++) {
+            r.k[i] = kt_randi(1, 3);
+            r.s[i] = kt_randi(1, 3);
+            r.d[i] = kt_randi(1, 2);
+            r.op[i] = kt_randi(0, KILN__MAX(r.s[i], r.d[i]) - 1);
+            r.pb[i] = kt_randi(0, r.k[i] - 1);
+            r.pe[i] = kt_randi(0, r.k[i] - 1);
+            r.in[i] = kt_randi(1, 5);
+        }
+        run_case("random deconv", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- inference */
+
+static void infer_dims(const conv_case *cc, kiln_dims x, kiln_dims w, kiln_dims *out, kiln_status want) {
+    kiln_layer l = make_layer(cc, 3);
+    kiln__value in[3], o[1];
+    memset(in, 0, sizeof in);
+    memset(o, 0, sizeof o);
+    in[0] = (kiln__value){.dtype = KILN_FLOAT32, .dims = x};
+    in[1] = (kiln__value){.dtype = KILN_FLOAT32, .dims = w};
+    kiln_status st = kiln__layer_ops_for(l.type)->infer(&l, in, o);
+    KT_STATUS(st, want);
+    if (st != KILN_OK) KT_CHECK(strstr(kiln_last_error(), l.name) != NULL);
+    if (out) *out = o[0].dims;
+}
+
+static void test_infer(void) {
+    conv_case cc = c2d(1, 4, 8, 10, 10, 3, 2, 1, 1, 2);
+    kiln_dims o;
+    /* Unknown dims stay unknown; the rest is computed. */
+    infer_dims(&cc, (kiln_dims){4, {-1, 4, -1, 10}}, (kiln_dims){4, {8, 2, 3, 3}}, &o, KILN_OK);
+    KT_CHECK(o.nb_dims == 4 && o.d[0] == -1 && o.d[1] == 8 && o.d[2] == -1 && o.d[3] == 5);
+    infer_dims(&cc, (kiln_dims){4, {1, -1, 10, 10}}, (kiln_dims){4, {-1, 2, 3, 3}}, &o, KILN_OK);
+    KT_CHECK(o.d[1] == 8 && o.d[2] == 5);
+    /* Errors: ranks, channels, groups, too big a kernel, params. */
+    infer_dims(&cc, (kiln_dims){3, {1, 4, 10}}, (kiln_dims){4, {8, 2, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 10, 10}}, (kiln_dims){3, {8, 2, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    infer_dims(&cc, (kiln_dims){4, {1, 5, 10, 10}}, (kiln_dims){4, {8, 2, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 10, 10}}, (kiln_dims){4, {8, 2, 5, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 2, 10}}, (kiln_dims){4, {8, 2, 3, 3}}, &o, KILN_OK);
+    cc.pb[0] = cc.pe[0] = 0;
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 2, 10}}, (kiln_dims){4, {8, 2, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    cc = c2d(1, 6, 6, 10, 10, 3, 1, 1, 1, 4);
+    infer_dims(&cc, (kiln_dims){4, {1, 8, 10, 10}}, (kiln_dims){4, {6, 2, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    cc.groups = 0;
+    infer_dims(&cc, (kiln_dims){4, {1, 6, 10, 10}}, (kiln_dims){4, {6, 6, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    cc = c2d(1, 4, 8, 10, 10, 3, 0, 1, 1, 1);
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 10, 10}}, (kiln_dims){4, {8, 4, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    cc = c2d(1, 4, 8, 10, 10, 3, 1, 1, 1, 1);
+    cc.ns = 4;
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 10, 10}}, (kiln_dims){4, {8, 4, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    /* Deconvolution: output padding must stay below the stride; channels come from dim 0. */
+    cc = c2d(1, 4, 6, 5, 5, 3, 2, 1, 1, 2);
+    cc.deconv = 1;
+    infer_dims(&cc, (kiln_dims){4, {1, 4, -1, 5}}, (kiln_dims){4, {4, 3, 3, 3}}, &o, KILN_OK);
+    KT_CHECK(o.d[1] == 6 && o.d[2] == -1 && o.d[3] == 9);
+    infer_dims(&cc, (kiln_dims){4, {1, 3, 5, 5}}, (kiln_dims){4, {4, 3, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    cc.op[0] = 2;
+    infer_dims(&cc, (kiln_dims){4, {1, 4, 5, 5}}, (kiln_dims){4, {4, 3, 3, 3}}, NULL, KILN_INVALID_ARGUMENT);
+    /* Bias of the wrong size, residual of the wrong shape, mixed dtypes. */
+    cc = c2d(1, 4, 8, 10, 10, 3, 1, 1, 1, 1);
+    kiln_layer l = make_layer(&cc, 4);
+    kiln__value in[4], out[1];
+    memset(in, 0, sizeof in);
+    in[0] = (kiln__value){.dtype = KILN_FLOAT32, .dims = {4, {1, 4, 10, 10}}};
+    in[1] = (kiln__value){.dtype = KILN_FLOAT32, .dims = {4, {8, 4, 3, 3}}};
+    in[2] = (kiln__value){.dtype = KILN_FLOAT32, .dims = {1, {7}}};
+    KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_INVALID_ARGUMENT);
+    in[2].dims.d[0] = 8;
+    in[3] = (kiln__value){.dtype = KILN_FLOAT32, .dims = {4, {1, 8, 10, 9}}};
+    KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_INVALID_ARGUMENT);
+    KT_CHECK(strstr(kiln_last_error(), "residual") != NULL);
+    in[3].dims.d[3] = 10;
+    KT_OK(kiln__layer_ops_for(l.type)->infer(&l, in, out));
+    in[1].dtype = KILN_FLOAT16;
+    KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_INVALID_ARGUMENT);
+    in[0].dtype = in[1].dtype = in[2].dtype = in[3].dtype = KILN_INT32;
+    KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_UNSUPPORTED);
+}
+
+/* A kernel's scratch allocation failing comes back as KILN_OUT_OF_MEMORY. */
+static void *failing_alloc(void *user, size_t size, size_t alignment) {
+    (void)user, (void)size, (void)alignment;
+    return NULL;
+}
+static void null_free(void *user, void *ptr) { (void)user, (void)ptr; }
+
+static void test_oom(void) {
+    conv_case cc = c2d(1, 3, 4, 6, 6, 3, 1, 1, 1, 1);
+    kiln_layer l = make_layer(&cc, 3);
+    static float x[3 * 36], w[4 * 3 * 9], y[4 * 36];
+    kiln__value in[3] = {{KILN_FLOAT32, {4, {1, 3, 6, 6}}, x, sizeof x}, {KILN_FLOAT32, {4, {4, 3, 3, 3}}, w, sizeof w},
+                         {0}};
+    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 4, 6, 6}}, y, sizeof y}};
+    kiln_allocator bad = {failing_alloc, null_free, NULL};
+    kiln__alloc a;
+    kiln__alloc_init(&a, &bad);
+    kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &a};
+    KT_STATUS(kiln__cpu_conv(&l, in, out, &ctx), KILN_OUT_OF_MEMORY);
+    l.type = KILN_LAYER_DECONVOLUTION;
+    in[1].dims = (kiln_dims){4, {3, 4, 3, 3}};
+    out[0].dims = (kiln_dims){4, {1, 4, 6, 6}};
+    KT_STATUS(kiln__cpu_deconv(&l, in, out, &ctx), KILN_OUT_OF_MEMORY);
+}
+
+/* ---------------------------------------------------------------- network API and engine */
+
+static void test_api_and_engine(void) {
+    kiln_builder *b;
+    kiln_network *net;
+    KT_OK(kiln_builder_create(NULL, &b));
+    KT_OK(kiln_network_create(b, &net));
+    kiln_dims xd = {4, {2, 3, 9, 8}};
+    kiln_tensor *x;
+    KT_OK(kiln_network_add_input(net, "x", KILN_FLOAT32, &xd, &x));
+    float w[6 * 3 * 9], bias[6], w2[6 * 2 * 4];
+    kt_fill(w, 54 * 3, -1, 1);
+    kt_fill(bias, 6, -1, 1);
+    kt_fill(w2, 48, -1, 1);
+    kiln_convolution_desc d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.nb_output_maps = 6;
+    d.kernel[0] = d.kernel[1] = 3;
+    d.stride[0] = 2;
+    d.padding_begin[0] = d.padding_end[0] = d.padding_begin[1] = 1;
+    kiln_layer *conv;
+    KT_OK(kiln_network_add_convolution(net, x, &d, (kiln_weights){KILN_FLOAT32, w, 6 * 3 * 9},
+                                       (kiln_weights){KILN_FLOAT32, bias, 6}, &conv));
+    kiln_dims od;
+    KT_OK(kiln_tensor_shape(kiln_layer_output(conv, 0), &od));
+    KT_CHECK(od.nb_dims == 4 && od.d[0] == 2 && od.d[1] == 6 && od.d[2] == 5 && od.d[3] == 7);
+    KT_CHECK(kiln_layer_get_type(conv) == KILN_LAYER_CONVOLUTION);
+    KT_CHECK(strcmp(kiln_layer_type_name(KILN_LAYER_CONVOLUTION), "Convolution") == 0);
+    /* Deconvolution on the conv output: 4 maps in 2 groups, kernel [6, 2, 2, 2]. */
+    kiln_convolution_desc dd;
+    memset(&dd, 0, sizeof dd);
+    dd.struct_size = sizeof dd;
+    dd.nb_output_maps = 4;
+    dd.groups = 2;
+    dd.kernel[0] = dd.kernel[1] = 2;
+    dd.stride[0] = dd.stride[1] = 2;
+    kiln_layer *deconv;
+    KT_OK(kiln_network_add_deconvolution(net, kiln_layer_output(conv, 0), &dd,
+                                         (kiln_weights){KILN_FLOAT32, w2, 6 * 2 * 4}, (kiln_weights){0}, &deconv));
+    KT_OK(kiln_tensor_shape(kiln_layer_output(deconv, 0), &od));
+    KT_CHECK(od.d[1] == 4 && od.d[2] == 10 && od.d[3] == 14);
+    /* API errors: wrong kernel count, bad desc, wrong-rank input. */
+    int32_t before = kiln_network_num_layers(net);
+    KT_STATUS(kiln_network_add_convolution(net, x, &d, (kiln_weights){KILN_FLOAT32, w, 50}, (kiln_weights){0}, NULL),
+              KILN_INVALID_ARGUMENT);
+    d.nb_spatial_dims = 3;
+    KT_STATUS(kiln_network_add_convolution(net, x, &d, (kiln_weights){KILN_FLOAT32, w, 162}, (kiln_weights){0}, NULL),
+              KILN_INVALID_ARGUMENT);
+    d.nb_spatial_dims = 2;
+    KT_STATUS(kiln_network_add_convolution(net, x, NULL, (kiln_weights){KILN_FLOAT32, w, 162}, (kiln_weights){0}, NULL),
+              KILN_INVALID_ARGUMENT);
+    KT_CHECK(kiln_network_num_layers(net) == before);
+    /* Dynamic batch: -1 stays -1. */
+    kiln_dims dyn = {4, {-1, 3, 9, 8}};
+    kiln_tensor *xdyn;
+    kiln_layer *cdyn;
+    KT_OK(kiln_network_add_input(net, "xdyn", KILN_FLOAT32, &dyn, &xdyn));
+    KT_OK(kiln_network_add_convolution(net, xdyn, &d, (kiln_weights){KILN_FLOAT32, w, 162}, (kiln_weights){0}, &cdyn));
+    KT_OK(kiln_tensor_shape(kiln_layer_output(cdyn, 0), &od));
+    KT_CHECK(od.d[0] == -1 && od.d[1] == 6 && od.d[2] == 5);
+
+    /* End to end: conv -> deconv on the engine, against the reference loops. */
+    kiln_network *net2;
+    KT_OK(kiln_network_create(b, &net2));
+    KT_OK(kiln_network_add_input(net2, "x", KILN_FLOAT32, &xd, &x));
+    d.padding_end[0] = 0;
+    d.padding_end[1] = 0;
+    KT_OK(kiln_network_add_convolution(net2, x, &d, (kiln_weights){KILN_FLOAT32, w, 162},
+                                       (kiln_weights){KILN_FLOAT32, bias, 6}, &conv));
+    KT_OK(kiln_network_add_deconvolution(net2, kiln_layer_output(conv, 0), &dd,
+                                         (kiln_weights){KILN_FLOAT32, w2, 48}, (kiln_weights){0}, &deconv));
+    KT_OK(kiln_network_mark_output(net2, kiln_layer_output(deconv, 0)));
+    kiln_builder_config *cfg;
+    kiln_engine *eng = NULL;
+    kiln_context *ctx = NULL;
+    KT_OK(kiln_builder_config_create(b, &cfg));
+    KT_OK(kiln_builder_build_engine(b, net2, cfg, &eng));
+    if (eng) KT_OK(kiln_engine_create_context(eng, &ctx));
+    if (ctx) {
+        float xin[2 * 3 * 9 * 8];
+        kt_fill(xin, 432, -1, 1);
+        KT_OK(kiln_context_set_tensor_address(ctx, "x", xin, sizeof xin));
+        KT_OK(kiln_context_execute(ctx));
+        void *yp = NULL;
+        KT_OK(kiln_context_get_tensor_address(ctx, kiln_tensor_name(kiln_layer_output(deconv, 0)), &yp));
+        /* Reference: conv (pads 1,0 / 1,0) then deconv (groups 2, stride 2). */
+        conv_case c1 = {.ns = 2, .n = 2, .c = 3, .m = 6, .in = {9, 8}, .k = {3, 3}, .s = {2, 1}, .d = {1, 1},
+                        .pb = {1, 1}, .groups = 1, .act = -1};
+        int64_t o1[2], p1[2];
+        for (int i = 0; i < 2; i++) ref_geom(&c1, i, &o1[i], &p1[i]);
+        double rx[432], rw[162], rb[6], ry1[2 * 6 * 4 * 7], rw2[48];
+        for (int i = 0; i < 432; i++) rx[i] = xin[i];
+        for (int i = 0; i < 162; i++) rw[i] = w[i];
+        for (int i = 0; i < 6; i++) rb[i] = bias[i];
+        for (int i = 0; i < 48; i++) rw2[i] = w2[i];
+        reference(&c1, o1, p1, rx, rw, rb, NULL, ry1);
+        conv_case c2 = {.deconv = 1, .ns = 2, .n = 2, .c = 6, .m = 4, .in = {o1[0], o1[1]}, .k = {2, 2},
+                        .s = {2, 2}, .d = {1, 1}, .groups = 2, .act = -1};
+        int64_t o2[2], p2[2];
+        for (int i = 0; i < 2; i++) ref_geom(&c2, i, &o2[i], &p2[i]);
+        int64_t ny = 2 * 4 * o2[0] * o2[1];
+        double *ry2 = malloc(sizeof(double) * (size_t)ny);
+        float *want = malloc(sizeof(float) * (size_t)ny);
+        reference(&c2, o2, p2, ry1, rw2, NULL, NULL, ry2);
+        for (int64_t i = 0; i < ny; i++) want[i] = (float)ry2[i];
+        if (yp) kt_close("engine conv->deconv", yp, want, ny, 1e-4f, 1e-4f);
+        free(ry2);
+        free(want);
+    }
+    kiln_context_destroy(ctx);
+    kiln_engine_destroy(eng);
+    kiln_builder_config_destroy(cfg);
+    kiln_network_destroy(net2);
+    kiln_network_destroy(net);
+    kiln_builder_destroy(b);
+}
+
+int main(void) {
+    kt_seed();
+    kiln__alloc_init(&g_alloc, NULL);
+    KT_OK(kiln__pool_create(&g_alloc, 4, &g_pool));
+    KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_CONVOLUTION) == kiln__cpu_conv);
+    KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_DECONVOLUTION) == kiln__cpu_deconv);
+    test_conv_kernels();
+    test_deconv_kernels();
+    test_infer();
+    test_oom();
+    test_api_and_engine();
+    kiln__pool_destroy(g_pool);
+    return kt_summary("test_cpu_conv");
+}
