@@ -259,7 +259,7 @@ static kiln_status add_conv(kiln_network *net, kiln_layer_type type, kiln_tensor
 
     kiln_dims kd = {.nb_dims = ns + 2};
     kd.d[0] = deconv ? channels : desc->nb_output_maps;
-    kd.d[1] = rest;
+    kd.d[1] = deconv ? known : rest;
     for (int32_t i = 0; i < ns; i++) kd.d[2 + i] = desc->kernel[i];
     size_t bytes;
     kiln_layer *kl, *bl = NULL;

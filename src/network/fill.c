@@ -26,7 +26,10 @@ kiln_status kiln__range_count(const kiln_layer *layer, const kiln__value *inputs
                 d = kiln__load_i64(inputs[2].data, t, 0);
         if (d == 0) return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "delta is 0");
         /* ceil((l - s) / d) in exact integer arithmetic. */
-        int64_t num = l - s, q = num / d;
+        int64_t num, q;
+        if (__builtin_sub_overflow(l, s, &num))
+            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "limit - start overflows");
+        q = num / d;
         if (q * d != num && ((num > 0) == (d > 0))) q++;
         n = (double)q;
     } else {

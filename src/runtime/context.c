@@ -1,4 +1,5 @@
 /* Execution contexts: per-run shapes, bound memory and the CPU run loop. */
+#include "backend.h"
 #include "engine.h"
 #include "eval.h"
 
@@ -20,6 +21,9 @@ struct kiln_context {
     bool shapes_valid; /* output dims in io[] match the current input dims */
     bool executed;
     uint64_t activation_bytes;
+    void *device_state; /* device engines: the backend's per-context state */
+    void **io_data;     /* device engines: IO pointers in engine order, for the backend */
+    size_t *io_bytes;
 };
 
 static int32_t nb_io(const kiln_context *c) { return kiln_engine_num_io_tensors(c->engine); }
@@ -51,6 +55,20 @@ kiln_status kiln_engine_create_context(kiln_engine *e, kiln_context **out) {
         c->io[i].dims = e->net->inputs[i]->dims;
         c->io[i].dims_set = kiln__dims_volume(&c->io[i].dims) >= 0;
     }
+    if (e->device == KILN_DEVICE_CUDA) {
+        kiln_status st = KILN_OK;
+        size_t n = (size_t)(nb_io(c) ? nb_io(c) : 1);
+        c->io_data = kiln__calloc(&e->alloc, n, sizeof *c->io_data);
+        c->io_bytes = kiln__calloc(&e->alloc, n, sizeof *c->io_bytes);
+        if (!c->io_data || !c->io_bytes) st = KILN_OUT_OF_MEMORY;
+        if (st == KILN_OK && !&kiln__cuda_backend)
+            st = kiln__error(KILN_INCOMPATIBLE, "CUDA engine, but this kiln was built without the CUDA backend");
+        if (st == KILN_OK) st = kiln__cuda_backend.context_create(e, &c->device_state);
+        if (st != KILN_OK) {
+            kiln_context_destroy(c);
+            return st;
+        }
+    }
     *out = c;
     return KILN_OK;
 }
@@ -64,6 +82,9 @@ void kiln_context_destroy(kiln_context *c) {
     if (!c) return;
     kiln__alloc alloc = c->engine->alloc;
     drop_eval(c);
+    if (c->device_state) kiln__cuda_backend.context_destroy(c->device_state);
+    kiln__free(&alloc, c->io_data);
+    kiln__free(&alloc, c->io_bytes);
     kiln__free(&alloc, c->io);
     kiln__free(&alloc, c);
 }
@@ -186,12 +207,46 @@ kiln_status kiln_context_get_tensor_address(kiln_context *c, const char *name, v
                        i >= c->engine->net->nb_inputs ? " and the context has not executed" : "");
 }
 
+/* Device engines: host shape inference (cached while the input shapes stay), then the
+ * backend queues the kernels. */
+static kiln_status enqueue_device(kiln_context *c, void *stream) {
+    kiln_engine *e = c->engine;
+    const kiln_network *net = e->net;
+    KILN__TRY(check_inputs_shaped(c));
+    for (int32_t i = 0; i < nb_io(c); i++) {
+        if (!c->io[i].data && c->io[i].bytes == 0 && i >= net->nb_inputs)
+            return kiln__error(KILN_INVALID_STATE, "enqueue: output '%s' has no device memory bound (CUDA engines need "
+                               "every output bound)", io_tensor(c, i)->name);
+        c->io_data[i] = c->io[i].data;
+        c->io_bytes[i] = c->io[i].bytes;
+    }
+    if (!c->shapes_valid || !c->ev_ready) {
+        drop_eval(c);
+        KILN__TRY(kiln__eval_init(&c->ev, net, &e->alloc, NULL));
+        c->ev_ready = true;
+        for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, NULL);
+        kiln_status st = kiln__eval_run(&c->ev, KILN__EVAL_SHAPES);
+        if (st != KILN_OK) {
+            drop_eval(c);
+            return st;
+        }
+        for (int64_t o = 0; o < net->nb_outputs; o++)
+            c->io[net->nb_inputs + o].dims = c->ev.values[net->outputs[o]->index].dims;
+        c->shapes_valid = true;
+    }
+    KILN__TRY(kiln__cuda_backend.enqueue(c->device_state, e, &c->ev, c->io_data, c->io_bytes, stream));
+    c->executed = true;
+    return KILN_OK;
+}
+
 kiln_status kiln_context_execute(kiln_context *c) {
     if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "execute: context is NULL");
     kiln_engine *e = c->engine;
     const kiln_network *net = e->net;
-    if (e->device != KILN_DEVICE_CPU)
-        return kiln__error(KILN_UNSUPPORTED, "execute: CUDA engines run through kiln_context_enqueue");
+    if (e->device == KILN_DEVICE_CUDA) {
+        KILN__TRY(enqueue_device(c, NULL));
+        return kiln__cuda_backend.synchronize(NULL);
+    }
     KILN__TRY(check_inputs_shaped(c));
     c->executed = false;
     for (int32_t i = 0; i < net->nb_inputs; i++) {
@@ -236,7 +291,8 @@ kiln_status kiln_context_execute(kiln_context *c) {
 }
 
 kiln_status kiln_context_enqueue(kiln_context *c, void *stream) {
-    (void)stream;
+    if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "enqueue: context is NULL");
+    if (c->engine->device == KILN_DEVICE_CUDA) return enqueue_device(c, stream);
     return kiln_context_execute(c);
 }
 

@@ -2,13 +2,23 @@
 #include "engine.h"
 
 #include "../plan/plan.h"
+#include "backend.h"
 #include "eval.h"
 
 #include <string.h>
 
 int kiln_device_available(kiln_device_type device) {
     if (device == KILN_DEVICE_CPU) return 1;
+    if (device == KILN_DEVICE_CUDA && &kiln__cuda_backend) return kiln__cuda_backend.device_count() > 0;
     return 0;
+}
+
+/* Build-time work of a device backend: target architecture, layer checks, tactics. */
+static kiln_status prepare_device(kiln_engine *e, kiln_timing_cache *cache) {
+    const kiln__device_backend *be = &kiln__cuda_backend;
+    KILN__TRY(be->arch(e->gpu_arch, sizeof e->gpu_arch));
+    for (int64_t i = 0; i < e->net->nb_layers; i++) KILN__TRY(be->check_layer(e, e->net->layers[i]));
+    return be->select_tactics(e, cache);
 }
 
 kiln_status kiln__engine_alloc(const kiln__alloc *alloc, const kiln__log *log, kiln_engine **out) {
@@ -195,6 +205,7 @@ kiln_status kiln_builder_build_engine(kiln_builder *b, const kiln_network *netwo
         }
     }
     if (st == KILN_OK) st = kiln__engine_validate(e);
+    if (st == KILN_OK && e->device == KILN_DEVICE_CUDA) st = prepare_device(e, config->timing_cache);
     if (st == KILN_OK) st = kiln__pool_create(&e->alloc, 0, &e->owned_pool);
     if (st != KILN_OK) {
         kiln_engine_destroy(e);
@@ -459,9 +470,15 @@ kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, 
     kiln_engine *e;
     KILN__TRY(kiln__engine_alloc(&rt->alloc, &rt->log, &e));
     kiln_status st = kiln__plan_read(data, size, e);
-    if (st == KILN_OK && e->device == KILN_DEVICE_CUDA && !kiln_device_available(KILN_DEVICE_CUDA))
-        st = kiln__error(KILN_INCOMPATIBLE, "the plan was built for CUDA (%s) but no CUDA device is available",
-                         e->gpu_arch);
+    if (st == KILN_OK && e->device == KILN_DEVICE_CUDA) {
+        char arch[KILN__GPU_ARCH_LEN] = "";
+        if (!kiln_device_available(KILN_DEVICE_CUDA))
+            st = kiln__error(KILN_INCOMPATIBLE, "the plan was built for CUDA (%s) but no CUDA device is available",
+                             e->gpu_arch);
+        else if ((st = kiln__cuda_backend.arch(arch, sizeof arch)) == KILN_OK && strcmp(arch, e->gpu_arch) != 0)
+            st = kiln__error(KILN_INCOMPATIBLE, "the plan was built for %s, this GPU is %s: rebuild the engine",
+                             e->gpu_arch, arch);
+    }
     if (st == KILN_OK) st = kiln__engine_validate(e);
     if (st != KILN_OK) {
         kiln_engine_destroy(e);

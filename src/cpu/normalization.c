@@ -1,0 +1,174 @@
+/* Normalization kernels. Layer, RMS, instance and group normalization all normalize
+ * contiguous blocks of x: statistics in double (two passes, so no cancellation), then
+ * y = (x - mean) * rstd * scale + bias with scale/bias indexed per element (layer, rms) or
+ * per channel. Batch normalization folds its per-channel statistics into one multiply-add. */
+#include "cpu.h"
+
+#include <math.h>
+
+typedef struct norm_job {
+    int32_t type;
+    kiln_dtype dtype;
+    const void *x;
+    void *y;
+    double eps;
+    int64_t block;       /* elements per normalized block */
+    int64_t sub;         /* elements sharing one scale/bias entry inside a block */
+    int64_t groups_per;  /* blocks per sample along the channel dim (C for instance, G for group) */
+    const double *scale, *bias; /* batch: the folded multiplier and offset per channel */
+    int64_t channels;    /* batch: C */
+} norm_job;
+
+static double stat_mean(const norm_job *j, int64_t base) {
+    double sum = 0;
+    if (j->dtype == KILN_FLOAT32) {
+        const float *x = (const float *)j->x + base;
+        for (int64_t i = 0; i < j->block; i++) sum += x[i];
+    } else {
+        for (int64_t i = 0; i < j->block; i++) sum += kiln__load_f64(j->x, j->dtype, base + i);
+    }
+    return sum / (double)j->block;
+}
+
+/* Mean of (x - center)^2 over the block. */
+static double stat_sq(const norm_job *j, int64_t base, double center) {
+    double sum = 0;
+    if (j->dtype == KILN_FLOAT32) {
+        const float *x = (const float *)j->x + base;
+        for (int64_t i = 0; i < j->block; i++) {
+            double t = x[i] - center;
+            sum += t * t;
+        }
+    } else {
+        for (int64_t i = 0; i < j->block; i++) {
+            double t = kiln__load_f64(j->x, j->dtype, base + i) - center;
+            sum += t * t;
+        }
+    }
+    return sum / (double)j->block;
+}
+
+static void apply(const norm_job *j, int64_t base, int64_t first_param, double mean, double rstd) {
+    int64_t nb = j->block / j->sub;
+    for (int64_t k = 0; k < nb; k++) {
+        double a = rstd * j->scale[first_param + k], b = j->bias ? j->bias[first_param + k] : 0;
+        int64_t off = base + k * j->sub;
+        if (j->dtype == KILN_FLOAT32) {
+            const float *x = (const float *)j->x + off;
+            float *y = (float *)j->y + off, fm = (float)mean, fa = (float)a, fb = (float)b;
+            for (int64_t i = 0; i < j->sub; i++) y[i] = (x[i] - fm) * fa + fb;
+        } else {
+            for (int64_t i = off; i < off + j->sub; i++)
+                kiln__store_f64(j->y, j->dtype, i, (kiln__load_f64(j->x, j->dtype, i) - mean) * a + b);
+        }
+    }
+}
+
+static void norm_range(void *arg, int64_t begin, int64_t end) {
+    const norm_job *j = arg;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t base = blk * j->block;
+        if (j->type == KILN_NORM_BATCH) {
+            int64_t c = blk % j->channels;
+            double a = j->scale[c], b = j->bias[c];
+            if (j->dtype == KILN_FLOAT32) {
+                const float *x = (const float *)j->x + base;
+                float *y = (float *)j->y + base, fa = (float)a, fb = (float)b;
+                for (int64_t i = 0; i < j->block; i++) y[i] = x[i] * fa + fb;
+            } else {
+                for (int64_t i = base; i < base + j->block; i++)
+                    kiln__store_f64(j->y, j->dtype, i, kiln__load_f64(j->x, j->dtype, i) * a + b);
+            }
+            continue;
+        }
+        double mean = j->type == KILN_NORM_RMS ? 0 : stat_mean(j, base);
+        double rstd = 1 / sqrt(stat_sq(j, base, mean) + j->eps);
+        int64_t first_param = j->type == KILN_NORM_LAYER || j->type == KILN_NORM_RMS
+                                  ? 0
+                                  : (blk % j->groups_per) * (j->block / j->sub);
+        apply(j, base, first_param, mean, rstd);
+    }
+}
+
+/* Loads input i into dst[0..n), broadcasting a layer/rms parameter onto the normalized dims
+ * `nd` (rank nr) numpy-style; absent inputs give `fill`. */
+static void load_param(const kiln__value *v, double *dst, int64_t n, const int64_t *nd, int32_t nr, double fill) {
+    if (!v || v->dtype == KILN_DTYPE_UNDEFINED || !v->data) {
+        for (int64_t i = 0; i < n; i++) dst[i] = fill;
+        return;
+    }
+    int64_t strides[KILN_MAX_DIMS], s = 1;
+    for (int32_t k = nr - 1; k >= 0; k--) {
+        int32_t vk = k - (nr - v->dims.nb_dims);
+        int64_t dv = vk >= 0 ? v->dims.d[vk] : 1;
+        strides[k] = dv == 1 ? 0 : s;
+        s *= dv;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = i, src = 0;
+        for (int32_t k = nr - 1; k >= 0; k--) {
+            src += (r % nd[k]) * strides[k];
+            r /= nd[k];
+        }
+        dst[i] = kiln__load_f64(v->data, v->dtype, src);
+    }
+}
+
+kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs,
+                                    kiln__cpu_ctx *ctx) {
+    const kiln__norm_params *p = &layer->p.norm;
+    const kiln_dims *d = &inputs[0].dims;
+    int64_t volume = kiln__dims_volume(d);
+    if (volume <= 0) return KILN_OK;
+    norm_job j = {.type = p->type, .dtype = inputs[0].dtype, .x = inputs[0].data, .y = outputs[0].data,
+                  .eps = p->epsilon};
+    int64_t nparams;
+    if (p->type == KILN_NORM_LAYER || p->type == KILN_NORM_RMS) {
+        int32_t axis;
+        if (!kiln__norm_axis(p->axis, d->nb_dims, &axis))
+            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "axis %d is out of range for rank %d", p->axis,
+                                     d->nb_dims);
+        j.block = 1;
+        for (int32_t i = axis; i < d->nb_dims; i++) j.block *= d->d[i];
+        j.sub = 1;
+        nparams = j.block;
+        double *buf = kiln__malloc(ctx->alloc, 2 * (size_t)nparams * sizeof(double));
+        if (!buf) return KILN_OUT_OF_MEMORY;
+        load_param(&inputs[1], buf, nparams, d->d + axis, d->nb_dims - axis, 1);
+        load_param(&inputs[2], buf + nparams, nparams, d->d + axis, d->nb_dims - axis, 0);
+        j.scale = buf;
+        j.bias = buf + nparams;
+        kiln__parallel_for(ctx->pool, volume / j.block, KILN__MAX(1, 16384 / j.block), norm_range, &j);
+        kiln__free(ctx->alloc, buf);
+        return KILN_OK;
+    }
+    int64_t c = d->d[1], spatial = volume / (d->d[0] * c);
+    double *buf = kiln__malloc(ctx->alloc, 2 * (size_t)c * sizeof(double));
+    if (!buf) return KILN_OUT_OF_MEMORY;
+    /* Per-channel scale and bias; opset-18 group norm gives one per group, spread here. */
+    int64_t groups = p->type == KILN_NORM_GROUP ? p->nb_groups : c;
+    for (int k = 0; k < 2; k++) {
+        const kiln__value *v = &inputs[1 + k];
+        int64_t n = kiln__dims_volume(&v->dims);
+        for (int64_t i = 0; i < c; i++)
+            buf[k * c + i] = kiln__load_f64(v->data, v->dtype, n == c ? i : i / (c / groups));
+    }
+    j.scale = buf;
+    j.bias = buf + c;
+    if (p->type == KILN_NORM_BATCH) {
+        for (int64_t i = 0; i < c; i++) {
+            double a = buf[i] / sqrt(kiln__load_f64(inputs[4].data, inputs[4].dtype, i) + p->epsilon);
+            buf[c + i] -= kiln__load_f64(inputs[3].data, inputs[3].dtype, i) * a;
+            buf[i] = a;
+        }
+        j.block = spatial;
+        j.channels = c;
+    } else {
+        j.block = spatial * (c / groups);
+        j.sub = spatial;
+        j.groups_per = groups;
+    }
+    kiln__parallel_for(ctx->pool, volume / j.block, KILN__MAX(1, 16384 / j.block), norm_range, &j);
+    kiln__free(ctx->alloc, buf);
+    return KILN_OK;
+}
