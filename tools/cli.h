@@ -92,7 +92,7 @@ typedef struct cli_io {
     kiln_dims dims;
     size_t nbytes;
     void *host;   /* inputs: the data; outputs: filled by cli_io_fetch */
-    void *device; /* CUDA engines: the device copy of an input */
+    void *device; /* CUDA engines: the device buffer */
 } cli_io;
 
 typedef struct cli_ios {
@@ -111,7 +111,8 @@ void cli_fill_random(kiln_dtype dtype, void *data, int64_t count, uint64_t *stat
 double cli_element(kiln_dtype dtype, const void *data, int64_t i);
 
 /* Sets input shapes from --shapes, loaded arrays or the profile's opt dims, fills the inputs
- * (from `loads` "name:file.npy,..." or random with *seed) and binds them. */
+ * (from `loads` "name:file.npy,..." or random from `seed`) and binds them; on CUDA engines
+ * also binds device memory for every output. */
 int cli_prepare_inputs(kiln_engine *engine, kiln_context *ctx, const char *shapes_spec, const char *loads,
                        uint64_t seed, cli_ios *ios);
 /* After execution: copies every output into host memory (ios items with mode OUTPUT). */

@@ -366,6 +366,26 @@ int cli_prepare_inputs(kiln_engine *engine, kiln_context *ctx, const char *shape
             goto done;
         }
     }
+    /* CUDA engines need every output bound to device memory before enqueue. */
+    for (int32_t i = 0; ios->device == KILN_DEVICE_CUDA && i < nb_io; i++) {
+        cli_io *io = &ios->items[i];
+        if (io->mode != KILN_IO_OUTPUT) continue;
+        kiln_status st = kiln_context_get_tensor_shape(ctx, io->name, &io->dims);
+        if (st != KILN_OK) {
+            cli_kiln_fail(st, "shape of output '%s'", io->name);
+            goto done;
+        }
+        io->nbytes = cli_dtype_bytes(io->dtype, cli_volume(&io->dims));
+        if (io->nbytes == SIZE_MAX) {
+            cli_error("output '%s' has a data-dependent shape, which the tool cannot allocate on the GPU", io->name);
+            goto done;
+        }
+        if (cli_cuda_malloc(&io->device, io->nbytes ? io->nbytes : 1)) goto done;
+        if ((st = kiln_context_set_tensor_address(ctx, io->name, io->device, io->nbytes)) != KILN_OK) {
+            cli_kiln_fail(st, "binding output '%s'", io->name);
+            goto done;
+        }
+    }
     rc = CLI_OK;
 done:
     for (int i = 0; i < nb_loads; i++) npy_free(&loaded[i].array);

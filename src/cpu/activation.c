@@ -36,7 +36,7 @@
     case KILN_ACT_THRESHOLDED_RELU: return x > alpha ? x : (T)0;                                               \
     case KILN_ACT_CELU: {                                                                                      \
         T neg = alpha * (EXP(x / alpha) - 1);                                                                  \
-        return (x > 0 ? x : (T)0) + (neg < 0 ? neg : (T)0);                                                    \
+        return x != x ? x : (x > 0 ? x : (T)0) + (neg < 0 ? neg : (T)0);                                       \
     }                                                                                                          \
     case KILN_ACT_MISH: return x * TANH((x > 0 ? x : 0) + LOG1P(EXP(-FABS(x))));                               \
     case KILN_ACT_SCALED_TANH: return alpha * TANH(beta * x);                                                  \

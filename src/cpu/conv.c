@@ -4,7 +4,12 @@
 #include "cpu.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
+
+/* Below this many flops per sgemm, running several sgemm calls at once beats OpenBLAS's own
+ * threading of each. */
+#define KILN__SMALL_GEMM_FLOPS 8e6
 
 /* Geometry with spatial dims padded to 3 (leading dims of size 1). */
 typedef struct conv_geom {
@@ -193,11 +198,14 @@ static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
     }
     int64_t tasks = g->n * g->groups, threads = ctx->pool ? kiln__pool_threads(ctx->pool) : 1;
     j->pointwise = g->kvol == 1;
-    for (int32_t i = 0; i < 3; i++) j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0;
+    for (int32_t i = 0; i < 3; i++)
+        j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
     j->col_size = j->pointwise ? 0 : g->cg * g->kvol * g->out_plane;
-    /* Many (image, group) tasks: one single-threaded pipeline per thread. Few: run each task
-     * with im2col and the epilogue spread over the threads and a multi-threaded sgemm. */
-    j->slots = threads > 1 && tasks >= threads ? threads : 1;
+    /* Many small (image, group) tasks: one pipeline per thread. Otherwise each task in turn,
+     * with im2col and the epilogue spread over the threads and OpenBLAS threading the sgemm
+     * (concurrent large sgemm calls oversubscribe the cores: 2x slower on 16 cores). */
+    double flops = 2.0 * (double)g->mg * (double)g->out_plane * (double)(g->cg * g->kvol);
+    j->slots = threads > 1 && tasks >= threads && flops < KILN__SMALL_GEMM_FLOPS ? threads : 1;
     size_t bytes = 0;
     if (j->col_size && !kiln__mul_size((size_t)(j->slots * j->col_size), sizeof(float), &bytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
@@ -306,6 +314,8 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
     const kiln__value *res = layer->nb_inputs > 3 && in[3].data ? &in[3] : NULL;
     int64_t ny = g.n * g.m * g.out_plane;
     if (ny == 0) return KILN_OK;
+    if (g.out_plane > INT_MAX || g.cg * g.kvol > INT_MAX || g.mg > INT_MAX)
+        return kiln__layer_error(layer, KILN_UNSUPPORTED, "the GEMM dims exceed the BLAS int range");
     kiln_dtype t = in[0].dtype;
     if (t == KILN_FLOAT64) {
         conv_job64 j = {g, in[0].data, in[1].data, bias ? bias->data : NULL, res ? res->data : NULL, out[0].data,

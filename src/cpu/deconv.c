@@ -4,7 +4,12 @@
 #include "cpu.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
+
+/* Below this many flops per sgemm, running several sgemm calls at once beats OpenBLAS's own
+ * threading of each. */
+#define KILN__SMALL_GEMM_FLOPS 8e6
 
 /* Geometry with spatial dims padded to 3 (leading dims of size 1). */
 typedef struct deconv_geom {
@@ -134,7 +139,9 @@ static void col2im_range(void *arg, int64_t begin, int64_t end) {
 static kiln_status deconv_f32(deconv_job *j, kiln__cpu_ctx *ctx) {
     const deconv_geom *g = &j->g;
     int64_t tasks = g->n * g->groups, threads = ctx->pool ? kiln__pool_threads(ctx->pool) : 1;
-    j->slots = threads > 1 && tasks >= threads ? threads : 1;
+    /* Many small tasks: one pipeline per thread; otherwise OpenBLAS threads each sgemm. */
+    double flops = 2.0 * (double)g->mg * (double)g->kvol * (double)g->in_plane * (double)g->cg;
+    j->slots = threads > 1 && tasks >= threads && flops < KILN__SMALL_GEMM_FLOPS ? threads : 1;
     j->col_size = g->mg * g->kvol * g->in_plane;
     size_t bytes;
     if (!kiln__mul_size((size_t)(j->slots * j->col_size), sizeof(float), &bytes))
@@ -231,6 +238,8 @@ kiln_status kiln__cpu_deconv(const kiln_layer *layer, const kiln__value *in, kil
     const kiln__value *res = layer->nb_inputs > 3 && in[3].data ? &in[3] : NULL;
     int64_t ny = g.n * g.m * g.out_plane;
     if (ny == 0) return KILN_OK;
+    if (g.in_plane > INT_MAX || g.mg * g.kvol > INT_MAX || g.cg > INT_MAX)
+        return kiln__layer_error(layer, KILN_UNSUPPORTED, "the GEMM dims exceed the BLAS int range");
     kiln_dtype t = in[0].dtype;
     if (t == KILN_FLOAT64) {
         deconv_job64 j = {g, in[0].data, in[1].data, bias ? bias->data : NULL, res ? res->data : NULL, out[0].data,

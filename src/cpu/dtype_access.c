@@ -115,13 +115,6 @@ static int64_t sign_extend(uint32_t v, int bits) {
 
 /* ---------------------------------------------------------------- public helpers */
 
-int64_t kiln__f64_to_i64_wrap(double v) {
-    double t = trunc(v);
-    if (t >= -9223372036854775808.0 && t < 9223372036854775808.0) return (int64_t)t;
-    if (t >= 9223372036854775808.0 && t < 18446744073709551616.0) return (int64_t)(uint64_t)t;
-    return INT64_MIN;
-}
-
 double kiln__load_f64(const void *data, kiln_dtype dtype, int64_t i) {
     const uint8_t *p = data;
     switch (dtype) {

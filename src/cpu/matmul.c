@@ -110,7 +110,11 @@ static double act_f64(const kiln__act *a, double x) {
 
 /* Runs the job on y (prefilled with c when beta != 0), then the activation. */
 static void run_job(mm_job *j, const kiln__act *act, int64_t ny, kiln__cpu_ctx *ctx) {
-    if (j->batches > 1 && ctx->pool && kiln__pool_threads(ctx->pool) > 1)
+    /* Small matrices: one batch per thread; large ones: OpenBLAS threads each call (concurrent
+     * large calls oversubscribe the cores). Integer loops always split over batches. */
+    double flops = 2.0 * (double)j->m * (double)j->n * (double)j->k;
+    bool split = !kiln__dtype_is_float(j->dtype) || flops < 8e6;
+    if (split && j->batches > 1 && ctx->pool && kiln__pool_threads(ctx->pool) > 1)
         kiln__parallel_for(ctx->pool, j->batches, 1, batch_range, j);
     else
         batch_range(j, 0, j->batches);

@@ -1,7 +1,7 @@
 /* Normalization kernels. Layer, RMS, instance and group normalization all normalize
  * contiguous blocks of x: statistics in double (two passes, so no cancellation), then
  * y = (x - mean) * rstd * scale + bias with scale/bias indexed per element (layer, rms) or
- * per channel. Batch normalization folds its per-channel statistics into one multiply-add. */
+ * per channel. Batch normalization uses its given per-channel statistics the same way. */
 #include "cpu.h"
 
 #include <math.h>
@@ -15,7 +15,8 @@ typedef struct norm_job {
     int64_t block;       /* elements per normalized block */
     int64_t sub;         /* elements sharing one scale/bias entry inside a block */
     int64_t groups_per;  /* blocks per sample along the channel dim (C for instance, G for group) */
-    const double *scale, *bias; /* batch: the folded multiplier and offset per channel */
+    const double *scale, *bias; /* batch: scale already divided by sqrt(var + eps) */
+    const double *mean;  /* batch: per channel */
     int64_t channels;    /* batch: C */
 } norm_job;
 
@@ -70,14 +71,14 @@ static void norm_range(void *arg, int64_t begin, int64_t end) {
         int64_t base = blk * j->block;
         if (j->type == KILN_NORM_BATCH) {
             int64_t c = blk % j->channels;
-            double a = j->scale[c], b = j->bias[c];
+            double a = j->scale[c], b = j->bias[c], m = j->mean[c];
             if (j->dtype == KILN_FLOAT32) {
                 const float *x = (const float *)j->x + base;
-                float *y = (float *)j->y + base, fa = (float)a, fb = (float)b;
-                for (int64_t i = 0; i < j->block; i++) y[i] = x[i] * fa + fb;
+                float *y = (float *)j->y + base, fa = (float)a, fb = (float)b, fm = (float)m;
+                for (int64_t i = 0; i < j->block; i++) y[i] = (x[i] - fm) * fa + fb;
             } else {
                 for (int64_t i = base; i < base + j->block; i++)
-                    kiln__store_f64(j->y, j->dtype, i, kiln__load_f64(j->x, j->dtype, i) * a + b);
+                    kiln__store_f64(j->y, j->dtype, i, (kiln__load_f64(j->x, j->dtype, i) - m) * a + b);
             }
             continue;
         }
@@ -85,7 +86,7 @@ static void norm_range(void *arg, int64_t begin, int64_t end) {
         double rstd = 1 / sqrt(stat_sq(j, base, mean) + j->eps);
         int64_t first_param = j->type == KILN_NORM_LAYER || j->type == KILN_NORM_RMS
                                   ? 0
-                                  : (blk % j->groups_per) * (j->block / j->sub);
+                                  : 0;
         apply(j, base, first_param, mean, rstd);
     }
 }
@@ -143,10 +144,20 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
         return KILN_OK;
     }
     int64_t c = d->d[1], spatial = volume / (d->d[0] * c);
-    double *buf = kiln__malloc(ctx->alloc, 2 * (size_t)c * sizeof(double));
+    int64_t groups = p->type == KILN_NORM_GROUP ? p->nb_groups : c;
+    if (groups < 1 || c % groups != 0)
+        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "%lld channels do not split into %lld groups",
+                                 (long long)c, (long long)groups);
+    int nb_arrays = p->type == KILN_NORM_BATCH ? 4 : 2;
+    for (int k = 0; k < nb_arrays; k++) {
+        int64_t n = kiln__dims_volume(&inputs[1 + k].dims);
+        if (n != c && (k >= 2 || n != groups))
+            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d has %lld values, expected %lld", 1 + k,
+                                     (long long)n, (long long)c);
+    }
+    double *buf = kiln__malloc(ctx->alloc, 3 * (size_t)c * sizeof(double));
     if (!buf) return KILN_OUT_OF_MEMORY;
     /* Per-channel scale and bias; opset-18 group norm gives one per group, spread here. */
-    int64_t groups = p->type == KILN_NORM_GROUP ? p->nb_groups : c;
     for (int k = 0; k < 2; k++) {
         const kiln__value *v = &inputs[1 + k];
         int64_t n = kiln__dims_volume(&v->dims);
@@ -157,10 +168,10 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
     j.bias = buf + c;
     if (p->type == KILN_NORM_BATCH) {
         for (int64_t i = 0; i < c; i++) {
-            double a = buf[i] / sqrt(kiln__load_f64(inputs[4].data, inputs[4].dtype, i) + p->epsilon);
-            buf[c + i] -= kiln__load_f64(inputs[3].data, inputs[3].dtype, i) * a;
-            buf[i] = a;
+            buf[i] /= sqrt(kiln__load_f64(inputs[4].data, inputs[4].dtype, i) + p->epsilon);
+            buf[2 * c + i] = kiln__load_f64(inputs[3].data, inputs[3].dtype, i);
         }
+        j.mean = buf + 2 * c;
         j.block = spatial;
         j.channels = c;
     } else {

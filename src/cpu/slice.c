@@ -71,8 +71,9 @@ kiln_status kiln__cpu_slice(const kiln_layer *layer, const kiln__value *inputs, 
     }
     for (int32_t i = 0; i < rank; i++) {
         j.base += plan.start[i] * stride[i];
-        int64_t c = plan.count[i], s = plan.step[i] * stride[i];
-        if (c == 1) continue;
+        int64_t c = plan.count[i];
+        if (c == 1) continue; /* the step does not matter (and may be huge) */
+        int64_t s = plan.step[i] * stride[i];
         if (j.n > 0 && j.stride[j.n - 1] == s * c) { /* adjacent in the input: one dim */
             j.count[j.n - 1] *= c;
             j.stride[j.n - 1] = s;

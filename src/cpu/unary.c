@@ -58,7 +58,7 @@ static void unary_range(void *arg, int64_t begin, int64_t end) {
         bool nan = j->op == KILN_UNARY_ISNAN;
         for (int64_t i = begin; i < end; i++) {
             double v = kiln__load_f64(j->in, j->dtype, i);
-            out8[i] = nan ? isnan(v) : isinf(v);
+            out8[i] = nan ? isnan(v) != 0 : isinf(v) != 0; /* glibc isinf gives -1 for -inf */
         }
         return;
     }

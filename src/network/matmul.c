@@ -30,10 +30,11 @@ static kiln_status matmul_infer(const kiln_layer *layer, const kiln__value *in, 
         return kiln__layer_error(layer, KILN_UNSUPPORTED, "input 0 (a) has dtype %s, which matmul does not support",
                                  kiln_dtype_name(t));
     bool has_c = layer->nb_inputs == 3 && in[2].dtype != KILN_DTYPE_UNDEFINED;
-    if (in[1].dtype != t || (has_c && in[2].dtype != t))
-        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d has dtype %s, expected %s (input 0's)",
-                                 in[1].dtype != t ? 1 : 2, kiln_dtype_name(in[1].dtype != t ? in[1].dtype : in[2].dtype),
-                                 kiln_dtype_name(t));
+    if (in[1].dtype != t || (has_c && in[2].dtype != t)) {
+        int32_t bad = in[1].dtype != t ? 1 : 2;
+        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d has dtype %s, expected %s (input 0's)", bad,
+                                 kiln_dtype_name(in[bad].dtype), kiln_dtype_name(t));
+    }
     if ((p->op_a != KILN_MATRIX_NONE && p->op_a != KILN_MATRIX_TRANSPOSE) ||
         (p->op_b != KILN_MATRIX_NONE && p->op_b != KILN_MATRIX_TRANSPOSE))
         return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "matrix ops %d,%d are unknown", p->op_a, p->op_b);
@@ -141,7 +142,8 @@ kiln_status kiln_network_add_fully_connected(kiln_network *network, kiln_tensor 
     if (x->nb_dims < 2)
         return kiln__error(KILN_INVALID_ARGUMENT, "%s: input '%s' has rank %d, expected >= 2", fn, input->name,
                            x->nb_dims);
-    if (nb_outputs < 1) return kiln__error(KILN_INVALID_ARGUMENT, "%s: nb_outputs is %d, expected >= 1", fn, nb_outputs);
+    if (nb_outputs < 1)
+        return kiln__error(KILN_INVALID_ARGUMENT, "%s: nb_outputs is %d, expected >= 1", fn, nb_outputs);
     if (kernel.dtype != input->dtype || (bias.count && bias.dtype != input->dtype))
         return kiln__error(KILN_INVALID_ARGUMENT, "%s: weights must have the input's dtype %s", fn,
                            kiln_dtype_name(input->dtype));

@@ -115,8 +115,11 @@ kiln_status kiln__resize_resolve(const kiln_layer *layer, const kiln__value *inp
             }
             for (int32_t i = 0; i < n; i++) {
                 int32_t a = axes[i];
+                double o = all_known ? s * (double)xd->d[a] + 0.5 : -1;
+                if (!(o <= (double)INT32_MAX))
+                    return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "keep_aspect_ratio makes dim %d too large", a);
                 plan->scale[a] = s;
-                plan->out[a] = all_known ? (int64_t)(s * (double)xd->d[a] + 0.5) : -1;
+                plan->out[a] = (int64_t)o;
             }
         } else {
             for (int32_t i = 0; i < n; i++) {
@@ -131,8 +134,11 @@ kiln_status kiln__resize_resolve(const kiln_layer *layer, const kiln__value *inp
             if (!(scales[i] > 0) || isinf(scales[i]))
                 return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "scale %g for axis %d must be positive",
                                          scales[i], a);
+            double o = floor(scales[i] * (double)xd->d[a]);
+            if (o > (double)INT32_MAX)
+                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "scale %g makes dim %d too large", scales[i], a);
             plan->scale[a] = scales[i];
-            plan->out[a] = xd->d[a] >= 0 ? (int64_t)floor(scales[i] * (double)xd->d[a]) : -1;
+            plan->out[a] = xd->d[a] >= 0 ? (int64_t)o : -1;
         }
     }
     for (int32_t i = 0; i < n; i++) {

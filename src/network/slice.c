@@ -161,15 +161,18 @@ kiln_status kiln_network_add_slice(kiln_network *network, kiln_tensor *input, co
                                ">= 0, size >= 0, stride != 0",
                                i, (long long)s, (long long)n, (long long)st);
         /* The last index taken must lie inside the dim (when the dim is known). */
+        int64_t span, last, end;
+        if (__builtin_mul_overflow(n, st, &span) || __builtin_add_overflow(s, span, &end) ||
+            __builtin_sub_overflow(end, st, &last))
+            return kiln__error(KILN_INVALID_ARGUMENT, "kiln_network_add_slice: dim %d: start + size * stride overflows",
+                               i);
         if (n > 0 && d >= 0) {
-            int64_t last = s + (n - 1) * st;
             if (s >= d || last < 0 || last >= d)
                 return kiln__error(KILN_INVALID_ARGUMENT,
                                    "kiln_network_add_slice: dim %d (size %lld) has start %lld, size %lld, stride %lld, "
                                    "which reaches outside the dim",
                                    i, (long long)d, (long long)s, (long long)n, (long long)st);
         }
-        int64_t end = s + n * st;
         sp.axes[i] = i;
         sp.starts[i] = s;
         sp.steps[i] = st;

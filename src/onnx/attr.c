@@ -4,8 +4,22 @@
 #include <string.h>
 
 enum {
-    A_NAME = 1, A_F = 2, A_I = 3, A_S = 4, A_T = 5, A_G = 6, A_FLOATS = 7, A_INTS = 8, A_STRINGS = 9, A_TENSORS = 10,
-    A_GRAPHS = 11, A_TP = 14, A_TYPE_PROTOS = 15, A_TYPE = 20, A_REF_ATTR_NAME = 21, A_SPARSE_TENSOR = 22,
+    A_NAME = 1,
+    A_F = 2,
+    A_I = 3,
+    A_S = 4,
+    A_T = 5,
+    A_G = 6,
+    A_FLOATS = 7,
+    A_INTS = 8,
+    A_STRINGS = 9,
+    A_TENSORS = 10,
+    A_GRAPHS = 11,
+    A_TP = 14,
+    A_TYPE_PROTOS = 15,
+    A_TYPE = 20,
+    A_REF_ATTR_NAME = 21,
+    A_SPARSE_TENSOR = 22,
     A_SPARSE_TENSORS = 23
 };
 
@@ -63,7 +77,9 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
         KILN__TRY(kiln__pb_next(&r, &e));
         switch (e.number) {
         case A_NAME: KILN__TRY(kiln__onnx_string(s, &r, &e, "AttributeProto.name", &a->name)); break;
-        case A_REF_ATTR_NAME: KILN__TRY(kiln__onnx_string(s, &r, &e, "AttributeProto.ref_attr_name", &a->ref_attr_name)); break;
+        case A_REF_ATTR_NAME:
+            KILN__TRY(kiln__onnx_string(s, &r, &e, "AttributeProto.ref_attr_name", &a->ref_attr_name));
+            break;
         case A_TYPE: KILN__TRY(kiln__pb_int32(&r, &e, "AttributeProto.type", &declared)); break;
         case A_SPARSE_TENSOR:
         case A_SPARSE_TENSORS: return kiln__error(KILN_UNSUPPORTED, "sparse tensor attributes are not supported");
@@ -76,9 +92,9 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
             KILN__TRY(kiln__pb_expect(&r, &e, KILN__PB_LEN, "AttributeProto.s"));
             a->s = (kiln__onnx_bytes){e.data, e.size};
             break;
-        case A_T:
-        case A_G:
-        case A_TP: KILN__TRY(kiln__pb_expect(&r, &e, KILN__PB_LEN, e.number == A_T ? "AttributeProto.t" : e.number == A_G ? "AttributeProto.g" : "AttributeProto.tp")); break;
+        case A_T: KILN__TRY(kiln__pb_expect(&r, &e, KILN__PB_LEN, "AttributeProto.t")); break;
+        case A_G: KILN__TRY(kiln__pb_expect(&r, &e, KILN__PB_LEN, "AttributeProto.g")); break;
+        case A_TP: KILN__TRY(kiln__pb_expect(&r, &e, KILN__PB_LEN, "AttributeProto.tp")); break;
         case A_FLOATS:
             KILN__TRY(kiln__pb_scalars_count(&r, &e, KILN__PB_I32, "AttributeProto.floats", &n));
             count += n;
@@ -99,8 +115,9 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
         kiln__onnx_attr_type t = type_of_field(e.number);
         if (t) present |= 1u << t;
     }
-    if (declared == 11 || declared == 12) return kiln__error(KILN_UNSUPPORTED, "sparse tensor attributes are not supported");
-    if (declared < 0 || declared > KILN__ONNX_ATTR_TYPE_PROTOS || declared == 11 || declared == 12)
+    if (declared == 11 || declared == 12)
+        return kiln__error(KILN_UNSUPPORTED, "sparse tensor attributes are not supported");
+    if (declared < 0 || declared > KILN__ONNX_ATTR_TYPE_PROTOS)
         return kiln__error(KILN_INVALID_ARGUMENT, "AttributeProto.type %d is not a known type", declared);
     kiln__onnx_attr_type type = (kiln__onnx_attr_type)declared;
     if (type == KILN__ONNX_ATTR_UNDEFINED) {
@@ -131,10 +148,16 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
     switch (type) {
     case KILN__ONNX_ATTR_FLOATS: ok = (a->floats = floats = kiln__onnx_alloc(s, count, sizeof *floats)) != NULL; break;
     case KILN__ONNX_ATTR_INTS: ok = (a->ints = ints = kiln__onnx_alloc(s, count, sizeof *ints)) != NULL; break;
-    case KILN__ONNX_ATTR_STRINGS: ok = (a->strings = strings = kiln__onnx_alloc(s, count, sizeof *strings)) != NULL; break;
-    case KILN__ONNX_ATTR_TENSORS: ok = (a->tensors = tensors = kiln__onnx_alloc(s, count, sizeof *tensors)) != NULL; break;
+    case KILN__ONNX_ATTR_STRINGS:
+        ok = (a->strings = strings = kiln__onnx_alloc(s, count, sizeof *strings)) != NULL;
+        break;
+    case KILN__ONNX_ATTR_TENSORS:
+        ok = (a->tensors = tensors = kiln__onnx_alloc(s, count, sizeof *tensors)) != NULL;
+        break;
     case KILN__ONNX_ATTR_GRAPHS: ok = (a->graphs = graphs = kiln__onnx_alloc(s, count, sizeof *graphs)) != NULL; break;
-    case KILN__ONNX_ATTR_TYPE_PROTOS: ok = (a->type_protos = tps = kiln__onnx_alloc(s, count, sizeof *tps)) != NULL; break;
+    case KILN__ONNX_ATTR_TYPE_PROTOS:
+        ok = (a->type_protos = tps = kiln__onnx_alloc(s, count, sizeof *tps)) != NULL;
+        break;
     default: break;
     }
     if (!ok) return KILN_OUT_OF_MEMORY;
@@ -174,9 +197,18 @@ kiln_status kiln__onnx_decode_attr(kiln__onnx_store *s, const kiln__pb *parent, 
         }
         case A_INTS: kiln__onnx_read_int64s(&e, ints, &n); break;
         case A_STRINGS: strings[n++] = (kiln__onnx_bytes){e.data, e.size}; break;
-        case A_TENSORS: KILN__TRY(kiln__onnx_decode_tensor(s, &r, &e, "tensor", n, &tensors[n])); n++; break;
-        case A_GRAPHS: KILN__TRY(kiln__onnx_decode_graph(s, &r, &e, depth + 1, &graphs[n])); n++; break;
-        case A_TYPE_PROTOS: KILN__TRY(kiln__onnx_decode_type(s, &r, &e, depth + 1, &tps[n])); n++; break;
+        case A_TENSORS:
+            KILN__TRY(kiln__onnx_decode_tensor(s, &r, &e, "tensor", n, &tensors[n]));
+            n++;
+            break;
+        case A_GRAPHS:
+            KILN__TRY(kiln__onnx_decode_graph(s, &r, &e, depth + 1, &graphs[n]));
+            n++;
+            break;
+        case A_TYPE_PROTOS:
+            KILN__TRY(kiln__onnx_decode_type(s, &r, &e, depth + 1, &tps[n]));
+            n++;
+            break;
         default: break;
         }
     }

@@ -215,7 +215,9 @@ static kiln_status check_nodes(const kiln__alloc *alloc, kiln__onnx_graph *g, co
         }
         for (int32_t k = 0; k < n->nb_attrs; k++) {
             const kiln__onnx_attr *a = &n->attrs[k];
-            int64_t count = a->type == KILN__ONNX_ATTR_GRAPH ? (a->g != NULL) : a->type == KILN__ONNX_ATTR_GRAPHS ? a->count : 0;
+            int64_t count = a->type == KILN__ONNX_ATTR_GRAPH    ? (a->g != NULL)
+                            : a->type == KILN__ONNX_ATTR_GRAPHS ? a->count
+                                                                : 0;
             for (int64_t j = 0; j < count; j++) {
                 kiln__onnx_graph *sub = (kiln__onnx_graph *)(a->type == KILN__ONNX_ATTR_GRAPH ? a->g : &a->graphs[j]);
                 free_list sub_frees = {0};
@@ -243,16 +245,22 @@ static kiln_status check_graph(const kiln__alloc *alloc, kiln__onnx_graph *g, co
     if (st != KILN_OK) return kiln__error_prefix(st, "graph '%s'", g->name);
     for (int32_t i = 0; i < g->nb_inputs && st == KILN_OK; i++) {
         const char *name = g->inputs[i].name;
-        if (!name[0]) st = kiln__error(KILN_INVALID_ARGUMENT, "input %d has no name", i);
-        else if (map_get(&local, name)) st = kiln__error(KILN_INVALID_ARGUMENT, "input '%s' appears twice", name);
-        else st = map_put(alloc, &local, name, FROM_INPUT);
+        if (!name[0])
+            st = kiln__error(KILN_INVALID_ARGUMENT, "input %d has no name", i);
+        else if (map_get(&local, name))
+            st = kiln__error(KILN_INVALID_ARGUMENT, "input '%s' appears twice", name);
+        else
+            st = map_put(alloc, &local, name, FROM_INPUT);
     }
     for (int32_t i = 0; i < g->nb_initializers && st == KILN_OK; i++) {
         const char *name = g->initializers[i].name;
         const int32_t *who = map_get(&local, name);
-        if (!name[0]) st = kiln__error(KILN_INVALID_ARGUMENT, "initializer %d has no name", i);
-        else if (who && *who == FROM_INITIALIZER) st = kiln__error(KILN_INVALID_ARGUMENT, "initializer '%s' appears twice", name);
-        else if (!who) st = map_put(alloc, &local, name, FROM_INITIALIZER); /* also listed as an input: allowed (IR < 4) */
+        if (!name[0])
+            st = kiln__error(KILN_INVALID_ARGUMENT, "initializer %d has no name", i);
+        else if (who && *who == FROM_INITIALIZER)
+            st = kiln__error(KILN_INVALID_ARGUMENT, "initializer '%s' appears twice", name);
+        else if (!who)
+            st = map_put(alloc, &local, name, FROM_INITIALIZER); /* also listed as an input: allowed (IR < 4) */
     }
     for (int32_t i = 0; i < g->nb_nodes && st == KILN_OK; i++) {
         const kiln__onnx_node *n = &g->nodes[i];
@@ -272,11 +280,13 @@ static kiln_status check_graph(const kiln__alloc *alloc, kiln__onnx_graph *g, co
     if (st == KILN_OK) st = check_nodes(alloc, g, &local, outer, frees, &e);
     for (int32_t i = 0; i < g->nb_outputs && st == KILN_OK; i++) {
         const char *name = g->outputs[i].name;
-        if (!name[0]) st = kiln__error(KILN_INVALID_ARGUMENT, "output %d has no name", i);
+        if (!name[0])
+            st = kiln__error(KILN_INVALID_ARGUMENT, "output %d has no name", i);
         else if (!map_get(&local, name) && !scope_has(outer, name))
-            st = kiln__error(KILN_INVALID_ARGUMENT, "output '%s' is not produced by any node, initializer or graph input",
-                             name);
-        else if (!map_get(&local, name)) st = free_add(alloc, frees, name);
+            st = kiln__error(KILN_INVALID_ARGUMENT,
+                             "output '%s' is not produced by any node, initializer or graph input", name);
+        else if (!map_get(&local, name))
+            st = free_add(alloc, frees, name);
     }
     if (st == KILN_OK) {
         start = kiln__calloc(alloc, (size_t)g->nb_nodes + 1, sizeof *start);

@@ -64,4 +64,26 @@ kiln_tensor *kiln__onnx_add1(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, k
 kiln_status kiln__onnx_add_constant(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_dtype dtype,
                                     const kiln_dims *dims, const void *data, kiln_tensor **out);
 
+/* Input i when present, else NULL with an error naming the input (`what`, e.g. "W") in *st. */
+kiln_tensor *kiln__onnx_in_required(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, const char *what,
+                                    kiln_status *st);
+/* A constant holding one value v converted to dtype, with `rank` dims of 1 (0: a scalar). */
+kiln_tensor *kiln__onnx_const_scalar(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_dtype dtype, double v,
+                                     int32_t rank, kiln_status *st);
+
+/* One-layer shorthands (defined in import_basic.c); NULL on error with the status in *st. */
+kiln_tensor *kiln__onnx_ew(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_elementwise_op op, kiln_tensor *a,
+                           kiln_tensor *b, kiln_status *st);
+kiln_tensor *kiln__onnx_unary(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_unary_op op, kiln_tensor *x,
+                              kiln_status *st);
+kiln_tensor *kiln__onnx_act(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_activation_type kind, float alpha,
+                            float beta, kiln_tensor *x, kiln_status *st);
+kiln_tensor *kiln__onnx_cast(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x, kiln_dtype to,
+                             kiln_status *st);
+/* Reshape to fixed dims (0 copies the input dim, -1 is inferred), and reduce over a mask. */
+kiln_tensor *kiln__onnx_reshape(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x,
+                                const kiln_dims *dims, kiln_status *st);
+kiln_tensor *kiln__onnx_reduce(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_reduce_op op, kiln_tensor *x,
+                               uint32_t axes_mask, bool keep_dims, kiln_status *st);
+
 #endif

@@ -100,15 +100,15 @@ kiln_status kiln__onnx_store_external(kiln__onnx_store *s, const char *location,
     memcpy(joined, s->dir, dl);
     joined[dl] = '/';
     memcpy(joined + dl + 1, location, ll + 1);
-    if (!realpath(s->dir, real_dir))
-        return kiln__error(KILN_IO_ERROR, "cannot resolve the model folder '%s'", s->dir);
+    if (!realpath(s->dir, real_dir)) return kiln__error(KILN_IO_ERROR, "cannot resolve the model folder '%s'", s->dir);
     if (!realpath(joined, real_file))
         return kiln__error(KILN_IO_ERROR, "external data file '%s' not found in '%s'", location, s->dir);
     size_t rl = strlen(real_dir);
     bool root = rl == 1; /* "/" */
     if (strncmp(real_file, real_dir, rl) != 0 || (!root && real_file[rl] != '/'))
-        return kiln__error(KILN_INVALID_ARGUMENT, "external data location '%s' resolves to '%s', outside the model folder",
-                           location, real_file);
+        return kiln__error(KILN_INVALID_ARGUMENT,
+                           "external data location '%s' resolves to '%s', outside the model folder", location,
+                           real_file);
     for (int64_t i = 0; i < s->nb_ext; i++)
         if (!strcmp(s->ext[i].path, real_file)) {
             *data = s->ext[i].map.data;
@@ -137,7 +137,8 @@ kiln_status kiln__onnx_string(kiln__onnx_store *s, const kiln__pb *r, const kiln
                               const char **out) {
     KILN__TRY(kiln__pb_expect(r, f, KILN__PB_LEN, name));
     if (memchr(f->data, 0, f->size))
-        return kiln__error(KILN_INVALID_ARGUMENT, "%s at offset %zu in %s contains a NUL byte", name, f->offset, r->msg);
+        return kiln__error(KILN_INVALID_ARGUMENT, "%s at offset %zu in %s contains a NUL byte", name, f->offset,
+                           r->msg);
     char *p = kiln__onnx_alloc(s, f->size + 1, 1);
     if (!p) return KILN_OUT_OF_MEMORY;
     memcpy(p, f->data, f->size);
@@ -212,15 +213,23 @@ static kiln_status decode_node(kiln__onnx_store *s, const kiln__pb *parent, cons
 }
 
 void kiln__onnx_node_label(const kiln__onnx_node *n, int64_t index, char *buf, size_t size) {
-    if (n->name && n->name[0]) snprintf(buf, size, "node '%s' (%s)", n->name, n->op_type);
-    else if (index >= 0) snprintf(buf, size, "node %lld (%s)", (long long)index, n->op_type);
-    else snprintf(buf, size, "node (%s)", n->op_type);
+    if (n->name && n->name[0])
+        snprintf(buf, size, "node '%s' (%s)", n->name, n->op_type);
+    else if (index >= 0)
+        snprintf(buf, size, "node %lld (%s)", (long long)index, n->op_type);
+    else
+        snprintf(buf, size, "node (%s)", n->op_type);
 }
 
 /* ---- GraphProto ---- */
 
 enum {
-    G_NODE = 1, G_NAME = 2, G_INITIALIZER = 5, G_INPUT = 11, G_OUTPUT = 12, G_VALUE_INFO = 13,
+    G_NODE = 1,
+    G_NAME = 2,
+    G_INITIALIZER = 5,
+    G_INPUT = 11,
+    G_OUTPUT = 12,
+    G_VALUE_INFO = 13,
     G_SPARSE_INITIALIZER = 15
 };
 
@@ -243,7 +252,8 @@ static kiln_status decode_graph(kiln__onnx_store *s, const kiln__pb *parent, con
         case G_VALUE_INFO: nvi++; break;
         case G_NAME: KILN__TRY(kiln__onnx_string(s, &r, &e, "GraphProto.name", &g->name)); break;
         case G_SPARSE_INITIALIZER:
-            return kiln__error(KILN_UNSUPPORTED, "sparse initializers (GraphProto.sparse_initializer) are not supported");
+            return kiln__error(KILN_UNSUPPORTED,
+                               "sparse initializers (GraphProto.sparse_initializer) are not supported");
         default: break;
         }
     }
@@ -278,7 +288,8 @@ static kiln_status decode_graph(kiln__onnx_store *s, const kiln__pb *parent, con
             break;
         }
         case G_INITIALIZER:
-            KILN__TRY(kiln__onnx_decode_tensor(s, &r, &e, "initializer", g->nb_initializers, &inits[g->nb_initializers]));
+            KILN__TRY(
+                kiln__onnx_decode_tensor(s, &r, &e, "initializer", g->nb_initializers, &inits[g->nb_initializers]));
             g->nb_initializers++;
             break;
         case G_INPUT:
@@ -290,7 +301,8 @@ static kiln_status decode_graph(kiln__onnx_store *s, const kiln__pb *parent, con
             g->nb_outputs++;
             break;
         case G_VALUE_INFO:
-            KILN__TRY(kiln__onnx_decode_value_info(s, &r, &e, "value_info", g->nb_value_infos, &vis[g->nb_value_infos]));
+            KILN__TRY(
+                kiln__onnx_decode_value_info(s, &r, &e, "value_info", g->nb_value_infos, &vis[g->nb_value_infos]));
             g->nb_value_infos++;
             break;
         default: break;
@@ -311,8 +323,14 @@ kiln_status kiln__onnx_decode_graph(kiln__onnx_store *s, const kiln__pb *parent,
 /* ---- ModelProto ---- */
 
 enum {
-    M_IR_VERSION = 1, M_PRODUCER_NAME = 2, M_PRODUCER_VERSION = 3, M_DOMAIN = 4, M_MODEL_VERSION = 5, M_GRAPH = 7,
-    M_OPSET_IMPORT = 8, M_METADATA_PROPS = 14
+    M_IR_VERSION = 1,
+    M_PRODUCER_NAME = 2,
+    M_PRODUCER_VERSION = 3,
+    M_DOMAIN = 4,
+    M_MODEL_VERSION = 5,
+    M_GRAPH = 7,
+    M_OPSET_IMPORT = 8,
+    M_METADATA_PROPS = 14
 };
 
 static kiln_status decode_opset(kiln__onnx_store *s, const kiln__pb *parent, const kiln__pb_field *f,
@@ -355,7 +373,9 @@ static kiln_status decode_model(kiln__onnx_store *s, const uint8_t *data, size_t
         KILN__TRY(kiln__pb_next(&r, &e));
         switch (e.number) {
         case M_IR_VERSION: KILN__TRY(kiln__pb_int64(&r, &e, "ModelProto.ir_version", &m->ir_version)); break;
-        case M_PRODUCER_NAME: KILN__TRY(kiln__onnx_string(s, &r, &e, "ModelProto.producer_name", &m->producer_name)); break;
+        case M_PRODUCER_NAME:
+            KILN__TRY(kiln__onnx_string(s, &r, &e, "ModelProto.producer_name", &m->producer_name));
+            break;
         case M_PRODUCER_VERSION:
             KILN__TRY(kiln__onnx_string(s, &r, &e, "ModelProto.producer_version", &m->producer_version));
             break;

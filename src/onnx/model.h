@@ -27,20 +27,20 @@ typedef struct kiln__onnx_bytes {
 enum { KILN__ONNX_COMPLEX64 = 14, KILN__ONNX_COMPLEX128 = 15, KILN__ONNX_FLOAT6E2M3 = 27, KILN__ONNX_FLOAT6E3M2 = 28 };
 
 typedef enum kiln__onnx_data_source {
-    KILN__ONNX_DATA_NONE = 0,  /* zero elements and no data field */
-    KILN__ONNX_DATA_RAW,       /* raw_data: `raw` points into the model file */
-    KILN__ONNX_DATA_EXTERNAL,  /* data_location EXTERNAL: `raw` points into the mapped external file */
-    KILN__ONNX_DATA_TYPED,     /* float_data/int32_data/int64_data/double_data/uint64_data */
-    KILN__ONNX_DATA_STRINGS    /* string_data: see `strings` */
+    KILN__ONNX_DATA_NONE = 0, /* zero elements and no data field */
+    KILN__ONNX_DATA_RAW,      /* raw_data: `raw` points into the model file */
+    KILN__ONNX_DATA_EXTERNAL, /* data_location EXTERNAL: `raw` points into the mapped external file */
+    KILN__ONNX_DATA_TYPED,    /* float_data/int32_data/int64_data/double_data/uint64_data */
+    KILN__ONNX_DATA_STRINGS   /* string_data: see `strings` */
 } kiln__onnx_data_source;
 
 typedef struct kiln__onnx_tensor {
     const char *name;
-    int32_t data_type;  /* ONNX enum as stored */
-    kiln_dtype dtype;   /* == data_type when kiln knows it, else KILN_DTYPE_UNDEFINED */
+    int32_t data_type; /* ONNX enum as stored */
+    kiln_dtype dtype;  /* == data_type when kiln knows it, else KILN_DTYPE_UNDEFINED */
     int32_t nb_dims;
     const int64_t *dims;
-    int64_t count;      /* product of dims (1 for a scalar) */
+    int64_t count; /* product of dims (1 for a scalar) */
     kiln__onnx_data_source source;
     const uint8_t *raw; /* RAW, EXTERNAL: exactly `raw_size` bytes of packed little-endian data */
     size_t raw_size;
@@ -51,7 +51,6 @@ typedef struct kiln__onnx_tensor {
     /* TYPED: the TensorProto bytes and the field that holds the elements, decoded on demand. */
     const uint8_t *msg;
     size_t msg_size;
-    size_t msg_offset;
     uint32_t typed_field;
 } kiln__onnx_tensor;
 
@@ -64,7 +63,11 @@ typedef struct kiln__onnx_data {
     void *owned;
 } kiln__onnx_data;
 
-/* Fails for string tensors (use t->strings) and for dtypes with no fixed size. */
+/* KILN_UNSUPPORTED for string tensors (use t->strings) and dtypes without a fixed size.
+ * Typed fields follow ONNX's packing: fp16/bf16/fp8/int8/uint8/int16/uint16/bool in
+ * int32_data one element each (low bits), 4-bit and 2-bit types one packed byte per int32,
+ * 6-bit floats one element per int32 (packed here into a 6-bit stream), uint32 in
+ * uint64_data, complex as float/double pairs. */
 kiln_status kiln__onnx_tensor_data(const kiln__alloc *alloc, const kiln__onnx_tensor *t, kiln__onnx_data *out);
 void kiln__onnx_data_release(const kiln__alloc *alloc, kiln__onnx_data *d);
 /* "float32[2,3]" into buf. */
@@ -88,8 +91,8 @@ typedef enum kiln__onnx_type_kind {
 
 typedef struct kiln__onnx_type {
     kiln__onnx_type_kind kind;
-    int32_t elem_type;  /* TENSOR: ONNX data type (0 when absent) */
-    bool has_shape;     /* TENSOR: false means unknown rank */
+    int32_t elem_type; /* TENSOR: ONNX data type (0 when absent) */
+    bool has_shape;    /* TENSOR: false means unknown rank */
     int32_t rank;
     const kiln__onnx_dim *dims;
     const struct kiln__onnx_type *elem; /* SEQUENCE, OPTIONAL: the element type (may be NONE) */
@@ -219,9 +222,9 @@ typedef enum kiln__onnx_value_kind {
 typedef struct kiln__onnx_value {
     kiln__onnx_value_kind kind;
     const char *name;
-    const kiln__onnx_tensor *tensor;     /* TENSOR */
-    int32_t elem_type;                   /* SEQUENCE, OPTIONAL: SequenceProto.DataType (1 tensor, 3 sequence, 5 optional) */
-    int64_t count;                       /* SEQUENCE: elements */
+    const kiln__onnx_tensor *tensor; /* TENSOR */
+    int32_t elem_type;               /* SEQUENCE, OPTIONAL: SequenceProto.DataType (1 tensor, 3 sequence, 5 optional) */
+    int64_t count;                   /* SEQUENCE: elements */
     const struct kiln__onnx_value *items; /* SEQUENCE */
     const struct kiln__onnx_value *value; /* OPTIONAL: NULL when empty */
 } kiln__onnx_value;

@@ -42,12 +42,13 @@ static kiln_status read_varint(const kiln__pb *r, const uint8_t **pp, uint64_t *
     uint64_t v = 0;
     for (int i = 0; i < 10; i++) {
         if (p >= r->end)
-            return kiln__error(KILN_INVALID_ARGUMENT, "truncated protobuf at offset %zu in %s (varint runs past the end)",
-                               offset_of(r, *pp), r->msg);
+            return kiln__error(KILN_INVALID_ARGUMENT,
+                               "truncated protobuf at offset %zu in %s (varint runs past the end)", offset_of(r, *pp),
+                               r->msg);
         uint8_t b = *p++;
         if (i == 9 && b > 1)
-            return kiln__error(KILN_INVALID_ARGUMENT, "bad varint at offset %zu in %s: overflows 64 bits",
-                               offset_of(r, *pp), r->msg);
+            return kiln__error(KILN_INVALID_ARGUMENT, "bad varint at offset %zu in %s: %s", offset_of(r, *pp), r->msg,
+                               b & 0x80 ? "longer than 10 bytes" : "overflows 64 bits");
         v |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *out = v;
@@ -55,14 +56,14 @@ static kiln_status read_varint(const kiln__pb *r, const uint8_t **pp, uint64_t *
             return KILN_OK;
         }
     }
-    return kiln__error(KILN_INVALID_ARGUMENT, "bad varint at offset %zu in %s: longer than 10 bytes",
-                       offset_of(r, *pp), r->msg);
+    return KILN_INTERNAL_ERROR; /* not reached: the tenth byte always ends the loop */
 }
 
 static kiln_status read_fixed(const kiln__pb *r, const uint8_t **pp, size_t n, uint64_t *out) {
     if ((size_t)(r->end - *pp) < n)
-        return kiln__error(KILN_INVALID_ARGUMENT, "truncated protobuf at offset %zu in %s (%zu-byte value, %zu bytes left)",
-                           offset_of(r, *pp), r->msg, n, (size_t)(r->end - *pp));
+        return kiln__error(KILN_INVALID_ARGUMENT,
+                           "truncated protobuf at offset %zu in %s (%zu-byte value, %zu bytes left)", offset_of(r, *pp),
+                           r->msg, n, (size_t)(r->end - *pp));
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) v |= (uint64_t)(*pp)[i] << (8 * i);
     *pp += n;
@@ -110,7 +111,8 @@ static kiln_status skip_group(const kiln__pb *r, const uint8_t **pp, uint32_t nu
     const uint8_t *group_at = *pp;
     while (depth > 0) {
         if (*pp >= r->end)
-            return kiln__error(KILN_INVALID_ARGUMENT, "truncated protobuf at offset %zu in %s: group (field %u) has no end",
+            return kiln__error(KILN_INVALID_ARGUMENT,
+                               "truncated protobuf at offset %zu in %s: group (field %u) has no end",
                                offset_of(r, group_at), r->msg, number);
         const uint8_t *tag_at = *pp;
         uint32_t n = 0, wire = 0;
@@ -131,8 +133,8 @@ static kiln_status skip_group(const kiln__pb *r, const uint8_t **pp, uint32_t nu
             break;
         case KILN__PB_EGROUP:
             if (stack[depth - 1] != n)
-                return kiln__error(KILN_INVALID_ARGUMENT, "end-group for field %u at offset %zu in %s closes group %u", n,
-                                   offset_of(r, tag_at), r->msg, stack[depth - 1]);
+                return kiln__error(KILN_INVALID_ARGUMENT, "end-group for field %u at offset %zu in %s closes group %u",
+                                   n, offset_of(r, tag_at), r->msg, stack[depth - 1]);
             if (--depth == 0) *content_end = tag_at;
             break;
         }
@@ -194,12 +196,14 @@ kiln_status kiln__pb_scalars_count(const kiln__pb *r, const kiln__pb_field *f, u
         return KILN_OK;
     }
     if (f->wire != KILN__PB_LEN)
-        return kiln__error(KILN_INVALID_ARGUMENT, "%s (field %u) at offset %zu in %s has wire type %s, expected %s or packed",
-                           name, f->number, f->offset, r->msg, wire_name(f->wire), wire_name(elem_wire));
+        return kiln__error(KILN_INVALID_ARGUMENT,
+                           "%s (field %u) at offset %zu in %s has wire type %s, expected %s or packed", name, f->number,
+                           f->offset, r->msg, wire_name(f->wire), wire_name(elem_wire));
     if (elem_wire == KILN__PB_I32 || elem_wire == KILN__PB_I64) {
         size_t width = elem_wire == KILN__PB_I32 ? 4 : 8;
         if (f->size % width)
-            return kiln__error(KILN_INVALID_ARGUMENT, "%s (field %u) at offset %zu in %s: packed %s has %zu bytes, not a multiple of %zu",
+            return kiln__error(KILN_INVALID_ARGUMENT,
+                               "%s (field %u) at offset %zu in %s: packed %s has %zu bytes, not a multiple of %zu",
                                name, f->number, f->offset, r->msg, wire_name(elem_wire), f->size, width);
         *count = f->size / width;
         return KILN_OK;

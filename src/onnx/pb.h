@@ -33,7 +33,7 @@ typedef struct kiln__pb_field {
     uint64_t value;      /* VARINT, I64, I32: the raw value (I32 zero-extended) */
     const uint8_t *data; /* LEN: the payload; SGROUP: the group's content (without end tag) */
     size_t size;
-    size_t offset;       /* file offset of the field's tag */
+    size_t offset; /* file offset of the field's tag */
 } kiln__pb_field;
 
 void kiln__pb_init(kiln__pb *r, const uint8_t *start, const uint8_t *data, size_t size, const char *msg);
@@ -71,7 +71,7 @@ static inline double kiln__pb_double(uint64_t bits64) {
 typedef struct kiln__pb_scalars {
     const uint8_t *p, *end;
     uint32_t elem_wire;
-    bool single;      /* unpacked: one value, in `value` */
+    bool single; /* unpacked: one value, in `value` */
     uint64_t value;
 } kiln__pb_scalars;
 

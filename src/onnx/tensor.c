@@ -7,8 +7,18 @@
 #include <string.h>
 
 enum {
-    T_DIMS = 1, T_DATA_TYPE = 2, T_SEGMENT = 3, T_FLOAT_DATA = 4, T_INT32_DATA = 5, T_STRING_DATA = 6,
-    T_INT64_DATA = 7, T_NAME = 8, T_RAW_DATA = 9, T_DOUBLE_DATA = 10, T_UINT64_DATA = 11, T_EXTERNAL_DATA = 13,
+    T_DIMS = 1,
+    T_DATA_TYPE = 2,
+    T_SEGMENT = 3,
+    T_FLOAT_DATA = 4,
+    T_INT32_DATA = 5,
+    T_STRING_DATA = 6,
+    T_INT64_DATA = 7,
+    T_NAME = 8,
+    T_RAW_DATA = 9,
+    T_DOUBLE_DATA = 10,
+    T_UINT64_DATA = 11,
+    T_EXTERNAL_DATA = 13,
     T_DATA_LOCATION = 14
 };
 
@@ -110,9 +120,12 @@ static kiln_status decode_external_entry(kiln__onnx_store *s, const kiln__pb *pa
         char *end;
         long long v = strtoll(value, &end, 10);
         if (!*value || *end || v < 0 || (v == LLONG_MAX))
-            return kiln__error(KILN_INVALID_ARGUMENT, "external_data %s '%s' is not a non-negative integer", key, value);
-        if (key[0] == 'o') t->ext_offset = v;
-        else t->ext_length = v;
+            return kiln__error(KILN_INVALID_ARGUMENT, "external_data %s '%s' is not a non-negative integer", key,
+                               value);
+        if (key[0] == 'o')
+            t->ext_offset = v;
+        else
+            t->ext_length = v;
     }
     return KILN_OK;
 }
@@ -131,8 +144,8 @@ static kiln_status resolve_external(kiln__onnx_store *s, kiln__onnx_tensor *t, s
         return kiln__error(KILN_INVALID_ARGUMENT, "external data [%lld, +%lld) runs past the end of '%s' (%zu bytes)",
                            (long long)t->ext_offset, (long long)t->ext_length, t->location, size);
     if (len != expected)
-        return kiln__error(KILN_INVALID_ARGUMENT, "external data in '%s' has %zu bytes, expected %zu for %s", t->location,
-                           len, expected, shape);
+        return kiln__error(KILN_INVALID_ARGUMENT, "external data in '%s' has %zu bytes, expected %zu for %s",
+                           t->location, len, expected, shape);
     t->raw = data ? data + t->ext_offset : NULL;
     t->raw_size = len;
     return KILN_OK;
@@ -147,7 +160,6 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
     t->ext_length = -1;
     t->msg = f->data;
     t->msg_size = f->size;
-    t->msg_offset = f->offset;
     size_t nb_dims = 0, nb_strings = 0, typed_count = 0;
     bool has_raw = false;
     int32_t location = 0;
@@ -163,7 +175,8 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
             nb_dims += n;
             break;
         case T_DATA_TYPE: KILN__TRY(kiln__pb_int32(&r, &e, "TensorProto.data_type", &t->data_type)); break;
-        case T_SEGMENT: return kiln__error(KILN_UNSUPPORTED, "segmented tensors (TensorProto.segment) are not supported");
+        case T_SEGMENT:
+            return kiln__error(KILN_UNSUPPORTED, "segmented tensors (TensorProto.segment) are not supported");
         case T_FLOAT_DATA:
         case T_INT32_DATA:
         case T_INT64_DATA:
@@ -191,7 +204,8 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
         case T_DATA_LOCATION:
             KILN__TRY(kiln__pb_int32(&r, &e, "TensorProto.data_location", &location));
             if (location != 0 && location != 1)
-                return kiln__error(KILN_INVALID_ARGUMENT, "data_location %d is neither DEFAULT (0) nor EXTERNAL (1)", location);
+                return kiln__error(KILN_INVALID_ARGUMENT, "data_location %d is neither DEFAULT (0) nor EXTERNAL (1)",
+                                   location);
             break;
         default: break;
         }
@@ -229,13 +243,16 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
     bool is_string = t->data_type == KILN_STRING;
     size_t expected = 0;
     if (!is_string && !kiln__onnx_type_bytes(t->data_type, t->count, &expected)) {
-        if (!onnx_type_bits(t->data_type)) return kiln__error(KILN_UNSUPPORTED, "unsupported data_type %d", t->data_type);
+        if (!onnx_type_bits(t->data_type))
+            return kiln__error(KILN_UNSUPPORTED, "unsupported data_type %d", t->data_type);
         return kiln__error(KILN_INVALID_ARGUMENT, "byte size of %s overflows", shape);
     }
     if (location == 1) {
         if (has_raw || t->typed_field || nb_strings)
             return kiln__error(KILN_INVALID_ARGUMENT, "data_location is EXTERNAL but the tensor also holds %s",
-                               has_raw ? "raw_data" : nb_strings ? "string_data" : typed_name);
+                               has_raw      ? "raw_data"
+                               : nb_strings ? "string_data"
+                                            : typed_name);
         if (is_string) return kiln__error(KILN_INVALID_ARGUMENT, "string tensors cannot use external data");
         t->source = KILN__ONNX_DATA_EXTERNAL;
         return resolve_external(s, t, expected, shape);
@@ -258,8 +275,8 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
     if (nb_strings) return kiln__error(KILN_INVALID_ARGUMENT, "string_data used for %s", shape);
     if (has_raw) {
         if (t->raw_size != expected)
-            return kiln__error(KILN_INVALID_ARGUMENT, "raw_data has %zu bytes, expected %zu for %s", t->raw_size, expected,
-                               shape);
+            return kiln__error(KILN_INVALID_ARGUMENT, "raw_data has %zu bytes, expected %zu for %s", t->raw_size,
+                               expected, shape);
         t->source = KILN__ONNX_DATA_RAW;
         return KILN_OK;
     }
@@ -268,8 +285,8 @@ static kiln_status decode_tensor(kiln__onnx_store *s, const kiln__pb *parent, co
             return kiln__error(KILN_INVALID_ARGUMENT, "%s cannot hold %s", typed_name, shape);
         int64_t want = typed_values_for(t->data_type, t->count);
         if ((int64_t)typed_count != want)
-            return kiln__error(KILN_INVALID_ARGUMENT, "%s has %zu values, expected %lld for %s", typed_name, typed_count,
-                               (long long)want, shape);
+            return kiln__error(KILN_INVALID_ARGUMENT, "%s has %zu values, expected %lld for %s", typed_name,
+                               typed_count, (long long)want, shape);
         t->source = KILN__ONNX_DATA_TYPED;
         return KILN_OK;
     }
@@ -290,8 +307,9 @@ kiln_status kiln__onnx_tensor_data(const kiln__alloc *alloc, const kiln__onnx_te
     char shape[160];
     kiln__onnx_tensor_format(t, shape, sizeof shape);
     size_t bytes;
-    if (!kiln__onnx_type_bytes(t->data_type, t->count, &bytes))
-        return kiln__error(KILN_UNSUPPORTED, "tensor '%s': %s has no fixed-size element layout", t->name, shape);
+    if (t->source == KILN__ONNX_DATA_STRINGS || !kiln__onnx_type_bytes(t->data_type, t->count, &bytes))
+        return kiln__error(KILN_UNSUPPORTED, "tensor '%s': %s has no fixed-size element layout%s", t->name, shape,
+                           t->data_type == KILN_STRING ? " (its elements are in `strings`)" : "");
     switch (t->source) {
     case KILN__ONNX_DATA_NONE: return KILN_OK;
     case KILN__ONNX_DATA_RAW:
@@ -299,19 +317,17 @@ kiln_status kiln__onnx_tensor_data(const kiln__alloc *alloc, const kiln__onnx_te
         out->data = t->raw;
         out->size = t->raw_size;
         return KILN_OK;
-    case KILN__ONNX_DATA_STRINGS:
-        return kiln__error(KILN_INVALID_ARGUMENT, "tensor '%s': string data is not one buffer", t->name);
-    case KILN__ONNX_DATA_TYPED: break;
+    default: break;
     }
     uint8_t *buf = kiln__calloc(alloc, 1, bytes);
     if (!buf) return KILN_OUT_OF_MEMORY;
     uint32_t bits = onnx_type_bits(t->data_type);
     /* Bytes written per typed value: one packed byte for 2/4-bit types (an int32 holds it);
      * 6-bit values go into an LSB-first bitstream. */
-    size_t width = t->typed_field == T_FLOAT_DATA ? 4
+    size_t width = t->typed_field == T_FLOAT_DATA                                      ? 4
                    : t->typed_field == T_DOUBLE_DATA || t->typed_field == T_INT64_DATA ? 8
-                   : bits < 8 ? 1
-                              : bits / 8;
+                   : bits < 8                                                          ? 1
+                                                                                       : bits / 8;
     kiln__pb r;
     kiln__pb_init(&r, t->msg, t->msg, t->msg_size, "TensorProto");
     size_t pos = 0, bitpos = 0;

@@ -34,9 +34,7 @@ static kiln_status decode_shape(kiln__onnx_store *s, const kiln__pb *parent, con
             if (g.number == 1) {
                 int64_t v;
                 KILN__TRY(kiln__pb_int64(&dr, &g, "Dimension.dim_value", &v));
-                if (v < 0)
-                    return kiln__error(KILN_INVALID_ARGUMENT, "shape dim %d has negative dim_value %lld", i - 1, (long long)v);
-                d->value = v;
+                d->value = v < 0 ? -1 : v; /* some exporters write -1 for "unknown" */
                 d->param = NULL;
             } else if (g.number == 2) {
                 KILN__TRY(kiln__onnx_string(s, &dr, &g, "Dimension.dim_param", &d->param));
@@ -99,7 +97,9 @@ kiln_status kiln__onnx_decode_type(kiln__onnx_store *s, const kiln__pb *parent, 
         case 9: KILN__TRY(decode_wrapper(s, &r, &e, depth, KILN__ONNX_TYPE_OPTIONAL, type)); break;
         case 5: return kiln__error(KILN_UNSUPPORTED, "map types (TypeProto.map_type) are not supported");
         case 7: return kiln__error(KILN_UNSUPPORTED, "opaque types (TypeProto.opaque_type) are not supported");
-        case 8: return kiln__error(KILN_UNSUPPORTED, "sparse tensor types (TypeProto.sparse_tensor_type) are not supported");
+        case 8:
+            return kiln__error(KILN_UNSUPPORTED,
+                               "sparse tensor types (TypeProto.sparse_tensor_type) are not supported");
         case 6: KILN__TRY(kiln__onnx_string(s, &r, &e, "TypeProto.denotation", &type->denotation)); break;
         default: break;
         }
@@ -158,7 +158,8 @@ static kiln_status decode_sequence(kiln__onnx_store *s, kiln__pb *r, const kiln_
         default: break;
         }
     }
-    if (v->elem_type != V_TENSOR && v->elem_type != V_SEQUENCE && v->elem_type != V_OPTIONAL && !(v->elem_type == 0 && n == 0))
+    if (v->elem_type != V_TENSOR && v->elem_type != V_SEQUENCE && v->elem_type != V_OPTIONAL &&
+        !(v->elem_type == 0 && n == 0))
         return kiln__error(KILN_UNSUPPORTED, "SequenceProto.elem_type %d is not supported", v->elem_type);
     uint32_t want = v->elem_type == V_TENSOR ? 3 : v->elem_type == V_SEQUENCE ? 5 : 7;
     kiln__onnx_value_kind item_kind = v->elem_type == V_TENSOR     ? KILN__ONNX_VALUE_TENSOR
@@ -173,8 +174,9 @@ static kiln_status decode_sequence(kiln__onnx_store *s, kiln__pb *r, const kiln_
         KILN__TRY(kiln__pb_next(&r2, &e));
         if (e.number != 3 && e.number != 5 && e.number != 7) continue;
         if (e.number != want)
-            return kiln__error(KILN_INVALID_ARGUMENT, "SequenceProto field %u at offset %zu does not match elem_type %d",
-                               e.number, e.offset, v->elem_type);
+            return kiln__error(KILN_INVALID_ARGUMENT,
+                               "SequenceProto field %u at offset %zu does not match elem_type %d", e.number, e.offset,
+                               v->elem_type);
         kiln_status st = decode_value(s, &r2, &e, depth + 1, item_kind, &items[i]);
         if (st != KILN_OK) return kiln__error_prefix(st, "sequence element %lld", (long long)i);
         i++;
@@ -195,7 +197,8 @@ static kiln_status decode_optional(kiln__onnx_store *s, kiln__pb *r, int depth, 
         case 5:
         case 7: {
             if (v->value)
-                return kiln__error(KILN_INVALID_ARGUMENT, "OptionalProto holds more than one value (offset %zu)", e.offset);
+                return kiln__error(KILN_INVALID_ARGUMENT, "OptionalProto holds more than one value (offset %zu)",
+                                   e.offset);
             kiln__onnx_value *inner = kiln__onnx_alloc(s, 1, sizeof *inner);
             if (!inner) return KILN_OUT_OF_MEMORY;
             kiln__onnx_value_kind k = e.number == 3   ? KILN__ONNX_VALUE_TENSOR
@@ -211,7 +214,7 @@ static kiln_status decode_optional(kiln__onnx_store *s, kiln__pb *r, int depth, 
         }
     }
     if (v->value) {
-        int want = v->value->kind == KILN__ONNX_VALUE_TENSOR ? V_TENSOR
+        int want = v->value->kind == KILN__ONNX_VALUE_TENSOR     ? V_TENSOR
                    : v->value->kind == KILN__ONNX_VALUE_SEQUENCE ? V_SEQUENCE
                                                                  : V_OPTIONAL;
         if (v->elem_type != want)

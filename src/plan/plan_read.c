@@ -174,14 +174,13 @@ static kiln_status read_tensors(plan_reader *r) {
         const uint8_t *rec = r->sec[KILN__SEC_TENSORS].data + 8 + (uint64_t)i * KILN__TENSOR_RECORD;
         char what[64];
         snprintf(what, sizeof what, "tensor %u", i);
-        const char *name;
+        const char *name = NULL;
         KILN__TRY(get_string(r, kiln__rd_u32(rec + KILN__T_NAME), what, &name));
         kiln_dtype dtype = (kiln_dtype)kiln__rd_i32(rec + KILN__T_DTYPE);
         if (!kiln__dtype_valid(dtype) || dtype == KILN_STRING)
             return bad("tensor %u ('%s'): dtype %d is not a valid tensor dtype", i, name, (int)dtype);
         if (kiln__rd_u32(rec + KILN__T_RESERVED)) return bad("tensor %u ('%s'): reserved field is not zero", i, name);
         kiln_dims dims;
-        snprintf(what, sizeof what, "tensor %u", i);
         KILN__TRY(get_dims(rec + KILN__T_DIMS, kiln__rd_i32(rec + KILN__T_RANK), -1, what, &dims));
         const char *dim_names[KILN_MAX_DIMS] = {0};
         for (int32_t d = 0; d < KILN_MAX_DIMS; d++) {
@@ -265,7 +264,7 @@ static kiln_status read_layer(plan_reader *r, uint32_t i, uint64_t *pos) {
     if (s->size - *pos < KILN__LAYER_FIXED)
         return bad("layer %u: record runs past the end of the layers section", i);
     const uint8_t *rec = s->data + *pos;
-    const char *name;
+    const char *name = NULL;
     char what[64];
     snprintf(what, sizeof what, "layer %u", i);
     KILN__TRY(get_string(r, kiln__rd_u32(rec + KILN__L_NAME), what, &name));
@@ -364,7 +363,7 @@ static kiln_status read_layers(plan_reader *r) {
 
 static kiln_status read_profile_entry(plan_reader *r, const uint8_t *rec, int32_t pi, int32_t e,
                                       kiln__profile_dims *entry) {
-    const char *input;
+    const char *input = NULL;
     char what[96];
     snprintf(what, sizeof what, "profile %d entry %d", pi, e);
     KILN__TRY(get_string(r, kiln__rd_u32(rec), what, &input));

@@ -70,7 +70,7 @@ static kiln_status write_tensors(plan_writer *w) {
         if (t->dims.nb_dims < 0 || t->dims.nb_dims > KILN_MAX_DIMS)
             return kiln__error(KILN_INTERNAL_ERROR, "plan writer: tensor '%s' has rank %d", t->name,
                                (int)t->dims.nb_dims);
-        uint32_t name, dim_names[KILN_MAX_DIMS];
+        uint32_t name = 0, dim_names[KILN_MAX_DIMS];
         KILN__TRY(put_string(w, t->name, &name));
         for (int32_t d = 0; d < KILN_MAX_DIMS; d++) {
             dim_names[d] = KILN__PLAN_NO_STRING;
@@ -92,7 +92,7 @@ static kiln_status write_layers(plan_writer *w) {
     put_u32(b, 0);
     for (int64_t i = 0; i < w->net->nb_layers; i++) {
         const kiln_layer *l = w->net->layers[i];
-        uint32_t name;
+        uint32_t name = 0;
         KILN__TRY(put_string(w, l->name, &name));
         uint64_t woff = 0, wsize = l->weights ? l->weights_bytes : 0;
         if (wsize) {
@@ -109,12 +109,12 @@ static kiln_status write_layers(plan_writer *w) {
         put_u64(b, wsize);
         kiln__buf_append(b, &l->p, sizeof l->p);
         for (int32_t k = 0; k < l->nb_inputs; k++) {
-            int32_t index;
+            int32_t index = -1;
             KILN__TRY(tensor_index(w, l->inputs[k], &index));
             put_u32(b, (uint32_t)index);
         }
         for (int32_t k = 0; k < l->nb_outputs; k++) {
-            int32_t index;
+            int32_t index = -1;
             if (!l->outputs[k])
                 return kiln__error(KILN_INTERNAL_ERROR, "plan writer: layer '%s' has no output %d", l->name, (int)k);
             KILN__TRY(tensor_index(w, l->outputs[k], &index));
@@ -131,7 +131,7 @@ static kiln_status write_io(plan_writer *w) {
     put_u32(b, (uint32_t)w->net->nb_outputs);
     for (int64_t i = 0; i < w->net->nb_inputs + w->net->nb_outputs; i++) {
         const kiln_tensor *t = i < w->net->nb_inputs ? w->net->inputs[i] : w->net->outputs[i - w->net->nb_inputs];
-        int32_t index;
+        int32_t index = -1;
         if (!t) return kiln__error(KILN_INTERNAL_ERROR, "plan writer: missing IO tensor %lld", (long long)i);
         KILN__TRY(tensor_index(w, t, &index));
         put_u32(b, (uint32_t)index);
@@ -148,7 +148,7 @@ static kiln_status write_profiles(plan_writer *w, const kiln_engine *engine) {
         put_u32(b, (uint32_t)p->nb_entries);
         put_u32(b, 0);
         for (int32_t e = 0; e < p->nb_entries; e++) {
-            uint32_t name;
+            uint32_t name = 0;
             KILN__TRY(put_string(w, p->entries[e].input, &name));
             put_u32(b, name);
             put_u32(b, 0);

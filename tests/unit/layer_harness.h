@@ -12,6 +12,14 @@
 #define DIMS(...) ((kiln_dims){(int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 #define DIMS0 ((kiln_dims){0, {0}})
 
+/* The registries reference kernels and layer ops weakly, and a linker does not pull archive
+ * members in for weak references: a strong reference here makes sure the families under test
+ * are linked into the test binary whatever the library's link setup. */
+#define LH_LINK(fam)                                                                                           \
+    kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);     \
+    extern const kiln__layer_ops kiln__##fam##_ops;                                                            \
+    void *lh_link_##fam[2] = {(void *)kiln__cpu_##fam, (void *)&kiln__##fam##_ops};
+
 static kiln__alloc lh_alloc;
 static kiln__pool *lh_pool;
 

@@ -129,7 +129,8 @@ static kiln_status run_and_check(kiln_context *ctx, int64_t batch, bool dynamic,
     kiln_status st = KILN_OK;
     if (dynamic) st = kiln_context_set_input_shape(ctx, "x", &d);
     if (st == KILN_OK) st = kiln_context_set_tensor_address(ctx, "x", x, (size_t)batch * IN * sizeof(float));
-    if (st == KILN_OK && bind_output) st = kiln_context_set_tensor_address(ctx, "y", y, sizeof y);
+    /* Bindings persist across runs: unbind to get context-owned output memory. */
+    if (st == KILN_OK) st = kiln_context_set_tensor_address(ctx, "y", bind_output ? y : NULL, bind_output ? sizeof y : 0);
     if (st == KILN_OK) st = kiln_context_execute(ctx);
     const float *out = y;
     if (st == KILN_OK && !bind_output) {
@@ -142,7 +143,11 @@ static kiln_status run_and_check(kiln_context *ctx, int64_t batch, bool dynamic,
         st = kiln_context_get_tensor_shape(ctx, "y", &od);
         if (st == KILN_OK && !(od.nb_dims == 2 && od.d[0] == batch && od.d[1] == HID)) *mismatch = 1;
         for (int64_t i = 0; st == KILN_OK && i < batch * HID; i++)
-            if (fabsf(out[i] - want[i]) > 1e-5f + 1e-5f * fabsf(want[i])) *mismatch = 1;
+            if (fabsf(out[i] - want[i]) > 1e-5f + 1e-5f * fabsf(want[i])) {
+                if (!*mismatch) fprintf(stderr, "batch %lld element %lld: got %g expected %g\n", (long long)batch,
+                                        (long long)i, out[i], want[i]);
+                *mismatch = 1;
+            }
     }
     return st;
 }

@@ -83,7 +83,7 @@ static kiln_layer make_layer(const conv_case *cc, int nb_inputs) {
     p->has_output_shape = cc->has_os;
     p->act.kind = cc->act;
     p->act.alpha = 0.1f;
-    for (int i = 0; i < cc->ns; i++) {
+    for (int i = 0; i < cc->ns && i < 3; i++) {
         p->kernel[i] = cc->k[i];
         p->stride[i] = cc->s[i];
         p->dilation[i] = cc->d[i];
@@ -278,6 +278,9 @@ static void test_conv_kernels(void) {
     run_all_dtypes("pointwise bias residual leaky", &cc);
     cc = c2d(1, 8, 5, 6, 7, 1, 2, 0, 1, 1);
     run_all_dtypes("pointwise stride 2", &cc);
+    cc = c2d(2, 3, 4, 6, 5, 1, 1, 0, 1, 1);
+    cc.pe[1] = 1;
+    run_all_dtypes("1x1 with end padding", &cc);
     cc = c2d(2, 3, 4, 7, 7, 3, 1, 1, 1, 1);
     cc.bias = cc.res = 1;
     cc.act = KILN_ACT_SIGMOID;
@@ -368,7 +371,8 @@ static void test_deconv_kernels(void) {
             r.pb[i] = kt_randi(0, r.k[i] - 1);
             r.pe[i] = kt_randi(0, r.k[i] - 1);
             r.in[i] = kt_randi(1, 5);
-            if (r.s[i] * (r.in[i] - 1) + r.op[i] + (r.k[i] - 1) * r.d[i] + 1 - r.pb[i] - r.pe[i] < 1) r.pb[i] = r.pe[i] = 0;
+            if (r.s[i] * (r.in[i] - 1) + r.op[i] + (r.k[i] - 1) * r.d[i] + 1 - r.pb[i] - r.pe[i] < 1)
+                r.pb[i] = r.pe[i] = 0;
         }
         run_case("random deconv", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
     }
@@ -439,6 +443,19 @@ static void test_infer(void) {
     KT_OK(kiln__layer_ops_for(l.type)->infer(&l, in, out));
     in[1].dtype = KILN_FLOAT16;
     KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_INVALID_ARGUMENT);
+    kiln__buf desc;
+    kiln__buf_init(&desc, &g_alloc);
+    cc = c2d(1, 4, 8, 10, 10, 3, 2, 1, 2, 2);
+    cc.act = KILN_ACT_RELU;
+    l = make_layer(&cc, 4);
+    kiln_tensor *no_inputs[4] = {NULL, NULL, NULL, NULL};
+    l.inputs = no_inputs;
+    kiln__layer_ops_for(l.type)->describe(&l, &desc);
+    kiln__buf_append(&desc, "", 1);
+    KT_CHECK(desc.data && strstr((char *)desc.data, "kernel=3x3 stride=2x2 dilation=2x2") &&
+             strstr((char *)desc.data, "groups=2") && strstr((char *)desc.data, "pad_begin=1x1"));
+    kiln__buf_free(&desc);
+    l = make_layer(&cc, 4);
     in[0].dtype = in[1].dtype = in[2].dtype = in[3].dtype = KILN_INT32;
     KT_STATUS(kiln__layer_ops_for(l.type)->infer(&l, in, out), KILN_UNSUPPORTED);
 }

@@ -1,0 +1,528 @@
+/* The ONNX importer core: walks a decoded model's graph, binds ONNX value names to network
+ * tensors, dispatches each node to its op family's importer, and folds layers whose inputs
+ * are all known at import time into constants. */
+#include "onnx/importer.h"
+
+#include "runtime/engine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Outputs at most this large are computed at import time when every input is a constant. */
+#define KILN__ONNX_FOLD_MAX_ELEMENTS (1 << 20)
+/* Opset versions of the default domain the importer knows. */
+#define KILN__ONNX_MIN_OPSET 1
+#define KILN__ONNX_MAX_OPSET 28
+
+extern const kiln__onnx_op kiln__onnx_ops_basic[];
+extern const kiln__onnx_op kiln__onnx_ops_nn[];
+extern const kiln__onnx_op kiln__onnx_ops_tensor[] __attribute__((weak));
+
+/* Every family table; weak ones are NULL until their file is linked in. */
+static const kiln__onnx_op *family_table(int i) {
+    switch (i) {
+    case 0: return kiln__onnx_ops_basic;
+    case 1: return kiln__onnx_ops_nn;
+    case 2: return kiln__onnx_ops_tensor;
+    default: return NULL;
+    }
+}
+#define KILN__ONNX_NB_FAMILIES 3
+
+/* ONNX value name -> tensor, open addressing. Keys point into the model, which outlives the
+ * import. */
+typedef struct value_map {
+    const char **keys;
+    kiln_tensor **vals;
+    size_t cap, count;
+} value_map;
+
+struct kiln__onnx_ctx {
+    kiln_network *net;
+    const kiln__onnx_model *model;
+    value_map values;
+    int32_t node_layers; /* layers made so far for the node being imported */
+};
+
+static size_t map_slot(const value_map *m, const char *key) {
+    size_t mask = m->cap - 1, i = (size_t)kiln__hash64(key, strlen(key), 0x6b696c6e) & mask;
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0) i = (i + 1) & mask;
+    return i;
+}
+
+static kiln_status map_init(const kiln__alloc *alloc, value_map *m, size_t expected) {
+    size_t cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    m->keys = kiln__calloc(alloc, cap, sizeof *m->keys);
+    m->vals = kiln__calloc(alloc, cap, sizeof *m->vals);
+    m->cap = cap;
+    m->count = 0;
+    return m->keys && m->vals ? KILN_OK : KILN_OUT_OF_MEMORY;
+}
+
+static void map_free(const kiln__alloc *alloc, value_map *m) {
+    kiln__free(alloc, m->keys);
+    kiln__free(alloc, m->vals);
+}
+
+static kiln_tensor *map_get(const value_map *m, const char *key) {
+    size_t i = map_slot(m, key);
+    return m->keys[i] ? m->vals[i] : NULL;
+}
+
+static kiln_status map_put(const kiln__alloc *alloc, value_map *m, const char *key, kiln_tensor *t) {
+    if ((m->count + 1) * 2 > m->cap) {
+        value_map bigger;
+        KILN__TRY(map_init(alloc, &bigger, m->cap));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t j = map_slot(&bigger, m->keys[i]);
+                bigger.keys[j] = m->keys[i];
+                bigger.vals[j] = m->vals[i];
+            }
+        bigger.count = m->count;
+        map_free(alloc, m);
+        *m = bigger;
+    }
+    size_t i = map_slot(m, key);
+    if (!m->keys[i]) m->count++;
+    m->keys[i] = key;
+    m->vals[i] = t;
+    return KILN_OK;
+}
+
+/* ---------------------------------------------------------------- helpers for importers */
+
+kiln_network *kiln__onnx_network(kiln__onnx_ctx *ctx) { return ctx->net; }
+
+static bool is_default_domain(const char *domain) { return !domain[0] || strcmp(domain, "ai.onnx") == 0; }
+
+int64_t kiln__onnx_node_opset(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    return kiln__onnx_opset_version(ctx->model, is_default_domain(node->domain) ? "" : node->domain);
+}
+
+kiln_tensor *kiln__onnx_in(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i) {
+    if (i < 0 || i >= node->nb_inputs || !node->inputs[i][0]) return NULL;
+    return map_get(&ctx->values, node->inputs[i]);
+}
+
+kiln_tensor *kiln__onnx_in_required(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, const char *what,
+                                    kiln_status *st) {
+    kiln_tensor *t = kiln__onnx_in(ctx, node, i);
+    if (!t) {
+        if (i < node->nb_inputs && node->inputs[i][0])
+            *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "input %d (%s) '%s' is not a tensor kiln can use", i,
+                                        what, node->inputs[i]);
+        else
+            *st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "input %d (%s) is required but missing", i, what);
+    }
+    return t;
+}
+
+bool kiln__onnx_has_out(const kiln__onnx_node *node, int32_t i) {
+    return i >= 0 && i < node->nb_outputs && node->outputs[i][0];
+}
+
+kiln_status kiln__onnx_node_error(const kiln__onnx_node *node, kiln_status status, const char *fmt, ...) {
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return kiln__error(status, "node '%s' (%s): %s", node->name, node->op_type, msg);
+}
+
+bool kiln__onnx_const(kiln__onnx_ctx *ctx, const kiln_tensor *t, kiln__value *out) {
+    (void)ctx;
+    memset(out, 0, sizeof *out);
+    if (!t) return false;
+    out->dtype = t->dtype;
+    out->dims = t->dims;
+    if (!t->producer || t->producer->type != KILN_LAYER_CONSTANT) return false;
+    out->data = t->producer->weights;
+    out->bytes = t->producer->weights_bytes;
+    return true;
+}
+
+bool kiln__onnx_const_ints(kiln__onnx_ctx *ctx, const kiln_tensor *t, int64_t *out, int32_t max, int32_t *count) {
+    kiln__value v;
+    if (!kiln__onnx_const(ctx, t, &v) || v.dims.nb_dims > 1) return false;
+    if (v.dtype != KILN_INT32 && v.dtype != KILN_INT64) return false;
+    int64_t n = kiln__dims_volume(&v.dims);
+    if (n < 0 || n > max) return false;
+    for (int64_t i = 0; i < n; i++) out[i] = kiln__value_int(&v, i);
+    *count = (int32_t)n;
+    return true;
+}
+
+/* Whether the layer's outputs can be computed now: every input is a constant (Shape needs
+ * only known dims) and the outputs are small tensors of fixed-size dtypes. */
+static bool foldable(const kiln_layer *l) {
+    if (l->type == KILN_LAYER_CONSTANT || !kiln__cpu_kernel_for(l->type)) return false;
+    for (int32_t k = 0; k < l->nb_inputs; k++) {
+        const kiln_tensor *t = l->inputs[k];
+        if (!t) continue;
+        if (l->type == KILN_LAYER_SHAPE) {
+            if (kiln__dims_volume(&t->dims) < 0) return false;
+        } else if (!t->producer || t->producer->type != KILN_LAYER_CONSTANT) {
+            return false;
+        }
+    }
+    for (int32_t k = 0; k < l->nb_outputs; k++) {
+        int64_t n = kiln__dims_volume(&l->outputs[k]->dims);
+        size_t bytes;
+        if (n < 0 || n > KILN__ONNX_FOLD_MAX_ELEMENTS || !kiln__dtype_bytes(l->outputs[k]->dtype, n, &bytes))
+            return false;
+    }
+    return true;
+}
+
+/* Runs a foldable layer's CPU kernel and turns the layer into a constant holding output 0;
+ * further outputs get constant layers of their own. */
+static kiln_status fold_layer(kiln_network *net, kiln_layer *l) {
+    kiln__value in[64], out[16];
+    if (l->nb_inputs > 64 || l->nb_outputs > 16) return KILN_OK;
+    for (int32_t k = 0; k < l->nb_inputs; k++) {
+        memset(&in[k], 0, sizeof in[k]);
+        const kiln_tensor *t = l->inputs[k];
+        if (!t) continue;
+        in[k].dtype = t->dtype;
+        in[k].dims = t->dims;
+        if (l->type != KILN_LAYER_SHAPE) {
+            in[k].data = t->producer->weights;
+            in[k].bytes = t->producer->weights_bytes;
+        }
+    }
+    kiln_status st = KILN_OK;
+    memset(out, 0, sizeof out);
+    for (int32_t k = 0; k < l->nb_outputs && st == KILN_OK; k++) {
+        out[k].dtype = l->outputs[k]->dtype;
+        out[k].dims = l->outputs[k]->dims;
+        kiln__dtype_bytes(out[k].dtype, kiln__dims_volume(&out[k].dims), &out[k].bytes);
+        out[k].data = kiln__malloc_aligned(&net->alloc, out[k].bytes ? out[k].bytes : 1, 64);
+        if (!out[k].data) st = KILN_OUT_OF_MEMORY;
+    }
+    if (st == KILN_OK) {
+        kiln__cpu_ctx cpu = {.pool = NULL, .alloc = &net->alloc};
+        st = kiln__cpu_kernel_for(l->type)(l, in, out, &cpu);
+    }
+    /* Extra outputs first: they need the layer's output list intact. */
+    for (int32_t k = 1; k < l->nb_outputs && st == KILN_OK; k++) {
+        kiln_tensor *t = l->outputs[k];
+        char name[KILN_MAX_NAME + 16];
+        snprintf(name, sizeof name, "%s:%d", l->name, k);
+        t->producer = NULL;
+        kiln_layer *c;
+        st = kiln__network_new_layer_wired(net, KILN_LAYER_CONSTANT, name, NULL, 0, &t, 1, &c);
+        if (st != KILN_OK) {
+            t->producer = l;
+            break;
+        }
+        c->p.constant.dims = out[k].dims;
+        c->p.constant.dtype = (int32_t)out[k].dtype;
+        c->weights = out[k].data;
+        c->weights_bytes = out[k].bytes;
+        out[k].data = NULL;
+    }
+    if (st != KILN_OK) {
+        for (int32_t k = 0; k < l->nb_outputs; k++) kiln__free(&net->alloc, out[k].data);
+        return st;
+    }
+    l->type = KILN_LAYER_CONSTANT;
+    l->nb_inputs = 0;
+    l->nb_outputs = 1;
+    memset(&l->p, 0, sizeof l->p);
+    l->p.constant.dims = out[0].dims;
+    l->p.constant.dtype = (int32_t)out[0].dtype;
+    kiln__free(&net->alloc, l->weights);
+    l->weights = out[0].data;
+    l->weights_bytes = out[0].bytes;
+    return KILN_OK;
+}
+
+static kiln_status add_layer(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_layer_type type,
+                             kiln_tensor *const *inputs, int32_t nb_inputs, int32_t nb_outputs, const void *params,
+                             size_t params_size, bool fold, kiln_layer **out) {
+    *out = NULL;
+    if (params_size > sizeof(kiln__params))
+        return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "layer parameters of %zu bytes are too large",
+                                     params_size);
+    kiln_layer *l;
+    kiln_status st = kiln__network_new_layer(ctx->net, type, inputs, nb_inputs, nb_outputs, &l);
+    if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s)", node->name, node->op_type);
+    if (params_size) memcpy(&l->p, params, params_size);
+    char name[KILN_MAX_NAME];
+    if (ctx->node_layers == 0) snprintf(name, sizeof name, "%s", node->name);
+    else snprintf(name, sizeof name, "%s:%d", node->name, ctx->node_layers);
+    ctx->node_layers++;
+    /* A failure leaves the layer behind; any failure ends the import and frees the network. */
+    KILN__TRY(kiln_layer_set_name(l, name));
+    st = kiln__network_finish_layer(ctx->net, l, &l);
+    if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s)", node->name, node->op_type);
+    if (fold && foldable(l)) {
+        st = fold_layer(ctx->net, l);
+        if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s): folding constants", node->name, node->op_type);
+    }
+    *out = l;
+    return KILN_OK;
+}
+
+kiln_status kiln__onnx_add_layer(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_layer_type type,
+                                 kiln_tensor *const *inputs, int32_t nb_inputs, int32_t nb_outputs,
+                                 const void *params, size_t params_size, kiln_layer **layer) {
+    kiln_layer *l;
+    KILN__TRY(add_layer(ctx, node, type, inputs, nb_inputs, nb_outputs, params, params_size, true, &l));
+    if (layer) *layer = l;
+    return KILN_OK;
+}
+
+kiln_tensor *kiln__onnx_add1(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_layer_type type,
+                             kiln_tensor *const *inputs, int32_t nb_inputs, const void *params, size_t params_size,
+                             kiln_status *st) {
+    kiln_layer *l;
+    *st = add_layer(ctx, node, type, inputs, nb_inputs, 1, params, params_size, true, &l);
+    return *st == KILN_OK ? l->outputs[0] : NULL;
+}
+
+kiln_status kiln__onnx_add_constant(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_dtype dtype,
+                                    const kiln_dims *dims, const void *data, kiln_tensor **out) {
+    *out = NULL;
+    size_t bytes;
+    if (!kiln__dtype_bytes(dtype, kiln__dims_volume(dims), &bytes))
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "a constant of dtype %s has no fixed size",
+                                     kiln_dtype_name(dtype));
+    kiln_layer *l;
+    kiln_status st = kiln__network_add_constant_raw(ctx->net, dtype, dims, data, bytes, &l);
+    if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s)", node->name, node->op_type);
+    char name[KILN_MAX_NAME];
+    snprintf(name, sizeof name, "%s:%d", node->name, ctx->node_layers++);
+    KILN__TRY(kiln_layer_set_name(l, name));
+    *out = l->outputs[0];
+    return KILN_OK;
+}
+
+kiln_tensor *kiln__onnx_const_scalar(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_dtype dtype, double v,
+                                     int32_t rank, kiln_status *st) {
+    uint8_t buf[8] = {0};
+    if (dtype == KILN_BOOL) buf[0] = v != 0;
+    else if (kiln__dtype_is_float(dtype) || kiln__dtype_is_integer(dtype)) kiln__store_f64(buf, dtype, 0, v);
+    else {
+        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "no scalar constant of dtype %s", kiln_dtype_name(dtype));
+        return NULL;
+    }
+    kiln_dims dims = {.nb_dims = rank};
+    for (int32_t i = 0; i < rank; i++) dims.d[i] = 1;
+    kiln_tensor *t;
+    *st = kiln__onnx_add_constant(ctx, node, dtype, &dims, buf, &t);
+    return *st == KILN_OK ? t : NULL;
+}
+
+/* Whether t is already bound to an ONNX value (or is a graph input). */
+static bool is_bound(const kiln__onnx_ctx *ctx, const kiln_tensor *t) {
+    return t->is_input || map_get(&ctx->values, t->name) == t;
+}
+
+static kiln_status bind(kiln__onnx_ctx *ctx, const char *name, kiln_tensor *t) {
+    KILN__TRY(kiln_tensor_set_name(t, name));
+    return map_put(&ctx->net->alloc, &ctx->values, name, t);
+}
+
+kiln_status kiln__onnx_out(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, kiln_tensor *t) {
+    if (!kiln__onnx_has_out(node, i)) return KILN_OK;
+    if (!t) return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "output %d has no tensor", i);
+    /* A tensor has one name: a value that aliases another gets its own copy. */
+    if (is_bound(ctx, t)) {
+        kiln_layer *l;
+        KILN__TRY(add_layer(ctx, node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, false, &l));
+        t = l->outputs[0];
+    }
+    return bind(ctx, node->outputs[i], t);
+}
+
+/* ---------------------------------------------------------------- the graph walk */
+
+static const char *domain_label(const char *domain) { return is_default_domain(domain) ? "ai.onnx" : domain; }
+
+static const kiln__onnx_op *find_op(const kiln__onnx_node *node, int64_t opset) {
+    const kiln__onnx_op *best = NULL;
+    const char *domain = is_default_domain(node->domain) ? "" : node->domain;
+    for (int f = 0; f < KILN__ONNX_NB_FAMILIES; f++) {
+        const kiln__onnx_op *table = family_table(f);
+        for (const kiln__onnx_op *op = table; op && op->op_type; op++)
+            if (strcmp(op->op_type, node->op_type) == 0 && strcmp(op->domain, domain) == 0 && op->min_opset <= opset &&
+                (!best || op->min_opset > best->min_opset))
+                best = op;
+    }
+    return best;
+}
+
+static kiln_status check_opsets(const kiln__onnx_model *model) {
+    for (int32_t i = 0; i < model->nb_opsets; i++) {
+        const kiln__onnx_opset *o = &model->opsets[i];
+        if (is_default_domain(o->domain) && (o->version < KILN__ONNX_MIN_OPSET || o->version > KILN__ONNX_MAX_OPSET))
+            return kiln__error(KILN_UNSUPPORTED, "the model imports opset %lld of domain 'ai.onnx'; kiln supports %d to %d",
+                               (long long)o->version, KILN__ONNX_MIN_OPSET, KILN__ONNX_MAX_OPSET);
+    }
+    return KILN_OK;
+}
+
+static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
+    kiln_network *net = ctx->net;
+    for (int32_t i = 0; i < g->nb_initializers; i++) {
+        const kiln__onnx_tensor *t = &g->initializers[i];
+        if (t->dtype == KILN_DTYPE_UNDEFINED || t->dtype == KILN_STRING)
+            return kiln__error(KILN_UNSUPPORTED, "initializer '%s' has ONNX data type %d, which kiln does not support",
+                               t->name, (int)t->data_type);
+        if (t->nb_dims > KILN_MAX_DIMS)
+            return kiln__error(KILN_UNSUPPORTED, "initializer '%s' has rank %d; kiln supports up to %d", t->name,
+                               t->nb_dims, KILN_MAX_DIMS);
+        kiln_dims dims = {.nb_dims = t->nb_dims};
+        for (int32_t d = 0; d < t->nb_dims; d++) dims.d[d] = t->dims[d];
+        kiln__onnx_data data;
+        kiln_status st = kiln__onnx_tensor_data(&net->alloc, t, &data);
+        if (st != KILN_OK) return kiln__error_prefix(st, "initializer '%s'", t->name);
+        kiln_layer *l;
+        st = kiln__network_add_constant_raw(net, t->dtype, &dims, data.data, data.size, &l);
+        kiln__onnx_data_release(&net->alloc, &data);
+        if (st == KILN_OK) st = kiln_layer_set_name(l, t->name);
+        if (st == KILN_OK) st = bind(ctx, t->name, l->outputs[0]);
+        if (st != KILN_OK) return kiln__error_prefix(st, "initializer '%s'", t->name);
+    }
+    return KILN_OK;
+}
+
+static kiln_status import_inputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
+    for (int32_t i = 0; i < g->nb_inputs; i++) {
+        const kiln__onnx_value_info *vi = &g->inputs[i];
+        if (map_get(&ctx->values, vi->name)) continue; /* an initializer listed as input (IR < 4) */
+        const kiln__onnx_type *ty = &vi->type;
+        if (ty->kind != KILN__ONNX_TYPE_TENSOR)
+            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' is a %s; kiln supports tensor inputs only", vi->name,
+                               ty->kind == KILN__ONNX_TYPE_SEQUENCE   ? "sequence"
+                               : ty->kind == KILN__ONNX_TYPE_OPTIONAL ? "optional"
+                                                                      : "value without a type");
+        kiln_dtype dtype = (kiln_dtype)ty->elem_type;
+        if (!kiln__dtype_valid(dtype) || dtype == KILN_STRING)
+            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has ONNX data type %d, which kiln does not support",
+                               vi->name, (int)ty->elem_type);
+        if (!ty->has_shape)
+            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has no shape; kiln needs at least its rank",
+                               vi->name);
+        if (ty->rank > KILN_MAX_DIMS)
+            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has rank %d; kiln supports up to %d", vi->name,
+                               ty->rank, KILN_MAX_DIMS);
+        kiln_dims dims = {.nb_dims = ty->rank};
+        for (int32_t d = 0; d < ty->rank; d++) dims.d[d] = ty->dims[d].value >= 0 ? ty->dims[d].value : -1;
+        kiln_tensor *t;
+        KILN__TRY(kiln_network_add_input(ctx->net, vi->name, dtype, &dims, &t));
+        for (int32_t d = 0; d < ty->rank; d++)
+            if (ty->dims[d].value < 0 && ty->dims[d].param && ty->dims[d].param[0])
+                KILN__TRY(kiln_tensor_set_dim_name(t, d, ty->dims[d].param));
+        KILN__TRY(map_put(&ctx->net->alloc, &ctx->values, vi->name, t));
+    }
+    return KILN_OK;
+}
+
+static kiln_status import_node(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    int64_t opset = kiln__onnx_node_opset(ctx, node);
+    const kiln__onnx_op *op = opset > 0 ? find_op(node, opset) : NULL;
+    if (!op)
+        return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "op %s (domain '%s', opset %lld) is not supported",
+                                     node->op_type, domain_label(node->domain), (long long)opset);
+    ctx->node_layers = 0;
+    KILN__TRY(op->import(ctx, node));
+    fprintf(stderr, "DBG %s -> %p\n", node->name, (void*)map_get(&ctx->values, node->outputs[0]));
+    for (int32_t i = 0; i < node->nb_outputs; i++)
+        if (kiln__onnx_has_out(node, i) && !map_get(&ctx->values, node->outputs[i]))
+            return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "the importer left output %d ('%s') unset", i,
+                                         node->outputs[i]);
+    return KILN_OK;
+}
+
+static kiln_status import_outputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
+    for (int32_t i = 0; i < g->nb_outputs; i++) {
+        const kiln__onnx_value_info *vi = &g->outputs[i];
+        if (vi->type.kind != KILN__ONNX_TYPE_TENSOR && vi->type.kind != KILN__ONNX_TYPE_NONE)
+            return kiln__error(KILN_UNSUPPORTED, "graph output '%s' is a %s; kiln supports tensor outputs only",
+                               vi->name, vi->type.kind == KILN__ONNX_TYPE_SEQUENCE ? "sequence" : "optional");
+        kiln_tensor *t = map_get(&ctx->values, vi->name);
+        if (!t) return kiln__error(KILN_INVALID_ARGUMENT, "graph output '%s' is never computed", vi->name);
+        if (t->is_input) {
+            /* An input passed straight through: the output needs a tensor of its own, which
+             * cannot share the input's name. */
+            return kiln__error(KILN_UNSUPPORTED, "graph output '%s' is also a graph input; kiln needs distinct names",
+                               vi->name);
+        }
+        if (t->producer && t->producer->type == KILN_LAYER_CONSTANT) {
+            /* The output gets the value's name; the constant keeps a name of its own. */
+            char name[KILN_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s:constant", vi->name);
+            KILN__TRY(kiln_tensor_set_name(t, name));
+            kiln__onnx_node node = {.name = vi->name, .op_type = "Identity", .domain = ""};
+            kiln_layer *l;
+            ctx->node_layers = 0;
+            KILN__TRY(add_layer(ctx, &node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, false, &l));
+            t = l->outputs[0];
+            KILN__TRY(bind(ctx, vi->name, t));
+        }
+        KILN__TRY(kiln_network_mark_output(ctx->net, t));
+    }
+    return KILN_OK;
+}
+
+static kiln_status import_model(kiln_builder *builder, const kiln__onnx_model *model, kiln_network **out) {
+    KILN__TRY(check_opsets(model));
+    const kiln__onnx_graph *g = model->graph;
+    if (!g) return kiln__error(KILN_INVALID_ARGUMENT, "the model has no graph");
+    kiln__onnx_ctx ctx = {.model = model};
+    KILN__TRY(kiln__network_create(&builder->alloc, &builder->log, &ctx.net));
+    size_t expected = (size_t)g->nb_inputs + (size_t)g->nb_initializers;
+    for (int32_t i = 0; i < g->nb_nodes; i++) expected += (size_t)g->nodes[i].nb_outputs;
+    kiln_status st = map_init(&builder->alloc, &ctx.values, expected);
+    if (st == KILN_OK) st = import_initializers(&ctx, g);
+    if (st == KILN_OK) st = import_inputs(&ctx, g);
+    for (int32_t i = 0; st == KILN_OK && i < g->nb_nodes; i++) {
+        /* Unnamed nodes are named op_type + index, for their layers and for errors. */
+        kiln__onnx_node node = g->nodes[i];
+        char name[KILN_MAX_NAME];
+        if (!node.name[0]) {
+            snprintf(name, sizeof name, "%s_%d", node.op_type, i);
+            node.name = name;
+        }
+        st = import_node(&ctx, &node);
+    }
+    if (st == KILN_OK) st = import_outputs(&ctx, g);
+    map_free(&builder->alloc, &ctx.values);
+    if (st != KILN_OK) {
+        kiln_network_destroy(ctx.net);
+        return st;
+    }
+    kiln__logf(&builder->log, KILN_LOG_INFO, "imported %d ONNX nodes into %lld layers", g->nb_nodes,
+               (long long)ctx.net->nb_layers);
+    *out = ctx.net;
+    return KILN_OK;
+}
+
+kiln_status kiln_onnx_parse(kiln_builder *builder, const void *data, size_t size, const char *base_dir,
+                            kiln_network **network) {
+    if (network) *network = NULL;
+    if (!builder || !network || (!data && size))
+        return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse: builder, data or output pointer is NULL");
+    kiln__onnx_model *model;
+    KILN__TRY(kiln__onnx_model_parse(&builder->alloc, data, size, base_dir, &model));
+    kiln_status st = import_model(builder, model, network);
+    kiln__onnx_model_free(model);
+    return st;
+}
+
+kiln_status kiln_onnx_parse_file(kiln_builder *builder, const char *path, kiln_network **network) {
+    if (network) *network = NULL;
+    if (!builder || !path || !network)
+        return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse_file: builder, path or output pointer is NULL");
+    kiln__onnx_model *model;
+    KILN__TRY(kiln__onnx_model_load(&builder->alloc, path, &model));
+    kiln_status st = import_model(builder, model, network);
+    kiln__onnx_model_free(model);
+    if (st != KILN_OK) kiln__error_prefix(st, "%s", path);
+    return st;
+}

@@ -1,0 +1,15 @@
+# ONNX backend conformance: every case under ../shared/onnx-tests (beside the repository) is
+# imported, built for the CPU and run; results are compared with tests/conformance/results.tsv.
+# Regenerate that file with: onnx_conformance_runner <tests dir> <results.tsv> --write-results
+set(KILN_ONNX_TESTS_DIR "${CMAKE_SOURCE_DIR}/../shared/onnx-tests" CACHE PATH "ONNX backend test data")
+
+add_executable(onnx_conformance_runner ${CMAKE_CURRENT_LIST_DIR}/conformance/runner.c)
+target_include_directories(onnx_conformance_runner PRIVATE ${CMAKE_SOURCE_DIR}/src)
+# Whole archive: op tables and kernels are reached through weak references, which do not pull
+# members out of a static library.
+target_link_libraries(onnx_conformance_runner PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,kiln_static>")
+
+add_test(NAME onnx_conformance
+         COMMAND onnx_conformance_runner ${KILN_ONNX_TESTS_DIR} ${CMAKE_CURRENT_LIST_DIR}/conformance/results.tsv
+                 --skip ${CMAKE_CURRENT_LIST_DIR}/conformance/skip.tsv)
+set_tests_properties(onnx_conformance PROPERTIES TIMEOUT 900)
