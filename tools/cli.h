@@ -101,12 +101,6 @@ typedef struct cli_ios {
     kiln_device_type device;
 } cli_ios;
 
-/* Bytes of count elements (sub-byte types round up); SIZE_MAX on overflow or no size. */
-size_t cli_dtype_bytes(kiln_dtype dtype, int64_t count);
-/* A splitmix64 stream. */
-uint64_t cli_rand_next(uint64_t *state);
-/* Floats uniform in [-1, 1), integers in [0, 4), bools 0/1; other dtypes zero (warned). */
-void cli_fill_random(kiln_dtype dtype, void *data, int64_t count, uint64_t *state);
 /* Element i as a double (NaN for dtypes without a numeric reading here). */
 double cli_element(kiln_dtype dtype, const void *data, int64_t i);
 

@@ -8,13 +8,15 @@
 #include <string.h>
 #include <time.h>
 
-size_t cli_dtype_bytes(kiln_dtype dtype, int64_t count) {
+/* Bytes of count elements (sub-byte types round up); SIZE_MAX on overflow or no size. */
+static size_t dtype_bytes(kiln_dtype dtype, int64_t count) {
     uint32_t bits = kiln_dtype_bits(dtype);
     if (!bits || count < 0 || (uint64_t)count > (SIZE_MAX - 7) / bits) return SIZE_MAX;
     return ((size_t)count * bits + 7) / 8;
 }
 
-uint64_t cli_rand_next(uint64_t *state) {
+/* splitmix64 */
+static uint64_t rand_next(uint64_t *state) {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -67,9 +69,10 @@ static uint16_t float_to_bf16(float f) {
     return (uint16_t)(bits >> 16);
 }
 
-void cli_fill_random(kiln_dtype dtype, void *data, int64_t count, uint64_t *state) {
+/* Floats uniform in [-1, 1), integers in [0, 4), bools 0/1; other dtypes stay zero. */
+static void fill_random(kiln_dtype dtype, void *data, int64_t count, uint64_t *state) {
     for (int64_t i = 0; i < count; i++) {
-        uint64_t r = cli_rand_next(state);
+        uint64_t r = rand_next(state);
         float u = (float)((double)(r >> 40) * 0x1p-24 * 2.0 - 1.0); /* [-1, 1) on a 2^-23 grid */
         int64_t k = (int64_t)(r >> 62);                              /* 0..3 */
         switch (dtype) {
@@ -271,10 +274,9 @@ static int fill_input(cli_io *io, const load *loaded, uint64_t *rng) {
         return CLI_FAIL;
     }
     if (!loaded) {
-        if (io->dtype != KILN_FLOAT32 && io->dtype != KILN_FLOAT64 && io->dtype != KILN_FLOAT16 &&
-            io->dtype != KILN_BFLOAT16 && !npy_descr(io->dtype))
+        if (!npy_descr(io->dtype)) /* fp8, int4, ...: no random generator here */
             cli_warn("no random data for %s input '%s'; it is zero", kiln_dtype_name(io->dtype), io->name);
-        cli_fill_random(io->dtype, io->host, cli_volume(&io->dims), rng);
+        fill_random(io->dtype, io->host, cli_volume(&io->dims), rng);
         return CLI_OK;
     }
     const npy_array *arr = &loaded->array;
@@ -346,7 +348,7 @@ int cli_prepare_inputs(kiln_engine *engine, kiln_context *ctx, const char *shape
             if (strcmp(loaded[k].name, io->name) == 0) l = &loaded[k];
         if ((rc = input_shape(engine, ctx, io->name, &shapes, l, &io->dims)) != CLI_OK) goto done;
         rc = CLI_FAIL;
-        io->nbytes = cli_dtype_bytes(io->dtype, cli_volume(&io->dims));
+        io->nbytes = dtype_bytes(io->dtype, cli_volume(&io->dims));
         if (io->nbytes == SIZE_MAX) {
             cli_error("input '%s' of dtype %s has no fixed size", io->name, kiln_dtype_name(io->dtype));
             goto done;
@@ -375,7 +377,7 @@ int cli_prepare_inputs(kiln_engine *engine, kiln_context *ctx, const char *shape
             cli_kiln_fail(st, "shape of output '%s'", io->name);
             goto done;
         }
-        io->nbytes = cli_dtype_bytes(io->dtype, cli_volume(&io->dims));
+        io->nbytes = dtype_bytes(io->dtype, cli_volume(&io->dims));
         if (io->nbytes == SIZE_MAX) {
             cli_error("output '%s' has a data-dependent shape, which the tool cannot allocate on the GPU", io->name);
             goto done;
@@ -401,7 +403,7 @@ int cli_fetch_outputs(kiln_context *ctx, cli_ios *ios) {
         if (io->mode != KILN_IO_OUTPUT) continue;
         kiln_status st = kiln_context_get_tensor_shape(ctx, io->name, &io->dims);
         if (st != KILN_OK) return cli_kiln_fail(st, "shape of output '%s'", io->name);
-        io->nbytes = cli_dtype_bytes(io->dtype, cli_volume(&io->dims));
+        io->nbytes = dtype_bytes(io->dtype, cli_volume(&io->dims));
         if (io->nbytes == SIZE_MAX) {
             cli_error("output '%s' has no fixed size (dtype %s)", io->name, kiln_dtype_name(io->dtype));
             return CLI_FAIL;

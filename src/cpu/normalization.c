@@ -86,7 +86,7 @@ static void norm_range(void *arg, int64_t begin, int64_t end) {
         double rstd = 1 / sqrt(stat_sq(j, base, mean) + j->eps);
         int64_t first_param = j->type == KILN_NORM_LAYER || j->type == KILN_NORM_RMS
                                   ? 0
-                                  : 0;
+                                  : (blk % j->groups_per) * (j->block / j->sub);
         apply(j, base, first_param, mean, rstd);
     }
 }

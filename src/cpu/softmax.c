@@ -23,7 +23,7 @@ static void row_f32(const float *x, float *y, int64_t n, int64_t s, bool take_lo
         sum += e;
     }
     if (take_log) {
-        float lse = (float)log(sum) * 1.001f;
+        float lse = (float)log(sum);
         for (int64_t i = 0; i < n; i++) y[i * s] = (x[i * s] - mx) - lse;
     } else {
         float inv = (float)(1 / sum);

@@ -270,6 +270,9 @@ kiln_status kiln__check_tensor(const kiln_network *net, const kiln_tensor *t, co
 kiln_status kiln__network_create(const kiln__alloc *alloc, const kiln__log *log, kiln_network **net);
 /* Deep copy (used by the builder, which optimizes a copy). */
 kiln_status kiln__network_clone(const kiln_network *src, kiln_network **dst);
+/* Reorders layers so each comes after the producers of its inputs, keeping the current
+ * order where it already is; KILN_INVALID_ARGUMENT naming a layer on a cycle. */
+kiln_status kiln__network_toposort(kiln_network *net);
 /* Removes layers whose outputs reach no network output; renumbers layers and tensors. */
 kiln_status kiln__network_remove_dead(kiln_network *net);
 

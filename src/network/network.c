@@ -481,6 +481,49 @@ kiln_status kiln__network_remove_dead(kiln_network *net) {
     return KILN_OK;
 }
 
+kiln_status kiln__network_toposort(kiln_network *net) {
+    int64_t n = net->nb_layers;
+    if (n == 0) return KILN_OK;
+    kiln_layer **order = kiln__calloc(&net->alloc, (size_t)n, sizeof *order);
+    bool *placed = kiln__calloc(&net->alloc, (size_t)n, sizeof *placed);
+    bool *ready = kiln__calloc(&net->alloc, (size_t)(net->nb_tensors ? net->nb_tensors : 1), sizeof *ready);
+    kiln_status st = order && placed && ready ? KILN_OK : KILN_OUT_OF_MEMORY;
+    for (int64_t i = 0; st == KILN_OK && i < net->nb_tensors; i++) ready[i] = !net->tensors[i]->producer;
+    /* Repeated stable sweeps: each places every layer whose inputs are ready; graphs that are
+     * nearly sorted (the usual case) finish in one or two sweeps. */
+    int64_t count = 0;
+    while (st == KILN_OK && count < n) {
+        int64_t before = count;
+        for (int64_t i = 0; i < n; i++) {
+            kiln_layer *l = net->layers[i];
+            if (placed[i]) continue;
+            bool ok = true;
+            for (int32_t k = 0; ok && k < l->nb_inputs; k++) ok = !l->inputs[k] || ready[l->inputs[k]->index];
+            if (!ok) continue;
+            placed[i] = true;
+            order[count++] = l;
+            for (int32_t k = 0; k < l->nb_outputs; k++) ready[l->outputs[k]->index] = true;
+        }
+        if (count == before) {
+            for (int64_t i = 0; i < n; i++)
+                if (!placed[i]) {
+                    st = kiln__layer_error(net->layers[i], KILN_INVALID_ARGUMENT, "is on a cycle of layers");
+                    break;
+                }
+        }
+    }
+    if (st == KILN_OK) {
+        for (int64_t i = 0; i < n; i++) {
+            net->layers[i] = order[i];
+            order[i]->index = (int32_t)i;
+        }
+    }
+    kiln__free(&net->alloc, order);
+    kiln__free(&net->alloc, placed);
+    kiln__free(&net->alloc, ready);
+    return st;
+}
+
 /* ---------------------------------------------------------------- infer helpers */
 
 bool kiln__norm_axis(int64_t axis, int32_t rank, int32_t *out) {

@@ -3,7 +3,6 @@
 #include "tensor_layers.h"
 #include "../cpu/cpu.h"
 
-#include <math.h>
 
 static bool numeric(kiln_dtype t) { return kiln__dtype_is_float(t) || kiln__dtype_is_integer(t); }
 

@@ -431,7 +431,6 @@ static kiln_status import_node(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
                                      node->op_type, domain_label(node->domain), (long long)opset);
     ctx->node_layers = 0;
     KILN__TRY(op->import(ctx, node));
-    fprintf(stderr, "DBG %s -> %p\n", node->name, (void*)map_get(&ctx->values, node->outputs[0]));
     for (int32_t i = 0; i < node->nb_outputs; i++)
         if (kiln__onnx_has_out(node, i) && !map_get(&ctx->values, node->outputs[i]))
             return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "the importer left output %d ('%s') unset", i,

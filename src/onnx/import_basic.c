@@ -48,9 +48,10 @@ kiln_tensor *kiln__onnx_reduce(kiln__onnx_ctx *ctx, const kiln__onnx_node *node,
     return kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, &x, 1, &p, sizeof p, st);
 }
 
-/* Binds output 0 to t, or returns the error that left t NULL. */
-static kiln_status out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t, kiln_status st) {
-    return t ? kiln__onnx_out(ctx, node, 0, t) : st;
+/* Binds output 0 to t, or returns the error that left t NULL. st is read through a pointer:
+ * the call that sets it is usually another argument, and argument order is unspecified. */
+static kiln_status out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t, const kiln_status *st) {
+    return t ? kiln__onnx_out(ctx, node, 0, t) : *st;
 }
 
 /* ---------------------------------------------------------------- Identity, Dropout */
@@ -58,7 +59,7 @@ static kiln_status out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_t
 static kiln_status import_identity(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
     kiln_status st = KILN_OK;
     kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "input", &st);
-    return out0(ctx, node, x, st);
+    return out0(ctx, node, x, &st);
 }
 
 /* A tensor of x's dims filled with one value (a constant when the dims are known). */
@@ -185,7 +186,7 @@ static kiln_status import_constant(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "unknown attribute '%s', expected a value_* one",
                                      a->name);
     }
-    return out0(ctx, node, t, st);
+    return out0(ctx, node, t, &st);
 }
 
 /* ---------------------------------------------------------------- Cast, CastLike */
@@ -227,7 +228,7 @@ static kiln_status import_cast(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
                                      (long long)to);
     kiln__cast_params p = {.to = (int32_t)to, .saturate = saturate != 0};
     kiln_tensor *y = kiln__onnx_add1(ctx, node, KILN_LAYER_CAST, &x, 1, &p, sizeof p, &st);
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 /* ---------------------------------------------------------------- elementwise binary */
@@ -300,7 +301,7 @@ static kiln_status import_binary(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     }
     if (op < 0) return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "no elementwise op for %s", node->op_type);
     if (kiln__onnx_node_opset(ctx, node) < 7 && !(b = legacy_broadcast(ctx, node, a, b, &st))) return st;
-    return out0(ctx, node, kiln__onnx_ew(ctx, node, (kiln_elementwise_op)op, a, b, &st), st);
+    return out0(ctx, node, kiln__onnx_ew(ctx, node, (kiln_elementwise_op)op, a, b, &st), &st);
 }
 
 /* Sum, Mean, Max, Min over any number of inputs. */
@@ -320,7 +321,7 @@ static kiln_status import_variadic(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
         kiln_tensor *n = kiln__onnx_const_scalar(ctx, node, acc->dtype, node->nb_inputs, 0, &st);
         acc = n ? kiln__onnx_ew(ctx, node, KILN_EW_DIV, acc, n, &st) : NULL;
     }
-    return out0(ctx, node, acc, st);
+    return out0(ctx, node, acc, &st);
 }
 
 /* ---------------------------------------------------------------- unary */
@@ -341,7 +342,7 @@ static kiln_status import_unary(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "X", &st);
     if (!x) return st;
     kiln_unary_op op = (kiln_unary_op)lookup(UNARY_OPS, KILN__ARRAY_LEN(UNARY_OPS), node->op_type);
-    return out0(ctx, node, kiln__onnx_unary(ctx, node, op, x, &st), st);
+    return out0(ctx, node, kiln__onnx_unary(ctx, node, op, x, &st), &st);
 }
 
 static kiln_status import_isinf(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -361,7 +362,7 @@ static kiln_status import_isinf(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
         else if (zero) sign = kiln__onnx_unary(ctx, node, KILN_UNARY_NOT, y, &st);
         y = sign ? kiln__onnx_ew(ctx, node, KILN_EW_AND, y, sign, &st) : NULL;
     }
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -400,7 +401,7 @@ static kiln_status import_activation(kiln__onnx_ctx *ctx, const kiln__onnx_node 
     float alpha = e->alpha, beta = e->beta;
     if (e->alpha_attr) KILN__TRY(kiln__onnx_attr_float(node, e->alpha_attr, &alpha));
     if (e->beta_attr) KILN__TRY(kiln__onnx_attr_float(node, e->beta_attr, &beta));
-    return out0(ctx, node, kiln__onnx_act(ctx, node, e->kind, alpha, beta, x, &st), st);
+    return out0(ctx, node, kiln__onnx_act(ctx, node, e->kind, alpha, beta, x, &st), &st);
 }
 
 static kiln_status import_gelu(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -415,7 +416,7 @@ static kiln_status import_gelu(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
     else
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "approximate must be 'none' or 'tanh', got '%.*s'",
                                      (int)approx.size, (const char *)approx.data);
-    return out0(ctx, node, kiln__onnx_act(ctx, node, kind, 0, 0, x, &st), st);
+    return out0(ctx, node, kiln__onnx_act(ctx, node, kind, 0, 0, x, &st), &st);
 }
 
 /* Swish(x) = x * sigmoid(alpha * x). */
@@ -425,11 +426,11 @@ static kiln_status import_swish(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     if (!x) return st;
     float alpha = 1.0f;
     KILN__TRY(kiln__onnx_attr_float(node, "alpha", &alpha));
-    if (alpha == 1.0f) return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_SILU, 0, 0, x, &st), st);
+    if (alpha == 1.0f) return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_SILU, 0, 0, x, &st), &st);
     kiln_tensor *a = kiln__onnx_const_scalar(ctx, node, x->dtype, alpha, 0, &st);
     kiln_tensor *ax = a ? kiln__onnx_ew(ctx, node, KILN_EW_MUL, x, a, &st) : NULL;
     kiln_tensor *s = ax ? kiln__onnx_act(ctx, node, KILN_ACT_SIGMOID, 0, 0, ax, &st) : NULL;
-    return out0(ctx, node, s ? kiln__onnx_ew(ctx, node, KILN_EW_MUL, x, s, &st) : NULL, st);
+    return out0(ctx, node, s ? kiln__onnx_ew(ctx, node, KILN_EW_MUL, x, s, &st) : NULL, &st);
 }
 
 /* PRelu(x, slope) = max(0, x) + slope * min(0, x), slope broadcast onto x. */
@@ -450,7 +451,7 @@ static kiln_status import_prelu(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     kiln_tensor *pos = zero ? kiln__onnx_ew(ctx, node, KILN_EW_MAX, x, zero, &st) : NULL;
     kiln_tensor *neg = pos ? kiln__onnx_ew(ctx, node, KILN_EW_MIN, x, zero, &st) : NULL;
     kiln_tensor *scaled = neg ? kiln__onnx_ew(ctx, node, KILN_EW_MUL, neg, slope, &st) : NULL;
-    return out0(ctx, node, scaled ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, pos, scaled, &st) : NULL, st);
+    return out0(ctx, node, scaled ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, pos, scaled, &st) : NULL, &st);
 }
 
 /* Clip: attributes before opset 11, optional min/max inputs after. */
@@ -462,7 +463,7 @@ static kiln_status import_clip(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
         float lo = -FLT_MAX, hi = FLT_MAX;
         KILN__TRY(kiln__onnx_attr_float(node, "min", &lo));
         KILN__TRY(kiln__onnx_attr_float(node, "max", &hi));
-        return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_CLIP, lo, hi, x, &st), st);
+        return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_CLIP, lo, hi, x, &st), &st);
     }
     kiln_tensor *lo = kiln__onnx_in(ctx, node, 1), *hi = kiln__onnx_in(ctx, node, 2);
     kiln__value vlo, vhi;
@@ -472,13 +473,13 @@ static kiln_status import_clip(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
     if (clo && chi && act_ok) {
         double a = lo ? kiln__load_f64(vlo.data, vlo.dtype, 0) : -INFINITY;
         double b = hi ? kiln__load_f64(vhi.data, vhi.dtype, 0) : INFINITY;
-        return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_CLIP, (float)a, (float)b, x, &st), st);
+        return out0(ctx, node, kiln__onnx_act(ctx, node, KILN_ACT_CLIP, (float)a, (float)b, x, &st), &st);
     }
     /* Bounds known only at run time, or integers (exact): elementwise max then min. */
     kiln_tensor *y = x;
     if (lo) y = kiln__onnx_ew(ctx, node, KILN_EW_MAX, y, lo, &st);
     if (y && hi) y = kiln__onnx_ew(ctx, node, KILN_EW_MIN, y, hi, &st);
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 /* Shrink: x < -lambd ? x + bias : x > lambd ? x - bias : 0. */
@@ -506,7 +507,7 @@ static kiln_status import_shrink(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
         kiln_tensor *in[3] = {below, plus, hi};
         y = kiln__onnx_add1(ctx, node, KILN_LAYER_SELECT, in, 3, NULL, 0, &st);
     }
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 const kiln__onnx_op kiln__onnx_ops_basic[] = {

@@ -8,8 +8,9 @@
 #include <math.h>
 #include <string.h>
 
-static kiln_status out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t, kiln_status st) {
-    return t ? kiln__onnx_out(ctx, node, 0, t) : st;
+/* Binds output 0 to t, or returns the error that left t NULL (read after the call that set it). */
+static kiln_status out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t, const kiln_status *st) {
+    return t ? kiln__onnx_out(ctx, node, 0, t) : *st;
 }
 
 static bool str_is(kiln__onnx_bytes b, const char *s) { return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0; }
@@ -111,7 +112,7 @@ static kiln_status import_conv(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
     kiln_tensor *in[3] = {x, w, b};
     kiln_tensor *y = kiln__onnx_add1(ctx, node, deconv ? KILN_LAYER_DECONVOLUTION : KILN_LAYER_CONVOLUTION, in,
                                      b ? 3 : 2, &p, sizeof p, &st);
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 /* ---------------------------------------------------------------- pooling */
@@ -184,7 +185,7 @@ static kiln_status import_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     if (!b) return st;
     kiln__matmul_params p = {.alpha = 1, .beta = 1, .act = {.kind = -1}};
     kiln_tensor *in[2] = {a, b};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_MATMUL, in, 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_MATMUL, in, 2, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_gemm(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -208,7 +209,7 @@ static kiln_status import_gemm(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
                              .beta = beta,
                              .act = {.kind = -1}};
     kiln_tensor *in[3] = {a, b, c};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_MATMUL, in, c ? 3 : 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_MATMUL, in, c ? 3 : 2, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- normalizations */
@@ -238,7 +239,7 @@ static kiln_status import_batchnorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     float eps = 1e-5f;
     KILN__TRY(kiln__onnx_attr_float(node, "epsilon", &eps));
     kiln__norm_params p = {.type = KILN_NORM_BATCH, .epsilon = eps};
-    return out0(ctx, node, norm_layer(ctx, node, &p, in[0], in[1], in[2], in[3], in[4], &st), st);
+    return out0(ctx, node, norm_layer(ctx, node, &p, in[0], in[1], in[2], in[3], in[4], &st), &st);
 }
 
 static kiln_status import_instancenorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -250,7 +251,7 @@ static kiln_status import_instancenorm(kiln__onnx_ctx *ctx, const kiln__onnx_nod
     float eps = 1e-5f;
     KILN__TRY(kiln__onnx_attr_float(node, "epsilon", &eps));
     kiln__norm_params p = {.type = KILN_NORM_INSTANCE, .epsilon = eps};
-    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), st);
+    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), &st);
 }
 
 static kiln_status import_groupnorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -266,7 +267,7 @@ static kiln_status import_groupnorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     if (groups < 1 || groups > INT32_MAX)
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute 'num_groups' must be given and >= 1");
     kiln__norm_params p = {.type = KILN_NORM_GROUP, .epsilon = eps, .nb_groups = (int32_t)groups};
-    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), st);
+    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), &st);
 }
 
 /* Bit mask of dims axis..rank-1. */
@@ -294,7 +295,7 @@ static kiln_status import_layernorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "axis %lld is out of range for rank %d",
                                      (long long)axis, rank);
     kiln__norm_params p = {.type = KILN_NORM_LAYER, .epsilon = eps, .axis = ax};
-    KILN__TRY(out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), st));
+    KILN__TRY(out0(ctx, node, norm_layer(ctx, node, &p, x, scale, bias, NULL, NULL, &st), &st));
     if (!kiln__onnx_has_out(node, 1) && !kiln__onnx_has_out(node, 2)) return KILN_OK;
     if (stash != 1)
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "stash_type %lld for the Mean/InvStdDev outputs is not "
@@ -328,7 +329,7 @@ static kiln_status import_rmsnorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "axis %lld is out of range for rank %d",
                                      (long long)axis, x->dims.nb_dims);
     kiln__norm_params p = {.type = KILN_NORM_RMS, .epsilon = eps, .axis = ax};
-    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, NULL, NULL, NULL, &st), st);
+    return out0(ctx, node, norm_layer(ctx, node, &p, x, scale, NULL, NULL, NULL, &st), &st);
 }
 
 /* y = x / ||x||_p along axis; a zero norm divides by 1 instead (as ONNX's reference does). */
@@ -354,7 +355,7 @@ static kiln_status import_lpnorm(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
         kiln_tensor *in[3] = {is_zero, one, n};
         den = kiln__onnx_add1(ctx, node, KILN_LAYER_SELECT, in, 3, NULL, 0, &st);
     }
-    return out0(ctx, node, den ? kiln__onnx_ew(ctx, node, KILN_EW_DIV, x, den, &st) : NULL, st);
+    return out0(ctx, node, den ? kiln__onnx_ew(ctx, node, KILN_EW_DIV, x, den, &st) : NULL, &st);
 }
 
 /* ONNX's function body: (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9) over `axes`. */
@@ -383,7 +384,7 @@ static kiln_status import_mvn(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) 
     kiln_tensor *eps = sd ? kiln__onnx_const_scalar(ctx, node, x->dtype, 1e-9, 0, &st) : NULL;
     kiln_tensor *den = eps ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, sd, eps, &st) : NULL;
     kiln_tensor *num = den ? kiln__onnx_ew(ctx, node, KILN_EW_SUB, x, mean, &st) : NULL;
-    return out0(ctx, node, num ? kiln__onnx_ew(ctx, node, KILN_EW_DIV, num, den, &st) : NULL, st);
+    return out0(ctx, node, num ? kiln__onnx_ew(ctx, node, KILN_EW_DIV, num, den, &st) : NULL, &st);
 }
 
 /* ---------------------------------------------------------------- softmax family */
@@ -409,7 +410,7 @@ static kiln_status import_softmax(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     bool coerce = false;
     KILN__TRY(softmax_axis(ctx, node, x, &axis, &coerce));
     kiln__softmax_params p = {.axis = axis, .log = strcmp(node->op_type, "LogSoftmax") == 0, .coerce_2d = coerce};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SOFTMAX, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SOFTMAX, &x, 1, &p, sizeof p, &st), &st);
 }
 
 /* Hardmax: one-hot of the first maximum along the axis, as cast(argmax == iota). */
@@ -453,7 +454,7 @@ static kiln_status import_hardmax(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     kiln_tensor *eq = kiln__onnx_ew(ctx, node, KILN_EW_EQUAL, arg, idx, &st);
     kiln_tensor *y = eq ? kiln__onnx_cast(ctx, node, eq, x->dtype, &st) : NULL;
     if (y && coerce) y = kiln__onnx_reshape(ctx, node, y, &orig, &st);
-    return out0(ctx, node, y, st);
+    return out0(ctx, node, y, &st);
 }
 
 /* ---------------------------------------------------------------- LRN */
@@ -471,7 +472,7 @@ static kiln_status import_lrn(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) 
     if (size < 1 || size > INT32_MAX)
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute 'size' must be given and >= 1");
     p.size = (int32_t)size;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_LRN, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_LRN, &x, 1, &p, sizeof p, &st), &st);
 }
 
 const kiln__onnx_op kiln__onnx_ops_nn[] = {

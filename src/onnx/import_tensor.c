@@ -98,6 +98,100 @@ static kiln_tensor *reshape_from(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     return kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, s_in, 2, &dyn, sizeof dyn, st);
 }
 
+/* ---------------------------------------------------------------- axes known only at run time */
+
+/* An int64 [n] constant filled with v. */
+static kiln_tensor *const_fill(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int64_t v, int64_t n,
+                               kiln_status *st) {
+    int64_t buf[KILN_MAX_DIMS * 2];
+    for (int64_t i = 0; i < n; i++) buf[i] = v;
+    return const_i64(ctx, node, buf, (int32_t)n, st);
+}
+
+/* int64 [R] with 1 at the (possibly negative) axes in tensor a and 0 elsewhere; a bad axis is a
+ * run-time error of the scatter layer. */
+static kiln_tensor *axes_mask_tensor(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *a, int32_t R,
+                                     kiln_status *st) {
+    kiln_tensor *in[3] = {const_fill(ctx, node, 0, R, st), a, NULL};
+    if (!in[0]) return NULL;
+    if (a->dtype != KILN_INT64 && !(in[1] = kiln__onnx_cast(ctx, node, a, KILN_INT64, st))) return NULL;
+    if (!(in[2] = const_fill(ctx, node, 1, a->dims.d[0], st))) return NULL;
+    kiln__scatter_params sp = {.mode = KILN__SCATTER_ELEMENTS};
+    return kiln__onnx_add1(ctx, node, KILN_LAYER_SCATTER, in, 3, &sp, sizeof sp, st);
+}
+
+/* Length of a 1-D axes input when it is known at build time and fits, else -1. */
+static int32_t axes_len(const kiln_tensor *a, int32_t max) {
+    if (a->dims.nb_dims != 1 || a->dims.d[0] < 0 || a->dims.d[0] > max) return -1;
+    if (a->dtype != KILN_INT64 && a->dtype != KILN_INT32) return -1;
+    return (int32_t)a->dims.d[0];
+}
+
+/* Unsqueeze with axes from a run-time tensor: output dim j is 1 where j is an axis, else the
+ * next input dim: index cumsum_exclusive(1 - mask)[j] into Shape(x) ++ [1]. */
+static kiln_tensor *unsqueeze_dynamic(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x,
+                                      kiln_tensor *a, kiln_status *st) {
+    int32_t r = x->dims.nb_dims, n = axes_len(a, KILN_MAX_DIMS - r);
+    if (n < 0) {
+        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "input 1 (axes) must have a known length <= %d",
+                                    KILN_MAX_DIMS - r);
+        return NULL;
+    }
+    int32_t R = r + n;
+    kiln_tensor *mask = axes_mask_tensor(ctx, node, a, R, st), *ones, *keep, *pos, *cond, *rank_t, *idx;
+    if (!mask || !(ones = const_fill(ctx, node, 1, R, st))) return NULL;
+    if (!(keep = kiln__onnx_ew(ctx, node, KILN_EW_SUB, ones, mask, st))) return NULL;
+    kiln__cumsum_params cp = {.axis = 0, .exclusive = 1};
+    if (!(pos = kiln__onnx_add1(ctx, node, KILN_LAYER_CUMSUM, &keep, 1, &cp, sizeof cp, st))) return NULL;
+    if (!(cond = kiln__onnx_cast(ctx, node, mask, KILN_BOOL, st))) return NULL;
+    if (!(rank_t = const_fill(ctx, node, r, 1, st))) return NULL;
+    kiln_tensor *sel[3] = {cond, rank_t, pos};
+    if (!(idx = kiln__onnx_add1(ctx, node, KILN_LAYER_SELECT, sel, 3, NULL, 0, st))) return NULL;
+    kiln__shape_params sp = {.start = 0, .end = INT64_MAX};
+    kiln_tensor *shape = kiln__onnx_add1(ctx, node, KILN_LAYER_SHAPE, &x, 1, &sp, sizeof sp, st), *one, *ext, *target;
+    if (!shape || !(one = const_fill(ctx, node, 1, 1, st))) return NULL;
+    kiln_tensor *cat[2] = {shape, one};
+    kiln__concat_params cc = {.axis = 0};
+    if (!(ext = kiln__onnx_add1(ctx, node, KILN_LAYER_CONCAT, cat, 2, &cc, sizeof cc, st))) return NULL;
+    kiln_tensor *g[2] = {ext, idx};
+    kiln__gather_params gp = {.mode = KILN_GATHER_DEFAULT};
+    if (!(target = kiln__onnx_add1(ctx, node, KILN_LAYER_GATHER, g, 2, &gp, sizeof gp, st))) return NULL;
+    kiln_tensor *sh[2] = {x, target};
+    kiln__shuffle_params dyn = {.allow_zero = 1};
+    return kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, sh, 2, &dyn, sizeof dyn, st);
+}
+
+/* Squeeze with axes from a run-time tensor: the kept dims are the r - n smallest keys of
+ * mask * r + j (in order, by TopK), gathered from Shape(x). */
+static kiln_tensor *squeeze_dynamic(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x, kiln_tensor *a,
+                                    kiln_status *st) {
+    int32_t r = x->dims.nb_dims, n = axes_len(a, r);
+    if (n < 0) {
+        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "input 1 (axes) must have a known length <= %d", r);
+        return NULL;
+    }
+    int64_t iota[KILN_MAX_DIMS];
+    for (int32_t j = 0; j < r; j++) iota[j] = j;
+    kiln_tensor *mask = axes_mask_tensor(ctx, node, a, r, st), *rank_t, *scaled, *iota_t, *key;
+    if (!mask || !(rank_t = const_fill(ctx, node, r, 1, st))) return NULL;
+    if (!(scaled = kiln__onnx_ew(ctx, node, KILN_EW_MUL, mask, rank_t, st))) return NULL;
+    if (!(iota_t = const_i64(ctx, node, iota, r, st))) return NULL;
+    if (!(key = kiln__onnx_ew(ctx, node, KILN_EW_ADD, scaled, iota_t, st))) return NULL;
+    kiln__topk_params tp = {.axis = 0, .largest = 0, .sorted = 1, .k = r - n};
+    kiln_layer *topk;
+    if ((*st = kiln__onnx_add_layer(ctx, node, KILN_LAYER_TOPK, &key, 1, 2, &tp, sizeof tp, &topk)) != KILN_OK)
+        return NULL;
+    kiln__shape_params sp = {.start = 0, .end = INT64_MAX};
+    kiln_tensor *shape = kiln__onnx_add1(ctx, node, KILN_LAYER_SHAPE, &x, 1, &sp, sizeof sp, st), *target;
+    if (!shape) return NULL;
+    kiln_tensor *g[2] = {shape, topk->outputs[1]};
+    kiln__gather_params gp = {.mode = KILN_GATHER_DEFAULT};
+    if (!(target = kiln__onnx_add1(ctx, node, KILN_LAYER_GATHER, g, 2, &gp, sizeof gp, st))) return NULL;
+    kiln_tensor *sh[2] = {x, target};
+    kiln__shuffle_params dyn = {.allow_zero = 1};
+    return kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, sh, 2, &dyn, sizeof dyn, st);
+}
+
 /* ---------------------------------------------------------------- reshapes */
 
 static kiln_status import_reshape(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -180,8 +274,11 @@ static kiln_status import_squeeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     int32_t r = x->dims.nb_dims, n, axes[KILN_MAX_DIMS], src[KILN_MAX_DIMS], out_rank = 0;
     int64_t v[KILN_MAX_DIMS];
     uint32_t mask = 0;
-    bool as_input = kiln__onnx_node_opset(ctx, node) >= 13;
-    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", as_input ? 1 : -1, v, KILN_MAX_DIMS, &n));
+    kiln_tensor *at = kiln__onnx_node_opset(ctx, node) >= 13 ? kiln__onnx_in(ctx, node, 1) : NULL;
+    int32_t nc;
+    if (at && !kiln__onnx_const_ints(ctx, at, v, KILN_MAX_DIMS, &nc))
+        return out0(ctx, node, squeeze_dynamic(ctx, node, x, at, &st), st);
+    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", at ? 1 : -1, v, KILN_MAX_DIMS, &n));
     if (n > 0) {
         KILN__TRY(norm_axes(node, v, n, r, axes, &mask));
         for (int32_t i = 0; i < n; i++)
@@ -208,8 +305,11 @@ static kiln_status import_unsqueeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     int32_t n, axes[KILN_MAX_DIMS], src[KILN_MAX_DIMS];
     int64_t v[KILN_MAX_DIMS];
     uint32_t mask;
-    bool as_input = kiln__onnx_node_opset(ctx, node) >= 13;
-    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", as_input ? 1 : -1, v, KILN_MAX_DIMS, &n));
+    kiln_tensor *at = kiln__onnx_node_opset(ctx, node) >= 13 ? kiln__onnx_in(ctx, node, 1) : NULL;
+    int32_t nc;
+    if (at && !kiln__onnx_const_ints(ctx, at, v, KILN_MAX_DIMS, &nc))
+        return out0(ctx, node, unsqueeze_dynamic(ctx, node, x, at, &st), st);
+    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", at ? 1 : -1, v, KILN_MAX_DIMS, &n));
     if (n < 0) return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "axes are required");
     int32_t rank = x->dims.nb_dims + n;
     if (rank > KILN_MAX_DIMS)
@@ -297,6 +397,37 @@ static kiln_status import_concat(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_CONCAT, in, node->nb_inputs, &p, sizeof p, &st), st);
 }
 
+/* Split with sizes known only at run time: output i slices [cumsum_excl[i], cumsum_incl[i]). */
+static kiln_status split_dynamic(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x, kiln_tensor *sizes,
+                                 int32_t ax) {
+    kiln_status st = KILN_OK;
+    if (sizes->dims.nb_dims != 1 || (sizes->dims.d[0] >= 0 && sizes->dims.d[0] != node->nb_outputs))
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "input 1 (split) must be 1-D with one entry per output");
+    if (sizes->dtype != KILN_INT64 && !(sizes = kiln__onnx_cast(ctx, node, sizes, KILN_INT64, &st))) return st;
+    kiln__cumsum_params inc = {.axis = 0}, exc = {.axis = 0, .exclusive = 1};
+    kiln_tensor *ends = kiln__onnx_add1(ctx, node, KILN_LAYER_CUMSUM, &sizes, 1, &inc, sizeof inc, &st), *starts;
+    if (!ends || !(starts = kiln__onnx_add1(ctx, node, KILN_LAYER_CUMSUM, &sizes, 1, &exc, sizeof exc, &st))) return st;
+    int64_t axis = ax;
+    kiln_tensor *axes = const_i64(ctx, node, &axis, 1, &st);
+    if (!axes) return st;
+    for (int32_t i = 0; i < node->nb_outputs; i++) {
+        int64_t at = i;
+        kiln_tensor *it = const_i64(ctx, node, &at, 1, &st), *se[2];
+        if (!it) return st;
+        kiln__gather_params gp = {.mode = KILN_GATHER_DEFAULT};
+        for (int32_t k = 0; k < 2; k++) {
+            kiln_tensor *g[2] = {k ? ends : starts, it};
+            if (!(se[k] = kiln__onnx_add1(ctx, node, KILN_LAYER_GATHER, g, 2, &gp, sizeof gp, &st))) return st;
+        }
+        kiln_tensor *in[4] = {x, se[0], se[1], axes};
+        kiln__slice_params p = {0};
+        kiln_tensor *t = kiln__onnx_add1(ctx, node, KILN_LAYER_SLICE, in, 4, &p, sizeof p, &st);
+        if (!t) return st;
+        KILN__TRY(kiln__onnx_out(ctx, node, i, t));
+    }
+    return KILN_OK;
+}
+
 static kiln_status import_split(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
     kiln_status st = KILN_OK;
     kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "input", &st);
@@ -311,7 +442,9 @@ static kiln_status import_split(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     if (nout < 1 || nout > 64) return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "%d outputs, expected 1..64", nout);
     int64_t split[64];
     /* Opset 1 and 13+ take split as input 1; opsets 2..12 as an attribute. */
-    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "split", opset >= 13 || opset < 2 ? 1 : -1, split, 64, &n));
+    kiln_tensor *sv = opset >= 13 || opset < 2 ? kiln__onnx_in(ctx, node, 1) : NULL;
+    if (sv && !kiln__onnx_const_ints(ctx, sv, split, 64, &n)) return split_dynamic(ctx, node, x, sv, ax);
+    KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "split", sv ? 1 : -1, split, 64, &n));
     int64_t dim = x->dims.d[ax];
     if (n >= 0) {
         if (n != nout)

@@ -1,6 +1,7 @@
 /* Engines: building, validation, queries, the inspector, serialization and the runtime. */
 #include "engine.h"
 
+#include "../passes/passes.h"
 #include "../plan/plan.h"
 #include "backend.h"
 #include "eval.h"
@@ -196,6 +197,9 @@ kiln_status kiln_builder_build_engine(kiln_builder *b, const kiln_network *netwo
     e->workspace_limit = config->workspace_limit;
     kiln_status st = kiln__network_clone(network, &e->net);
     if (st == KILN_OK) st = kiln__network_remove_dead(e->net);
+    int32_t fused = 0;
+    if (st == KILN_OK) st = kiln__pass_fuse(e->net, &fused);
+    if (st == KILN_OK && fused) kiln__logf(&b->log, KILN_LOG_VERBOSE, "fusion absorbed %d layers", fused);
     if (st == KILN_OK && config->nb_profiles) {
         e->profiles = kiln__calloc(&e->alloc, (size_t)config->nb_profiles, sizeof *e->profiles);
         if (!e->profiles) st = KILN_OUT_OF_MEMORY;

@@ -469,5 +469,47 @@ def test_onnx_dynamic_shapes(tmp_path):
     p = kiln("build", f"--onnx={model}", f"--saveEngine={plan}", "--device=cpu", "--optShapes=z:1x16", check=2)
     assert "'z'" in p.stderr and "not a network input" in p.stderr
     # only max given: min and opt take it
-    p = build(model, plan, "--maxShapes=x:3x16")
+    p = build(model, plan, "--maxShapes=x:3x16", "--verbose")
     assert "profile 0: x min 3x16 opt 3x16 max 3x16" in p.stdout
+    assert "[kiln] " in p.stderr  # --verbose passes the library's log through
+
+
+@needs_onnx
+def test_onnx_dtypes_random_inputs_and_name_collisions(tmp_path):
+    table = np.arange(40, dtype=np.float32).reshape(10, 4)
+    nodes = [
+        helper.make_node("Cast", ["x"], ["x/f32"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["x/f32"], ["x:f16"], to=TensorProto.FLOAT16),
+        helper.make_node("Cast", ["x/f32"], ["x:bf16"], to=TensorProto.BFLOAT16),
+        helper.make_node("Gather", ["table", "idx"], ["rows"], axis=0),
+        helper.make_node("Identity", ["rows"], ["x:f32"]),  # sanitizes to the same file name as "x/f32"
+    ]
+    model = save_model(tmp_path / "dtypes.onnx", nodes,
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2, 3]),
+                        helper.make_tensor_value_info("idx", TensorProto.INT64, [5])],
+                       [helper.make_tensor_value_info("x/f32", TensorProto.FLOAT, [2, 3]),
+                        helper.make_tensor_value_info("x:f16", TensorProto.FLOAT16, [2, 3]),
+                        helper.make_tensor_value_info("x:bf16", TensorProto.BFLOAT16, [2, 3]),
+                        helper.make_tensor_value_info("x:f32", TensorProto.FLOAT, [5, 4])],
+                       {"table": table})
+    plan = tmp_path / "dtypes.plan"
+    build(model, plan)
+    out = tmp_path / "out"
+    p = kiln("run", f"--loadEngine={plan}", "--seed=42", f"--exportOutput={out}", check=0)
+    assert "written as raw uint16 bits" in p.stderr
+    files = sorted(os.listdir(out))
+    assert files == ["x_bf16.npy", "x_f16.npy", "x_f32.npy", "x_f32_5.npy"], files
+    xf = np.load(out / "x_f32.npy")
+    assert xf.dtype == np.float32 and xf.shape == (2, 3)
+    assert np.all(xf >= -1) and np.all(xf < 1) and len(np.unique(xf)) > 1  # random halves in [-1, 1)
+    f16 = np.load(out / "x_f16.npy")
+    assert f16.dtype == np.float16 and np.array_equal(f16.astype(np.float32), xf)
+    bf = np.load(out / "x_bf16.npy")
+    assert bf.dtype == np.uint16
+    np.testing.assert_allclose((bf.astype(np.uint32) << 16).view(np.float32), xf, rtol=1e-2, atol=1e-6)
+    rows = np.load(out / "x_f32_5.npy")
+    assert rows.shape == (5, 4)
+    for r in rows:  # random int64 indices are in [0, 4)
+        assert any(np.array_equal(r, table[i]) for i in range(4)), rows
+    m = re.search(r"Output 'x:f16': float16 2x3 min=(\S+)", p.stdout)
+    assert m and float(m.group(1)) == pytest.approx(float(xf.min()), abs=1e-6)
