@@ -118,8 +118,6 @@ __device__ __forceinline__ int64_t ew_bool_op(int op, int64_t x, int64_t y) {
 
 enum { EW_FLOAT, EW_INT, EW_BOOL, EW_MIXED_POW };
 
-__device__ __forceinline__ double f64_to_i64_wrap_d(double v) { return trunc(v); }
-
 __global__ void ew_kernel(const void *a, int ta, cu_strided wa, const void *b, int tb, cu_strided wb, void *o,
                           int to, int op, int cls, int bits, int64_t n, bool flat) {
     CU_FOR(i, n) {

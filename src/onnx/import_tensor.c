@@ -10,8 +10,8 @@
 #include <string.h>
 
 kiln_status kiln__onnx_tensor_out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t,
-                                   kiln_status st) {
-    return t ? kiln__onnx_out(ctx, node, 0, t) : st;
+                                   const kiln_status *st) {
+    return t ? kiln__onnx_out(ctx, node, 0, t) : *st;
 }
 #define out0 kiln__onnx_tensor_out0
 
@@ -208,13 +208,13 @@ static kiln_status import_reshape(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
         if (n < 0) return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute 'shape' is required");
         p.reshape.nb_dims = n;
         for (int32_t i = 0; i < n; i++) p.reshape.d[i] = v[i];
-        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), st);
+        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), &st);
     }
     kiln_tensor *shape = kiln__onnx_in_required(ctx, node, 1, "shape", &st);
     if (!shape) return st;
     kiln__shuffle_params p = {.allow_zero = allow_zero != 0};
     kiln_tensor *in[2] = {x, shape};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, in, 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, in, 2, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_flatten(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -262,9 +262,9 @@ static kiln_status import_flatten(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
         if (!shape) return st;
         kiln_tensor *in[2] = {x, shape};
         kiln__shuffle_params dyn = {.allow_zero = 1};
-        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, in, 2, &dyn, sizeof dyn, &st), st);
+        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, in, 2, &dyn, sizeof dyn, &st), &st);
     }
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_squeeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -277,7 +277,7 @@ static kiln_status import_squeeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     kiln_tensor *at = kiln__onnx_node_opset(ctx, node) >= 13 ? kiln__onnx_in(ctx, node, 1) : NULL;
     int32_t nc;
     if (at && !kiln__onnx_const_ints(ctx, at, v, KILN_MAX_DIMS, &nc))
-        return out0(ctx, node, squeeze_dynamic(ctx, node, x, at, &st), st);
+        return out0(ctx, node, squeeze_dynamic(ctx, node, x, at, &st), &st);
     KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", at ? 1 : -1, v, KILN_MAX_DIMS, &n));
     if (n > 0) {
         KILN__TRY(norm_axes(node, v, n, r, axes, &mask));
@@ -295,7 +295,7 @@ static kiln_status import_squeeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     }
     for (int32_t i = 0; i < r; i++)
         if (!(mask & (1u << i))) src[out_rank++] = i;
-    return out0(ctx, node, reshape_from(ctx, node, x, src, out_rank, &st), st);
+    return out0(ctx, node, reshape_from(ctx, node, x, src, out_rank, &st), &st);
 }
 
 static kiln_status import_unsqueeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -308,7 +308,7 @@ static kiln_status import_unsqueeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     kiln_tensor *at = kiln__onnx_node_opset(ctx, node) >= 13 ? kiln__onnx_in(ctx, node, 1) : NULL;
     int32_t nc;
     if (at && !kiln__onnx_const_ints(ctx, at, v, KILN_MAX_DIMS, &nc))
-        return out0(ctx, node, unsqueeze_dynamic(ctx, node, x, at, &st), st);
+        return out0(ctx, node, unsqueeze_dynamic(ctx, node, x, at, &st), &st);
     KILN__TRY(kiln__onnx_ints_attr_or_const(ctx, node, "axes", at ? 1 : -1, v, KILN_MAX_DIMS, &n));
     if (n < 0) return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "axes are required");
     int32_t rank = x->dims.nb_dims + n;
@@ -316,7 +316,7 @@ static kiln_status import_unsqueeze(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "output rank %d exceeds %d", rank, KILN_MAX_DIMS);
     KILN__TRY(norm_axes(node, v, n, rank, axes, &mask));
     for (int32_t i = 0, j = 0; i < rank; i++) src[i] = mask & (1u << i) ? -1 : j++;
-    return out0(ctx, node, reshape_from(ctx, node, x, src, rank, &st), st);
+    return out0(ctx, node, reshape_from(ctx, node, x, src, rank, &st), &st);
 }
 
 static kiln_status import_transpose(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -330,7 +330,7 @@ static kiln_status import_transpose(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     if (n >= 0 && n != r)
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "perm has %d entries, the input rank is %d", n, r);
     for (int32_t i = 0; i < r; i++) p.first_perm[i] = n < 0 ? r - 1 - i : (int32_t)(v[i] < 0 || v[i] >= r ? -1 : v[i]);
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &p, sizeof p, &st), &st);
 }
 
 /* DepthToSpace / SpaceToDepth: reshape to 6-D, then transpose and reshape back. */
@@ -377,7 +377,7 @@ static kiln_status import_depth_space(kiln__onnx_ctx *ctx, const kiln__onnx_node
     }
     kiln_tensor *t = kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &x, 1, &a, sizeof a, &st);
     if (!t) return st;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &t, 1, &c, sizeof c, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHUFFLE, &t, 1, &c, sizeof c, &st), &st);
 }
 
 /* ---------------------------------------------------------------- joins and pieces */
@@ -394,7 +394,7 @@ static kiln_status import_concat(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     for (int32_t i = 0; i < node->nb_inputs; i++)
         if (!(in[i] = kiln__onnx_in_required(ctx, node, i, "input", &st))) return st;
     kiln__concat_params p = {.axis = (int32_t)axis};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_CONCAT, in, node->nb_inputs, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_CONCAT, in, node->nb_inputs, &p, sizeof p, &st), &st);
 }
 
 /* Split with sizes known only at run time: output i slices [cumsum_excl[i], cumsum_incl[i]). */
@@ -490,7 +490,7 @@ static kiln_status import_slice(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
         for (int32_t i = 1; i < 5; i++) in[i] = kiln__onnx_in(ctx, node, i);
         if (!in[1] || !in[2]) return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "starts and ends are required");
         kiln__slice_params p = {0};
-        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SLICE, in, 5, &p, sizeof p, &st), st);
+        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SLICE, in, 5, &p, sizeof p, &st), &st);
     }
     int64_t starts[KILN_MAX_DIMS], ends[KILN_MAX_DIMS], axes[KILN_MAX_DIMS];
     int32_t ns, ne, na;
@@ -506,7 +506,7 @@ static kiln_status import_slice(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
         p.ends[i] = ends[i];
         p.steps[i] = 1;
     }
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SLICE, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SLICE, &x, 1, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- gathers and scatters */
@@ -526,7 +526,7 @@ static kiln_status import_gather(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
         KILN__TRY(kiln__onnx_attr_int(node, "axis", &axis));
     }
     p.axis = (int32_t)axis;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_GATHER, in, 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_GATHER, in, 2, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_scatter(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -548,7 +548,7 @@ static kiln_status import_scatter(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     if (p.reduction < 0)
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "unknown reduction '%.*s'", (int)red.size,
                                      (const char *)red.data);
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SCATTER, in, 3, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SCATTER, in, 3, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- broadcast, tile, pad */
@@ -560,7 +560,7 @@ static kiln_status import_expand_tile(kiln__onnx_ctx *ctx, const kiln__onnx_node
     if (!(in[0] = kiln__onnx_in_required(ctx, node, 0, "input", &st))) return st;
     if (!(in[1] = kiln__onnx_in_required(ctx, node, 1, expand ? "shape" : "repeats", &st))) return st;
     return out0(ctx, node,
-                kiln__onnx_add1(ctx, node, expand ? KILN_LAYER_EXPAND : KILN_LAYER_TILE, in, 2, NULL, 0, &st), st);
+                kiln__onnx_add1(ctx, node, expand ? KILN_LAYER_EXPAND : KILN_LAYER_TILE, in, 2, NULL, 0, &st), &st);
 }
 
 static kiln_status import_pad(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -590,14 +590,14 @@ static kiln_status import_pad(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) 
         float value = 0;
         KILN__TRY(kiln__onnx_attr_float(node, "value", &value));
         p.value = value;
-        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_PADDING, &x, 1, &p, sizeof p, &st), st);
+        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_PADDING, &x, 1, &p, sizeof p, &st), &st);
     }
     kiln_tensor *in[4] = {x, kiln__onnx_in_required(ctx, node, 1, "pads", &st), kiln__onnx_in(ctx, node, 2),
                           opset >= 18 ? kiln__onnx_in(ctx, node, 3) : NULL};
     if (!in[1]) return st;
     /* An empty constant value means the default 0. */
     if (in[2] && kiln__dims_volume(&in[2]->dims) == 0) in[2] = NULL;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_PADDING, in, 4, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_PADDING, in, 4, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- shapes and fills */
@@ -609,7 +609,7 @@ static kiln_status import_shape(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     kiln__shape_params p = {.start = 0, .end = INT64_MAX};
     KILN__TRY(kiln__onnx_attr_int(node, "start", &p.start));
     KILN__TRY(kiln__onnx_attr_int(node, "end", &p.end));
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHAPE, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SHAPE, &x, 1, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_size(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -621,7 +621,7 @@ static kiln_status import_size(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
     if (!shape) return st;
     /* The product of an empty shape (a scalar input) is 1, as Size says. */
     kiln__reduce_params rp = {.op = KILN_REDUCE_PROD, .axes_mask = 1, .keep_dims = 0};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, &shape, 1, &rp, sizeof rp, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, &shape, 1, &rp, sizeof rp, &st), &st);
 }
 
 static kiln_status import_constant_of_shape(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -642,7 +642,7 @@ static kiln_status import_constant_of_shape(kiln__onnx_ctx *ctx, const kiln__onn
         p.ivalue = kiln__dtype_is_integer(value->dtype) ? kiln__load_i64(d.data, value->dtype, 0) : 0;
         kiln__onnx_data_release(alloc, &d);
     }
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, &shape, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, &shape, 1, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_range(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -652,7 +652,7 @@ static kiln_status import_range(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     for (int32_t i = 0; i < 3; i++)
         if (!(in[i] = kiln__onnx_in_required(ctx, node, i, what[i], &st))) return st;
     kiln__fill_params p = {.mode = KILN__FILL_RANGE};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, in, 3, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, in, 3, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_eye_like(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -663,7 +663,7 @@ static kiln_status import_eye_like(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
     KILN__TRY(kiln__onnx_attr_int(node, "dtype", &dtype));
     KILN__TRY(kiln__onnx_attr_int(node, "k", &k));
     kiln__fill_params p = {.mode = KILN__FILL_EYE, .dtype = (int32_t)dtype, .k = k};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_FILL, &x, 1, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- element-wise selections */
@@ -674,14 +674,14 @@ static kiln_status import_where(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     static const char *const what[3] = {"condition", "X", "Y"};
     for (int32_t i = 0; i < 3; i++)
         if (!(in[i] = kiln__onnx_in_required(ctx, node, i, what[i], &st))) return st;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SELECT, in, 3, NULL, 0, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_SELECT, in, 3, NULL, 0, &st), &st);
 }
 
 static kiln_status import_nonzero(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
     kiln_status st = KILN_OK;
     kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "X", &st);
     if (!x) return st;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_NONZERO, &x, 1, NULL, 0, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_NONZERO, &x, 1, NULL, 0, &st), &st);
 }
 
 static kiln_status import_onehot(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -693,7 +693,7 @@ static kiln_status import_onehot(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     int64_t axis = -1;
     KILN__TRY(kiln__onnx_attr_int(node, "axis", &axis));
     kiln__onehot_params p = {.axis = (int32_t)axis};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_ONE_HOT, in, 3, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_ONE_HOT, in, 3, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_trilu(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -703,7 +703,7 @@ static kiln_status import_trilu(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     int64_t upper = 1;
     KILN__TRY(kiln__onnx_attr_int(node, "upper", &upper));
     kiln__trilu_params p = {.upper = upper != 0};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_TRILU, in, 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_TRILU, in, 2, &p, sizeof p, &st), &st);
 }
 
 static kiln_status import_cumulative(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -715,7 +715,7 @@ static kiln_status import_cumulative(kiln__onnx_ctx *ctx, const kiln__onnx_node 
     KILN__TRY(kiln__onnx_attr_int(node, "reverse", &reverse));
     kiln__cumsum_params p = {.exclusive = exclusive != 0, .reverse = reverse != 0,
                              .product = strcmp(node->op_type, "CumProd") == 0};
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_CUMSUM, in, 2, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_CUMSUM, in, 2, &p, sizeof p, &st), &st);
 }
 
 const kiln__onnx_op kiln__onnx_ops_tensor[] = {

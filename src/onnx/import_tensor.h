@@ -7,9 +7,10 @@
 
 #include "network/tensor_layers.h"
 
-/* Binds output 0 to t, or returns the error that left t NULL. */
+/* Binds output 0 to t, or returns the error that left t NULL. The status is passed by address
+ * so that it is read after t's expression (which sets it) has run. */
 kiln_status kiln__onnx_tensor_out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t,
-                                   kiln_status st);
+                                   const kiln_status *st);
 /* Integer list from an attribute (before some opset) or a constant input (from it on):
  * *count -1 when neither is given. Fails when the input is given but not a constant. */
 kiln_status kiln__onnx_ints_attr_or_const(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const char *attr,

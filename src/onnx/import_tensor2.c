@@ -81,7 +81,7 @@ kiln_status kiln__onnx_import_reduce(kiln__onnx_ctx *ctx, const kiln__onnx_node 
         n = (int32_t)count;
     }
     if (n > 0) KILN__TRY(axes_to_mask(node, axes, n, rank, &p.axes_mask));
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, in, in[1] ? 2 : 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, in, in[1] ? 2 : 1, &p, sizeof p, &st), &st);
 }
 
 kiln_status kiln__onnx_import_argminmax(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -95,7 +95,7 @@ kiln_status kiln__onnx_import_argminmax(kiln__onnx_ctx *ctx, const kiln__onnx_no
     kiln__reduce_params p = {.op = strcmp(node->op_type, "ArgMax") == 0 ? KILN_REDUCE_ARGMAX : KILN_REDUCE_ARGMIN,
                              .keep_dims = keep != 0, .select_last = last != 0};
     KILN__TRY(axes_to_mask(node, &axis, 1, x->dims.nb_dims, &p.axes_mask));
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, &x, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_REDUCE, &x, 1, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- TopK */
@@ -187,7 +187,7 @@ kiln_status kiln__onnx_import_resize(kiln__onnx_ctx *ctx, const kiln__onnx_node 
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "only one of scales and sizes may be given");
     p.use_sizes = in[3] != NULL;
     p.sizes.nb_dims = 0;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 4, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 4, &p, sizeof p, &st), &st);
 }
 
 kiln_status kiln__onnx_import_upsample(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
@@ -198,7 +198,7 @@ kiln_status kiln__onnx_import_upsample(kiln__onnx_ctx *ctx, const kiln__onnx_nod
     KILN__TRY(attr_choice(node, "mode", resize_modes, 2, 0, &p.mode));
     if (kiln__onnx_node_opset(ctx, node) >= 9) {
         if (!(in[2] = kiln__onnx_in_required(ctx, node, 1, "scales", &st))) return st;
-        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 4, &p, sizeof p, &st), st);
+        return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 4, &p, sizeof p, &st), &st);
     }
     const float *scales;
     int64_t n = -1;
@@ -207,7 +207,7 @@ kiln_status kiln__onnx_import_upsample(kiln__onnx_ctx *ctx, const kiln__onnx_nod
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute 'scales' has %lld values for rank %d",
                                      (long long)n, in[0]->dims.nb_dims);
     for (int64_t i = 0; i < n; i++) p.scales[i] = scales[i];
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 1, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_RESIZE, in, 1, &p, sizeof p, &st), &st);
 }
 
 /* ---------------------------------------------------------------- Einsum */
@@ -229,5 +229,5 @@ kiln_status kiln__onnx_import_einsum(kiln__onnx_ctx *ctx, const kiln__onnx_node 
     kiln_tensor *in[KILN__EINSUM_MAX_INPUTS];
     for (int32_t i = 0; i < node->nb_inputs; i++)
         if (!(in[i] = kiln__onnx_in_required(ctx, node, i, "Inputs", &st))) return st;
-    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_EINSUM, in, node->nb_inputs, &p, sizeof p, &st), st);
+    return out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_EINSUM, in, node->nb_inputs, &p, sizeof p, &st), &st);
 }

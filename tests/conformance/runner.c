@@ -220,7 +220,7 @@ static status run_case_inner(case_run *r) {
         /* Copied: tensor data in the mapped file may be unaligned. */
         size_t size = data.size;
         r->input_data[i] = kiln__malloc_aligned(&r->alloc, size ? size : 1, 64);
-        if (r->input_data[i]) memcpy(r->input_data[i], data.data, size);
+        if (r->input_data[i] && size) memcpy(r->input_data[i], data.data, size);
         kiln__onnx_data_release(&r->alloc, &data);
         if (!r->input_data[i]) return set_result(r, ST_FAIL, "out of memory");
         if ((s = kiln_context_set_tensor_address(r->context, in_names[i], r->input_data[i], size)) != KILN_OK)
