@@ -17,6 +17,9 @@
 extern const kiln__onnx_op kiln__onnx_ops_basic[];
 extern const kiln__onnx_op kiln__onnx_ops_nn[];
 extern const kiln__onnx_op kiln__onnx_ops_tensor[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_attention[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_quant[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_vision[] __attribute__((weak));
 
 /* Every family table; weak ones are NULL until their file is linked in. */
 static const kiln__onnx_op *family_table(int i) {
@@ -24,10 +27,13 @@ static const kiln__onnx_op *family_table(int i) {
     case 0: return kiln__onnx_ops_basic;
     case 1: return kiln__onnx_ops_nn;
     case 2: return kiln__onnx_ops_tensor;
+    case 3: return kiln__onnx_ops_attention;
+    case 4: return kiln__onnx_ops_quant;
+    case 5: return kiln__onnx_ops_vision;
     default: return NULL;
     }
 }
-#define KILN__ONNX_NB_FAMILIES 3
+#define KILN__ONNX_NB_FAMILIES 6
 
 /* ONNX value name -> tensor, open addressing. Keys point into the model, which outlives the
  * import. */

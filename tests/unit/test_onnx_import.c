@@ -466,6 +466,54 @@ static void test_end_to_end(kiln_builder *b) {
     kiln_network_destroy(net);
 }
 
+/* LRN (a layer type added for the importer) against the ONNX formula, with an even size so the
+ * window is asymmetric. */
+static void test_lrn(kiln_builder *b) {
+    enum { N = 2, C = 6, H = 3, W = 2, SIZE = 4 };
+    const float alpha = 0.02f, beta = 0.6f, bias = 1.5f;
+    int64_t d[] = {N, C, H, W};
+    attr at[] = {{.name = "size", .type = ATTR_INT, .i = SIZE},
+                 {.name = "alpha", .type = ATTR_FLOAT, .f = alpha},
+                 {.name = "beta", .type = ATTR_FLOAT, .f = beta},
+                 {.name = "bias", .type = ATTR_FLOAT, .f = bias}};
+    const char *in[] = {"x"}, *out[] = {"y"};
+    pb g = {0};
+    node(&g, "lrn", "LRN", NULL, in, 1, out, 1, at, 4);
+    value_info(&g, 11, "x", FLOAT, d, 4, NULL);
+    value_info(&g, 12, "y", FLOAT, d, 4, NULL);
+    pb m = model(&g, 13, NULL);
+    kiln_network *net = NULL;
+    KT_OK(parse(b, &m, &net));
+    if (!net) return;
+    float x[N * C * H * W], ref[N * C * H * W];
+    kt_fill(x, N * C * H * W, -2, 2);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int s = 0; s < H * W; s++) {
+                double sum = 0;
+                for (int i = c - (SIZE - 1) / 2; i <= c + SIZE / 2; i++) /* ceil((SIZE-1)/2) = SIZE/2 */
+                    if (i >= 0 && i < C) sum += (double)x[(n * C + i) * H * W + s] * x[(n * C + i) * H * W + s];
+                int k = (n * C + c) * H * W + s;
+                ref[k] = (float)(x[k] / pow(bias + alpha / SIZE * sum, beta));
+            }
+    kiln_dims dims;
+    float *y = run1(b, net, "x", x, sizeof x, "y", &dims);
+    KT_CHECK(y && dims.nb_dims == 4 && dims.d[1] == C);
+    if (y) kt_close("lrn", y, ref, N * C * H * W, 1e-5f, 1e-6f);
+    free(y);
+    kiln_network_destroy(net);
+
+    /* A size below 1 is refused naming the node. */
+    at[0].i = 0;
+    pb g2 = {0};
+    node(&g2, "lrn", "LRN", NULL, in, 1, out, 1, at, 4);
+    value_info(&g2, 11, "x", FLOAT, d, 4, NULL);
+    value_info(&g2, 12, "y", FLOAT, d, 4, NULL);
+    m = model(&g2, 13, NULL);
+    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(contains(kiln_last_error(), "node 'lrn' (LRN): attribute 'size'"));
+}
+
 int main(void) {
     kt_seed();
     kiln_builder *b = NULL;
@@ -478,6 +526,7 @@ int main(void) {
     test_initializer_as_input(b);
     test_folding(b);
     test_end_to_end(b);
+    test_lrn(b);
     kiln_builder_destroy(b);
     return kt_summary("test_onnx_import");
 }
