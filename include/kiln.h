@@ -352,7 +352,8 @@ typedef enum kiln_activation_type {
     KILN_ACT_COUNT
 } kiln_activation_type;
 
-/* alpha and beta as in the comments above; pass 0 where unused. */
+/* alpha and beta as in the comments above; pass 0 where unused. Float dtypes; relu and clip
+ * also take signed integers. */
 KILN_API kiln_status kiln_network_add_activation(kiln_network *network, kiln_tensor *input,
                                                  kiln_activation_type type, float alpha, float beta,
                                                  kiln_layer **layer);
@@ -361,7 +362,7 @@ typedef enum kiln_elementwise_op {
     KILN_EW_ADD = 0,
     KILN_EW_SUB,
     KILN_EW_MUL,
-    KILN_EW_DIV,   /* integer division truncates toward zero */
+    KILN_EW_DIV,   /* integer division truncates toward zero; integer x / 0 and x % 0 give 0 */
     KILN_EW_POW,
     KILN_EW_MIN,
     KILN_EW_MAX,

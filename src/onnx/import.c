@@ -339,7 +339,7 @@ kiln_status kiln__onnx_out(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int
     /* A tensor has one name: a value that aliases another gets its own copy. */
     if (is_bound(ctx, t)) {
         kiln_layer *l;
-        KILN__TRY(add_layer(ctx, node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, false, &l));
+        KILN__TRY(add_layer(ctx, node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, true, &l));
         t = l->outputs[0];
     }
     return bind(ctx, node->outputs[i], t);

@@ -67,6 +67,9 @@ static status set_result(case_run *r, status st, const char *fmt, ...) {
     va_end(ap);
     for (char *c = r->reason; *c; c++)
         if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
+    /* Paths name the case's folder on this machine: keep results.tsv the same everywhere. */
+    size_t n = strlen(r->dir);
+    for (char *p; (p = strstr(r->reason, r->dir)) && p[n] == '/';) memmove(p, p + n + 1, strlen(p + n + 1) + 1);
     r->st = st;
     return st;
 }

@@ -788,6 +788,20 @@ static void test_network_api(void) {
                                      (kiln_weights){KILN_FLOAT32, NULL, 0}, (kiln_weights){KILN_FLOAT32, NULL, 0}, &l),
               KILN_INVALID_ARGUMENT);
     KT_CHECK(kiln_network_num_layers(net) == before);
+    /* The inspector text names the parameters. */
+    kiln__alloc al;
+    kiln__alloc_init(&al, NULL);
+    kiln__buf buf;
+    kiln__buf_init(&buf, &al);
+    kiln_layer ew = lh_layer(KILN_LAYER_ELEMENTWISE, 2), act = lh_layer(KILN_LAYER_ACTIVATION, 1);
+    ew.p.ew.op = KILN_EW_SHIFT_RIGHT;
+    act.p.act = (kiln__activation_params){KILN_ACT_LEAKY_RELU, 0.5f, 0};
+    kiln__layer_ops_for(KILN_LAYER_ELEMENTWISE)->describe(&ew, &buf);
+    kiln__buf_printf(&buf, "|");
+    kiln__layer_ops_for(KILN_LAYER_ACTIVATION)->describe(&act, &buf);
+    kiln__buf_append(&buf, "", 1);
+    KT_CHECK(buf.data && strcmp((char *)buf.data, "op=shift_right|kind=leaky_relu alpha=0.5 beta=0") == 0);
+    kiln__buf_free(&buf);
     kiln_network_destroy(net);
     kiln_builder_destroy(b);
 }

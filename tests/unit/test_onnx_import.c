@@ -356,6 +356,8 @@ static void test_folding(kiln_builder *b) {
     tensor(&g, 5, "c", FLOAT, d, 1, c, sizeof c);
     node(&g, "sum", "Add", NULL, in, 2, out, 1, NULL, 0);
     node(&g, "mul", "Mul", NULL, in2, 2, out2, 1, NULL, 0);
+    const char *idi[] = {"a"}, *ido[] = {"a_copy"};
+    node(&g, "copy", "Identity", NULL, idi, 1, ido, 1, NULL, 0);
     value_info(&g, 11, "x", FLOAT, d, 1, NULL);
     value_info(&g, 12, "y", FLOAT, d, 1, NULL);
     value_info(&g, 12, "s", FLOAT, d, 1, NULL);
@@ -370,6 +372,9 @@ static void test_folding(kiln_builder *b) {
     const kiln_tensor *folded = s ? kiln_layer_input(s->producer, 0) : NULL;
     KT_CHECK(folded && kiln_layer_get_type(folded->producer) == KILN_LAYER_CONSTANT);
     KT_CHECK(folded && strcmp(kiln_layer_name(folded->producer), "sum") == 0);
+    /* An Identity of a constant is a constant too (shape chains rely on it). */
+    kiln_tensor *copy = kiln_network_find_tensor(net, "a_copy");
+    KT_CHECK(copy && copy->producer && kiln_layer_get_type(copy->producer) == KILN_LAYER_CONSTANT);
     float x[3] = {2, -1, 0.5f}, ref_y[3], ref_s[3];
     for (int i = 0; i < 3; i++) {
         ref_s[i] = a[i] + c[i];
