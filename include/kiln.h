@@ -248,6 +248,14 @@ typedef enum kiln_layer_type {
     KILN_LAYER_DEQUANTIZE, /* int8/fp8 -> float */
     KILN_LAYER_GRID_SAMPLE, /* sampling at grid coordinates */
     KILN_LAYER_LRN, /* local response normalization */
+    KILN_LAYER_AFFINE_GRID, /* sampling grid from affine matrices */
+    KILN_LAYER_DFT, /* discrete Fourier transform; short-time (STFT) mode */
+    KILN_LAYER_NMS, /* non-maximum suppression of boxes */
+    KILN_LAYER_UNIQUE, /* unique elements or slices */
+    KILN_LAYER_COL2IM, /* sums sliding blocks back into an image */
+    KILN_LAYER_ROI_ALIGN, /* pooled features of regions of interest */
+    KILN_LAYER_DET, /* determinant of square matrices */
+    KILN_LAYER_LINEAR_ATTENTION, /* recurrent linear attention (ONNX LinearAttention) */
     KILN_LAYER_TYPE_COUNT
 } kiln_layer_type;
 

@@ -37,7 +37,15 @@
     X(QUANTIZE, quantize)                                                                                      \
     X(DEQUANTIZE, dequantize)                                                                                  \
     X(GRID_SAMPLE, gridsample)                                                                                 \
-    X(LRN, lrn)
+    X(LRN, lrn)                                                                                                \
+    X(AFFINE_GRID, affinegrid)                                                                                 \
+    X(DFT, dft)                                                                                                \
+    X(NMS, nms)                                                                                                \
+    X(UNIQUE, unique)                                                                                          \
+    X(COL2IM, col2im)                                                                                          \
+    X(ROI_ALIGN, roialign)                                                                                     \
+    X(DET, det)                                                                                                \
+    X(LINEAR_ATTENTION, linear_attention)
 
 #define KILN__DECLARE(E, fam)                                                                                  \
     kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *)        \

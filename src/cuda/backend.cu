@@ -129,7 +129,7 @@ static kiln_status cu_check_layer(const kiln_engine *e, const kiln_layer *l) {
     case KILN_LAYER_GATHER:
         if (!l->inputs[1] || (l->inputs[1]->dtype != KILN_INT32 && l->inputs[1]->dtype != KILN_INT64))
             return kiln__layer_error(l, KILN_UNSUPPORTED, "gather indices must be int32 or int64 on CUDA");
-        /* fall through: the data is copied by element size */
+        [[fallthrough]]; /* the data is copied by element size */
     case KILN_LAYER_SHUFFLE:
     case KILN_LAYER_CONCAT:
     case KILN_LAYER_SLICE:

@@ -114,7 +114,7 @@ static kiln_status mm_plan(cu_exec *x, const mm_geo *g) {
 static kiln_status expand(cu_exec *x, const mm_geo *g, int32_t i, void *dst) {
     const kiln_dims *d = &x->in[i].dims;
     int32_t r = d->nb_dims, nb = r > 2 ? r - 2 : 0;
-    kiln_dims bd = {.nb_dims = nb};
+    kiln_dims bd = {nb, {0}};
     for (int32_t k = 0; k < nb; k++) bd.d[k] = d->d[k];
     int64_t dims[KILN_MAX_DIMS], ss[KILN_MAX_DIMS], ds[KILN_MAX_DIMS];
     cu_broadcast_strides(&bd, &g->obatch, ss);
@@ -125,7 +125,7 @@ static kiln_status expand(cu_exec *x, const mm_geo *g, int32_t i, void *dst) {
     }
     dims[g->ob] = mat;
     ss[g->ob] = 1;
-    kiln_dims full = {.nb_dims = g->ob + 1};
+    kiln_dims full = {g->ob + 1, {0}};
     for (int32_t k = 0; k <= g->ob; k++) full.d[k] = dims[k];
     cu_contiguous_strides(&full, ds);
     return cu_copy_strided(x->stream, x->din[i], 0, ss, dst, 0, ds, dims, g->ob + 1, kiln_dtype_bits(x->in[i].dtype) / 8);

@@ -18,7 +18,7 @@ static kiln_status transpose(cudaStream_t st, const void *src, const kiln_dims *
                              size_t es) {
     int64_t istr[KILN_MAX_DIMS], ss[KILN_MAX_DIMS], ds[KILN_MAX_DIMS], od[KILN_MAX_DIMS];
     cu_contiguous_strides(d, istr);
-    kiln_dims o = {.nb_dims = d->nb_dims};
+    kiln_dims o = {d->nb_dims, {0}};
     for (int32_t k = 0; k < d->nb_dims; k++) {
         od[k] = o.d[k] = d->d[perm[k]];
         ss[k] = istr[perm[k]];
@@ -51,7 +51,7 @@ kiln_status cu_shuffle(cu_exec *x) {
         src = dst;
     }
     if (second) {
-        kiln_dims mid = {.nb_dims = out->dims.nb_dims};
+        kiln_dims mid = {out->dims.nb_dims, {0}};
         for (int32_t i = 0; i < mid.nb_dims; i++) mid.d[p->second_perm[i]] = out->dims.d[i];
         KILN__TRY(transpose(x->stream, src, &mid, p->second_perm, x->dout[0], es));
     }

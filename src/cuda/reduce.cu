@@ -132,7 +132,7 @@ kiln_status cu_normalization(cu_exec *x) {
         for (int32_t i = axis; i < d->nb_dims; i++) g.block *= d->d[i];
         g.nparam = g.block;
         /* Parameters that broadcast onto the normalized dims are expanded into scratch. */
-        kiln_dims nd = {.nb_dims = d->nb_dims - axis};
+        kiln_dims nd = {d->nb_dims - axis, {0}};
         for (int32_t i = 0; i < nd.nb_dims; i++) nd.d[i] = d->d[axis + i];
         const void *arr[2] = {NULL, NULL};
         size_t need = 0;

@@ -38,7 +38,15 @@
     X(QUANTIZE, quantize)                                                                                      \
     X(DEQUANTIZE, dequantize)                                                                                  \
     X(GRID_SAMPLE, gridsample)                                                                                 \
-    X(LRN, lrn)
+    X(LRN, lrn)                                                                                                \
+    X(AFFINE_GRID, affinegrid)                                                                                 \
+    X(DFT, dft)                                                                                                \
+    X(NMS, nms)                                                                                                \
+    X(UNIQUE, unique)                                                                                          \
+    X(COL2IM, col2im)                                                                                          \
+    X(ROI_ALIGN, roialign)                                                                                     \
+    X(DET, det)                                                                                                \
+    X(LINEAR_ATTENTION, linear_attention)
 
 #define KILN__DECLARE(E, fam) extern const kiln__layer_ops kiln__##fam##_ops __attribute__((weak));
 KILN__LAYER_FAMILIES(KILN__DECLARE)

@@ -1,0 +1,108 @@
+/* ONNX importers for the vision and signal ops: GridSample, AffineGrid, RoiAlign,
+ * NonMaxSuppression, Col2Im, CenterCropPad, MaxUnpool, the DFT family and the window
+ * functions. The table lists the ops of import_vision2.c too. */
+#include "onnx/import_vision.h"
+
+#include "network/tensor_layers.h"
+#include "network/vision_layers.h"
+
+#include <string.h>
+
+kiln_status kiln__vision_out0(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *t,
+                              const kiln_status *st) {
+    return t ? kiln__onnx_out(ctx, node, 0, t) : *st;
+}
+
+bool kiln__vision_str_is(kiln__onnx_bytes b, const char *s) {
+    return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0;
+}
+
+/* Reads a string attribute into one of `names` (index into *out); alt gives other spellings
+ * of the same values (NULL entries where none). */
+static kiln_status attr_choice(const kiln__onnx_node *node, const char *attr, const char *const *names,
+                               const char *const *alt, int32_t count, int32_t *out) {
+    kiln__onnx_bytes s = {0};
+    KILN__TRY(kiln__onnx_attr_string(node, attr, &s));
+    if (!s.data) return KILN_OK;
+    for (int32_t i = 0; i < count; i++)
+        if (kiln__vision_str_is(s, names[i]) || (alt && alt[i] && kiln__vision_str_is(s, alt[i]))) {
+            *out = i;
+            return KILN_OK;
+        }
+    return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute '%s' is '%.*s', which is not supported", attr,
+                                 (int)s.size, (const char *)s.data);
+}
+
+/* ---------------------------------------------------------------- GridSample, AffineGrid */
+
+static kiln_status import_gridsample(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    kiln_status st = KILN_OK;
+    kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "X", &st);
+    kiln_tensor *grid = x ? kiln__onnx_in_required(ctx, node, 1, "grid", &st) : NULL;
+    if (!grid) return st;
+    /* Opset 16 spells the modes bilinear/bicubic, 20 and later linear/cubic; both are read. */
+    static const char *const modes[3] = {"nearest", "linear", "cubic"};
+    static const char *const old_modes[3] = {NULL, "bilinear", "bicubic"};
+    static const char *const pads[3] = {"zeros", "border", "reflection"};
+    kiln__gridsample_params p = {.mode = KILN__GS_LINEAR, .padding = KILN__GS_ZEROS};
+    int64_t align = 0;
+    KILN__TRY(attr_choice(node, "mode", modes, old_modes, 3, &p.mode));
+    KILN__TRY(attr_choice(node, "padding_mode", pads, NULL, 3, &p.padding));
+    KILN__TRY(kiln__onnx_attr_int(node, "align_corners", &align));
+    p.align_corners = align != 0;
+    kiln_tensor *in[2] = {x, grid};
+    return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_GRID_SAMPLE, in, 2, &p, sizeof p, &st),
+                             &st);
+}
+
+static kiln_status import_affinegrid(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    kiln_status st = KILN_OK;
+    kiln_tensor *theta = kiln__onnx_in_required(ctx, node, 0, "theta", &st);
+    kiln_tensor *size = theta ? kiln__onnx_in_required(ctx, node, 1, "size", &st) : NULL;
+    if (!size) return st;
+    int64_t align = 0;
+    KILN__TRY(kiln__onnx_attr_int(node, "align_corners", &align));
+    kiln__affinegrid_params p = {.align_corners = align != 0};
+    kiln_tensor *in[2] = {theta, size};
+    return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_AFFINE_GRID, in, 2, &p, sizeof p, &st),
+                             &st);
+}
+
+/* ---------------------------------------------------------------- DFT, STFT */
+
+static kiln_status import_dft(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    kiln_status st = KILN_OK;
+    kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "input", &st);
+    if (!x) return st;
+    bool v20 = kiln__onnx_node_opset(ctx, node) >= 20;
+    int64_t axis = v20 ? -2 : 1, inverse = 0, onesided = 0;
+    if (!v20) KILN__TRY(kiln__onnx_attr_int(node, "axis", &axis));
+    KILN__TRY(kiln__onnx_attr_int(node, "inverse", &inverse));
+    KILN__TRY(kiln__onnx_attr_int(node, "onesided", &onesided));
+    if (axis < INT32_MIN || axis > INT32_MAX)
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "axis %lld is out of range", (long long)axis);
+    kiln__dft_params p = {.mode = KILN__DFT, .axis = (int32_t)axis, .inverse = inverse != 0,
+                          .onesided = onesided != 0};
+    kiln_tensor *in[3] = {x, kiln__onnx_in(ctx, node, 1), v20 ? kiln__onnx_in(ctx, node, 2) : NULL};
+    return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_DFT, in, 3, &p, sizeof p, &st), &st);
+}
+
+static kiln_status import_stft(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    kiln_status st = KILN_OK;
+    kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "signal", &st);
+    kiln_tensor *step = x ? kiln__onnx_in_required(ctx, node, 1, "frame_step", &st) : NULL;
+    if (!step) return st;
+    int64_t onesided = 1;
+    KILN__TRY(kiln__onnx_attr_int(node, "onesided", &onesided));
+    kiln__dft_params p = {.mode = KILN__STFT, .axis = 1, .onesided = onesided != 0};
+    kiln_tensor *in[4] = {x, step, kiln__onnx_in(ctx, node, 2), kiln__onnx_in(ctx, node, 3)};
+    return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_DFT, in, 4, &p, sizeof p, &st), &st);
+}
+
+const kiln__onnx_op kiln__onnx_ops_vision[] = {
+    {"", "GridSample", 16, import_gridsample},
+    {"", "AffineGrid", 20, import_affinegrid},
+    {"", "DFT", 17, import_dft},
+    {"", "STFT", 17, import_stft},
+    {NULL, NULL, 0, NULL},
+};
