@@ -94,7 +94,11 @@ typedef struct kiln__dft_plan {
 
 kiln_status kiln__dft_resolve(const kiln_layer *layer, const kiln__value *inputs, kiln__dft_plan *plan);
 
-/* NMS: number of selected boxes (needs every input's values). */
+/* NMS over inputs with values: *count selected boxes; the first `capacity` of them are
+ * written to out (int64 triples) when out is not NULL. kiln__nms_count uses the network's
+ * allocator. */
+kiln_status kiln__nms_run(const kiln_layer *layer, const kiln__value *inputs, const kiln__alloc *alloc, int64_t *out,
+                          int64_t capacity, int64_t *count);
 kiln_status kiln__nms_count(const kiln_layer *layer, const kiln__value *inputs, int64_t *count);
 
 /* Unique: number of unique elements or slices of x (with data), -1 on out-of-memory. */

@@ -20,6 +20,8 @@ extern const kiln__onnx_op kiln__onnx_ops_tensor[] __attribute__((weak));
 extern const kiln__onnx_op kiln__onnx_ops_attention[] __attribute__((weak));
 extern const kiln__onnx_op kiln__onnx_ops_quant[] __attribute__((weak));
 extern const kiln__onnx_op kiln__onnx_ops_vision[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_sequence[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_misc[] __attribute__((weak));
 
 /* Every family table; weak ones are NULL until their file is linked in. */
 static const kiln__onnx_op *family_table(int i) {
@@ -30,10 +32,12 @@ static const kiln__onnx_op *family_table(int i) {
     case 3: return kiln__onnx_ops_attention;
     case 4: return kiln__onnx_ops_quant;
     case 5: return kiln__onnx_ops_vision;
+    case 6: return kiln__onnx_ops_sequence;
+    case 7: return kiln__onnx_ops_misc;
     default: return NULL;
     }
 }
-#define KILN__ONNX_NB_FAMILIES 6
+#define KILN__ONNX_NB_FAMILIES 8
 
 /* ONNX value name -> tensor, open addressing. Keys point into the model, which outlives the
  * import. */

@@ -99,10 +99,29 @@ static kiln_status import_stft(kiln__onnx_ctx *ctx, const kiln__onnx_node *node)
     return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_DFT, in, 4, &p, sizeof p, &st), &st);
 }
 
+/* ---------------------------------------------------------------- NonMaxSuppression */
+
+static kiln_status import_nms(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
+    kiln_status st = KILN_OK;
+    kiln_tensor *boxes = kiln__onnx_in_required(ctx, node, 0, "boxes", &st);
+    kiln_tensor *scores = boxes ? kiln__onnx_in_required(ctx, node, 1, "scores", &st) : NULL;
+    if (!scores) return st;
+    int64_t center = 0;
+    KILN__TRY(kiln__onnx_attr_int(node, "center_point_box", &center));
+    if (center != 0 && center != 1)
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "center_point_box is %lld, expected 0 or 1",
+                                     (long long)center);
+    kiln__nms_params p = {.center_point_box = (int32_t)center};
+    kiln_tensor *in[5] = {boxes, scores, kiln__onnx_in(ctx, node, 2), kiln__onnx_in(ctx, node, 3),
+                          kiln__onnx_in(ctx, node, 4)};
+    return kiln__vision_out0(ctx, node, kiln__onnx_add1(ctx, node, KILN_LAYER_NMS, in, 5, &p, sizeof p, &st), &st);
+}
+
 const kiln__onnx_op kiln__onnx_ops_vision[] = {
     {"", "GridSample", 16, import_gridsample},
     {"", "AffineGrid", 20, import_affinegrid},
     {"", "DFT", 17, import_dft},
     {"", "STFT", 17, import_stft},
+    {"", "NonMaxSuppression", 10, import_nms},
     {NULL, NULL, 0, NULL},
 };
