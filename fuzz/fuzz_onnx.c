@@ -109,6 +109,23 @@ static void walk_value(const kiln__alloc *alloc, const kiln__onnx_value *v) {
     if (v->value) walk_value(alloc, v->value);
 }
 
+/* The importer and the builder's validation (shape inference over every layer) on the
+ * decoded model; a CPU engine is built but not run, so work stays bounded. */
+static void import_and_build(const kiln__alloc *alloc, const uint8_t *data, size_t size) {
+    kiln_builder_options opts = {sizeof opts, &alloc->a, NULL};
+    kiln_builder *b = NULL;
+    kiln_network *net = NULL;
+    kiln_builder_config *cfg = NULL;
+    kiln_engine *eng = NULL;
+    if (kiln_builder_create(&opts, &b) == KILN_OK && kiln_onnx_parse(b, data, size, NULL, &net) == KILN_OK &&
+        kiln_builder_config_create(b, &cfg) == KILN_OK)
+        (void)kiln_builder_build_engine(b, net, cfg, &eng);
+    kiln_engine_destroy(eng);
+    kiln_builder_config_destroy(cfg);
+    kiln_network_destroy(net);
+    kiln_builder_destroy(b);
+}
+
 /* Parses everything once with `alloc`; true when something decoded. */
 static int run(const kiln__alloc *alloc, const uint8_t *data, size_t size) {
     int decoded = 0;
@@ -118,6 +135,7 @@ static int run(const kiln__alloc *alloc, const uint8_t *data, size_t size) {
         walk_graph(alloc, m->graph);
         kiln__onnx_model_free(m);
         decoded = 1;
+        import_and_build(alloc, data, size);
     }
     for (int kind = KILN__ONNX_VALUE_TENSOR; kind <= KILN__ONNX_VALUE_OPTIONAL; kind++) {
         kiln__onnx_value_file *v = NULL;

@@ -256,6 +256,12 @@ typedef enum kiln_layer_type {
     KILN_LAYER_ROI_ALIGN, /* pooled features of regions of interest */
     KILN_LAYER_DET, /* determinant of square matrices */
     KILN_LAYER_LINEAR_ATTENTION, /* recurrent linear attention (ONNX LinearAttention) */
+    KILN_LAYER_BITCAST, /* the same bits read as another dtype of the same width */
+    KILN_LAYER_RANDOM, /* uniform/normal/Bernoulli/multinomial samples from a seeded generator */
+    KILN_LAYER_RNN, /* RNN, GRU and LSTM over a sequence */
+    KILN_LAYER_TREE_ENSEMBLE, /* decision-tree ensemble (ONNX-ML TreeEnsemble) */
+    KILN_LAYER_TFIDF, /* n-gram counts of integer sequences (TfIdfVectorizer) */
+    KILN_LAYER_LABEL_ENCODER, /* numeric key -> value lookup (ONNX-ML LabelEncoder) */
     KILN_LAYER_TYPE_COUNT
 } kiln_layer_type;
 

@@ -15,3 +15,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_CUDA=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs")
+
+# The libFuzzer target over the ONNX reader, importer and builder, run briefly.
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DKILN_FUZZ=ON -DKILN_CUDA=OFF >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz_onnx
+(cd build-fuzz && ctest --output-on-failure -R fuzz_onnx_smoke)

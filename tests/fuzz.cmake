@@ -4,12 +4,10 @@ if(KILN_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "KILN_FUZZ needs clang: configure with -DCMAKE_C_COMPILER=clang")
   endif()
-  file(GLOB KILN_FUZZ_CORE_SOURCES ${CMAKE_SOURCE_DIR}/src/core/*.c)
-  set(KILN_FUZZ_ONNX_SOURCES
-    ${CMAKE_SOURCE_DIR}/src/onnx/pb.c ${CMAKE_SOURCE_DIR}/src/onnx/model.c ${CMAKE_SOURCE_DIR}/src/onnx/attr.c
-    ${CMAKE_SOURCE_DIR}/src/onnx/tensor.c ${CMAKE_SOURCE_DIR}/src/onnx/types.c ${CMAKE_SOURCE_DIR}/src/onnx/check.c)
-  add_executable(fuzz_onnx ${CMAKE_SOURCE_DIR}/fuzz/fuzz_onnx.c ${KILN_FUZZ_CORE_SOURCES} ${KILN_FUZZ_ONNX_SOURCES})
-  target_include_directories(fuzz_onnx PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+  # The whole library (reader, importer, layers, CPU kernels) built with the fuzz flags.
+  add_executable(fuzz_onnx ${CMAKE_SOURCE_DIR}/fuzz/fuzz_onnx.c ${KILN_SOURCES})
+  target_include_directories(fuzz_onnx PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${KILN_CBLAS_INCLUDE})
+  target_link_libraries(fuzz_onnx PRIVATE ${KILN_OPENBLAS} Threads::Threads m)
   target_compile_options(fuzz_onnx PRIVATE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
                                            -fno-omit-frame-pointer)
   target_link_options(fuzz_onnx PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -45,7 +45,13 @@
     X(COL2IM, col2im)                                                                                          \
     X(ROI_ALIGN, roialign)                                                                                     \
     X(DET, det)                                                                                                \
-    X(LINEAR_ATTENTION, linear_attention)
+    X(LINEAR_ATTENTION, linear_attention)                                                                      \
+    X(BITCAST, bitcast)                                                                                        \
+    X(RANDOM, random)                                                                                          \
+    X(RNN, rnn)                                                                                                \
+    X(TREE_ENSEMBLE, tree_ensemble)                                                                            \
+    X(TFIDF, tfidf)                                                                                            \
+    X(LABEL_ENCODER, label_encoder)
 
 #define KILN__DECLARE(E, fam)                                                                                  \
     kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *)        \

@@ -3,6 +3,8 @@
  * kernel runs it again to write the indices. */
 #include "vision_layers.h"
 
+#include "../cpu/cpu.h" /* kiln__load_f64 */
+
 #include <stdlib.h>
 
 typedef struct nms_cand {

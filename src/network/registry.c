@@ -46,7 +46,13 @@
     X(COL2IM, col2im)                                                                                          \
     X(ROI_ALIGN, roialign)                                                                                     \
     X(DET, det)                                                                                                \
-    X(LINEAR_ATTENTION, linear_attention)
+    X(LINEAR_ATTENTION, linear_attention)                                                                      \
+    X(BITCAST, bitcast)                                                                                        \
+    X(RANDOM, random)                                                                                          \
+    X(RNN, rnn)                                                                                                \
+    X(TREE_ENSEMBLE, tree_ensemble)                                                                            \
+    X(TFIDF, tfidf)                                                                                            \
+    X(LABEL_ENCODER, label_encoder)
 
 #define KILN__DECLARE(E, fam) extern const kiln__layer_ops kiln__##fam##_ops __attribute__((weak));
 KILN__LAYER_FAMILIES(KILN__DECLARE)

@@ -81,6 +81,18 @@ _Static_assert(sizeof(kiln__unique_params) <= sizeof(kiln__params), "unique para
 _Static_assert(sizeof(kiln__col2im_params) <= sizeof(kiln__params), "col2im params too large");
 _Static_assert(sizeof(kiln__roialign_params) <= sizeof(kiln__params), "roialign params too large");
 
+/* Col2Im geometry once image_shape and block_shape are known: per spatial dim the image and
+ * block sizes, the number of block positions (cols), and the attributes (defaults filled in). */
+typedef struct kiln__col2im_plan {
+    int32_t k;
+    bool known;
+    int64_t channels;
+    int64_t image[KILN_MAX_DIMS], block[KILN_MAX_DIMS], cols[KILN_MAX_DIMS];
+    int64_t dilation[KILN_MAX_DIMS], stride[KILN_MAX_DIMS], pad_begin[KILN_MAX_DIMS];
+} kiln__col2im_plan;
+
+kiln_status kiln__col2im_resolve(const kiln_layer *layer, const kiln__value *inputs, kiln__col2im_plan *plan);
+
 /* DFT/STFT geometry once the inputs are known: the transformed axis of x, the input length
  * read along it, the transform length n and the output length along it. For STFT: axis is the
  * signal axis (1), frames and frame_step are set, and in_len is the frame (window) length. */
@@ -101,7 +113,9 @@ kiln_status kiln__nms_run(const kiln_layer *layer, const kiln__value *inputs, co
                           int64_t capacity, int64_t *count);
 kiln_status kiln__nms_count(const kiln_layer *layer, const kiln__value *inputs, int64_t *count);
 
-/* Unique: number of unique elements or slices of x (with data), -1 on out-of-memory. */
-int64_t kiln__unique_count(const kiln_layer *layer, const kiln__value *x, const kiln__alloc *alloc);
+/* Unique over x with data: *count unique elements or slices; when outs is not NULL also
+ * writes the layer's outputs (sized by shape inference; outputs past nb_outputs ignored). */
+kiln_status kiln__unique_run(const kiln_layer *layer, const kiln__value *x, const kiln__alloc *alloc,
+                             kiln__value *outs, int64_t *count);
 
 #endif

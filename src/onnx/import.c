@@ -39,18 +39,36 @@ static const kiln__onnx_op *family_table(int i) {
 }
 #define KILN__ONNX_NB_FAMILIES 8
 
-/* ONNX value name -> tensor, open addressing. Keys point into the model, which outlives the
- * import. */
+/* ONNX value name -> value (a tensor or a list), open addressing. Keys point into the model,
+ * which outlives the import. */
 typedef struct value_map {
     const char **keys;
-    kiln_tensor **vals;
+    kiln__onnx_val *vals;
     size_t cap, count;
 } value_map;
+
+/* One graph's names: the main graph, or one import of a subgraph (an If branch, a loop
+ * iteration), whose nodes also see the enclosing scopes' names. */
+typedef struct scope {
+    value_map values;
+    struct scope *parent;
+    const char *prefix; /* put before the names of tensors bound here, so unrolled copies differ */
+} scope;
+
+/* A list made during the import; freed with the import. */
+typedef struct list_block {
+    struct list_block *next;
+    kiln__onnx_list list;
+    kiln_tensor *items[];
+} list_block;
 
 struct kiln__onnx_ctx {
     kiln_network *net;
     const kiln__onnx_model *model;
-    value_map values;
+    scope *scope; /* the innermost */
+    uint8_t *bound; /* by tensor index: 1 once the tensor carries an ONNX value's name */
+    int64_t bound_cap;
+    list_block *lists;
     int32_t node_layers; /* layers made so far for the node being imported */
 };
 
@@ -75,12 +93,12 @@ static void map_free(const kiln__alloc *alloc, value_map *m) {
     kiln__free(alloc, m->vals);
 }
 
-static kiln_tensor *map_get(const value_map *m, const char *key) {
+static const kiln__onnx_val *map_get(const value_map *m, const char *key) {
     size_t i = map_slot(m, key);
-    return m->keys[i] ? m->vals[i] : NULL;
+    return m->keys[i] ? &m->vals[i] : NULL;
 }
 
-static kiln_status map_put(const kiln__alloc *alloc, value_map *m, const char *key, kiln_tensor *t) {
+static kiln_status map_put(const kiln__alloc *alloc, value_map *m, const char *key, kiln__onnx_val v) {
     if ((m->count + 1) * 2 > m->cap) {
         value_map bigger;
         KILN__TRY(map_init(alloc, &bigger, m->cap));
@@ -97,7 +115,40 @@ static kiln_status map_put(const kiln__alloc *alloc, value_map *m, const char *k
     size_t i = map_slot(m, key);
     if (!m->keys[i]) m->count++;
     m->keys[i] = key;
-    m->vals[i] = t;
+    m->vals[i] = v;
+    return KILN_OK;
+}
+
+/* The value a name has in the innermost scope that binds it. */
+static const kiln__onnx_val *lookup(const kiln__onnx_ctx *ctx, const char *name) {
+    for (const scope *s = ctx->scope; s; s = s->parent) {
+        const kiln__onnx_val *v = map_get(&s->values, name);
+        if (v) return v;
+    }
+    return NULL;
+}
+
+static kiln_tensor *lookup_tensor(const kiln__onnx_ctx *ctx, const char *name) {
+    const kiln__onnx_val *v = lookup(ctx, name);
+    return v ? v->tensor : NULL;
+}
+
+/* Binds a name in the innermost scope without renaming anything (graph inputs, subgraph
+ * inputs, lists). */
+static kiln_status put_value(kiln__onnx_ctx *ctx, const char *name, kiln__onnx_val v) {
+    return map_put(&ctx->net->alloc, &ctx->scope->values, name, v);
+}
+
+static kiln_status mark_bound(kiln__onnx_ctx *ctx, const kiln_tensor *t) {
+    if (t->index >= ctx->bound_cap) {
+        int64_t cap = KILN__MAX(ctx->bound_cap * 2, (int64_t)t->index + 64);
+        uint8_t *b = kiln__realloc(&ctx->net->alloc, ctx->bound, (size_t)ctx->bound_cap, (size_t)cap);
+        if (!b) return KILN_OUT_OF_MEMORY;
+        memset(b + ctx->bound_cap, 0, (size_t)(cap - ctx->bound_cap));
+        ctx->bound = b;
+        ctx->bound_cap = cap;
+    }
+    ctx->bound[t->index] = 1;
     return KILN_OK;
 }
 
@@ -113,7 +164,7 @@ int64_t kiln__onnx_node_opset(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) 
 
 kiln_tensor *kiln__onnx_in(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i) {
     if (i < 0 || i >= node->nb_inputs || !node->inputs[i][0]) return NULL;
-    return map_get(&ctx->values, node->inputs[i]);
+    return lookup_tensor(ctx, node->inputs[i]);
 }
 
 kiln_tensor *kiln__onnx_in_required(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, const char *what,
@@ -329,12 +380,24 @@ kiln_tensor *kiln__onnx_const_scalar(kiln__onnx_ctx *ctx, const kiln__onnx_node 
 
 /* Whether t is already bound to an ONNX value (or is a graph input). */
 static bool is_bound(const kiln__onnx_ctx *ctx, const kiln_tensor *t) {
-    return t->is_input || map_get(&ctx->values, t->name) == t;
+    return t->is_input || (t->index < ctx->bound_cap && ctx->bound[t->index]);
+}
+
+/* The scope's prefix and name, for a tensor or a layer; names past the buffer are refused
+ * rather than cut (cut names could collide). */
+static kiln_status scoped_name(const char *prefix, const char *name, char *buf, size_t size) {
+    if ((size_t)snprintf(buf, size, "%s%s", prefix, name) >= size)
+        return kiln__error(KILN_UNSUPPORTED, "the name '%s%s' is too long for kiln (at most %zu characters)", prefix,
+                           name, size - 1);
+    return KILN_OK;
 }
 
 static kiln_status bind(kiln__onnx_ctx *ctx, const char *name, kiln_tensor *t) {
-    KILN__TRY(kiln_tensor_set_name(t, name));
-    return map_put(&ctx->net->alloc, &ctx->values, name, t);
+    char full[KILN_MAX_NAME * 4];
+    KILN__TRY(scoped_name(ctx->scope->prefix, name, full, sizeof full));
+    KILN__TRY(kiln_tensor_set_name(t, full));
+    KILN__TRY(mark_bound(ctx, t));
+    return put_value(ctx, name, (kiln__onnx_val){.tensor = t});
 }
 
 kiln_status kiln__onnx_out(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, kiln_tensor *t) {
@@ -347,6 +410,87 @@ kiln_status kiln__onnx_out(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int
         t = l->outputs[0];
     }
     return bind(ctx, node->outputs[i], t);
+}
+
+/* ---------------------------------------------------------------- sequences, optionals, subgraphs */
+
+bool kiln__onnx_in_val(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, kiln__onnx_val *out) {
+    memset(out, 0, sizeof *out);
+    if (i < 0 || i >= node->nb_inputs || !node->inputs[i][0]) return false;
+    const kiln__onnx_val *v = lookup(ctx, node->inputs[i]);
+    if (v) *out = *v;
+    return v != NULL;
+}
+
+kiln_status kiln__onnx_out_val(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, const kiln__onnx_val *v) {
+    if (v->tensor) return kiln__onnx_out(ctx, node, i, v->tensor);
+    if (!v->list) return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "output %d has no value", i);
+    if (!kiln__onnx_has_out(node, i)) return KILN_OK;
+    return put_value(ctx, node->outputs[i], *v);
+}
+
+kiln_status kiln__onnx_list_new(kiln__onnx_ctx *ctx, kiln__onnx_list_kind kind, kiln_dtype dtype,
+                                kiln_tensor *const *items, int32_t count, const kiln__onnx_list **out) {
+    *out = NULL;
+    if (count < 0 || count > (1 << 20)) return kiln__error(KILN_UNSUPPORTED, "a sequence of %d elements", count);
+    list_block *b = kiln__malloc(&ctx->net->alloc, sizeof *b + (size_t)count * sizeof(kiln_tensor *) + 1);
+    if (!b) return KILN_OUT_OF_MEMORY;
+    for (int32_t k = 0; k < count; k++) b->items[k] = items[k];
+    b->list = (kiln__onnx_list){.kind = kind, .dtype = dtype, .count = count, .items = b->items};
+    b->next = ctx->lists;
+    ctx->lists = b;
+    *out = &b->list;
+    return KILN_OK;
+}
+
+static kiln_status import_node(kiln__onnx_ctx *ctx, const kiln__onnx_node *node);
+static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g);
+
+/* Imports g's initializers and nodes in the current (fresh) scope, naming node i after the
+ * scope's prefix. */
+static kiln_status import_body(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
+    KILN__TRY(import_initializers(ctx, g));
+    for (int32_t i = 0; i < g->nb_nodes; i++) {
+        /* Unnamed nodes are named op_type + index, for their layers and for errors. */
+        kiln__onnx_node node = g->nodes[i];
+        char own[KILN_MAX_NAME], name[KILN_MAX_NAME * 4];
+        if (!node.name[0]) snprintf(own, sizeof own, "%s_%d", node.op_type, i);
+        KILN__TRY(scoped_name(ctx->scope->prefix, node.name[0] ? node.name : own, name, sizeof name));
+        node.name = name;
+        KILN__TRY(import_node(ctx, &node));
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln__onnx_subgraph(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const kiln__onnx_graph *g,
+                                const char *tag, const kiln__onnx_val *inputs, int32_t nb_inputs,
+                                kiln__onnx_val *outputs) {
+    if (nb_inputs != g->nb_inputs)
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "subgraph '%s' has %d inputs, expected %d", g->name,
+                                     g->nb_inputs, nb_inputs);
+    char prefix[KILN_MAX_NAME * 4];
+    if ((size_t)snprintf(prefix, sizeof prefix, "%s%s/", node->name, tag) >= sizeof prefix)
+        return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "subgraph names are too long for kiln");
+    scope sc = {.parent = ctx->scope, .prefix = prefix};
+    size_t expected = (size_t)g->nb_inputs + (size_t)g->nb_initializers;
+    for (int32_t i = 0; i < g->nb_nodes; i++) expected += (size_t)g->nodes[i].nb_outputs;
+    KILN__TRY(map_init(&ctx->net->alloc, &sc.values, expected));
+    int32_t node_layers = ctx->node_layers;
+    ctx->scope = &sc;
+    kiln_status st = KILN_OK;
+    for (int32_t i = 0; st == KILN_OK && i < g->nb_inputs; i++) st = put_value(ctx, g->inputs[i].name, inputs[i]);
+    if (st == KILN_OK) st = import_body(ctx, g);
+    for (int32_t i = 0; st == KILN_OK && i < g->nb_outputs; i++) {
+        const kiln__onnx_val *v = lookup(ctx, g->outputs[i].name);
+        if (v) outputs[i] = *v;
+        else
+            st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "subgraph '%s' never computes its output '%s'",
+                                       g->name, g->outputs[i].name);
+    }
+    ctx->scope = sc.parent;
+    ctx->node_layers = node_layers;
+    map_free(&ctx->net->alloc, &sc.values);
+    return st;
 }
 
 /* ---------------------------------------------------------------- the graph walk */

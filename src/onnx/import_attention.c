@@ -3,6 +3,7 @@
  * the kv padding), the helpers the family's files share, and the family's op table. */
 #include "onnx/import_attention.h"
 
+#include "cpu/cpu.h"
 #include "network/tensor_layers.h"
 
 #include <math.h>
@@ -173,7 +174,8 @@ static kiln_tensor *causal_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
         return NULL;
     }
     for (int64_t i = 0; i < sh->lq; i++)
-        for (int64_t j = 0; j < sh->s; j++) kiln__store_f64(buf, sh->t, i * sh->s + j, j <= i + past_len ? 0.0 : -INFINITY);
+        for (int64_t j = 0; j < sh->s; j++)
+            kiln__store_f64(buf, sh->t, i * sh->s + j, j <= i + past_len ? 0.0 : -INFINITY);
     kiln_dims d = {.nb_dims = 2, .d = {sh->lq, sh->s}};
     kiln_tensor *t;
     *st = kiln__onnx_add_constant(ctx, node, sh->t, &d, buf, &t);
@@ -230,15 +232,13 @@ static kiln_tensor *ungroup_heads(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
     return kiln__att_shuffle(ctx, node, x, NULL, dims, 4, st);
 }
 
-/* a @ op(b) over heads, with b's hkv heads shared by groups of a's hq heads. */
-static kiln_tensor *head_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *a, kiln_tensor *b,
-                                bool trans_b, float alpha, const att_shapes *sh, kiln_status *st) {
-    if (sh->hq == sh->hkv) return kiln__att_matmul(ctx, node, a, b, trans_b, alpha, st);
-    int64_t rep = sh->hq / sh->hkv;
-    kiln_tensor *a5 = group_heads(ctx, node, a, sh->hkv, rep, st);
-    kiln_tensor *b5 = a5 ? group_heads(ctx, node, b, sh->hkv, 1, st) : NULL;
+kiln_tensor *kiln__att_head_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *a, kiln_tensor *b,
+                                   bool trans_b, float alpha, int64_t hq, int64_t hkv, kiln_status *st) {
+    if (hq == hkv) return kiln__att_matmul(ctx, node, a, b, trans_b, alpha, st);
+    kiln_tensor *a5 = group_heads(ctx, node, a, hkv, hq / hkv, st);
+    kiln_tensor *b5 = a5 ? group_heads(ctx, node, b, hkv, 1, st) : NULL;
     kiln_tensor *y5 = b5 ? kiln__att_matmul(ctx, node, a5, b5, trans_b, alpha, st) : NULL;
-    return y5 ? ungroup_heads(ctx, node, y5, sh->hq, st) : NULL;
+    return y5 ? ungroup_heads(ctx, node, y5, hq, st) : NULL;
 }
 
 typedef struct att_attrs {
@@ -328,7 +328,7 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "the default scale needs the head size known");
     float scale = a.has_scale ? a.scale : (float)(1.0 / sqrt((double)sh.d));
 
-    kiln_tensor *scores = head_matmul(ctx, node, q, k, true, scale, &sh, &st);
+    kiln_tensor *scores = kiln__att_head_matmul(ctx, node, q, k, true, scale, sh.hq, sh.hkv, &st);
     if (scores && a.softcap > 0)
         scores = kiln__onnx_act(ctx, node, KILN_ACT_SCALED_TANH, a.softcap, 1.0f / a.softcap, scores, &st);
     if (!scores) return st;
@@ -338,7 +338,8 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     kiln_tensor *x = bias ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, scores, bias, &st) : scores;
     if (!x) return st;
     if (a.mode == 2) qk_out = x;
-    if (a.has_precision && (kiln_dtype)a.precision != sh.t && !(x = kiln__onnx_cast(ctx, node, x, (kiln_dtype)a.precision, &st)))
+    if (a.has_precision && (kiln_dtype)a.precision != sh.t &&
+        !(x = kiln__onnx_cast(ctx, node, x, (kiln_dtype)a.precision, &st)))
         return st;
     kiln_tensor *p = kiln__att_softmax_last(ctx, node, x, &st);
     if (p && bias) {
@@ -354,7 +355,7 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     if (p && p->dtype != sh.t) p = kiln__onnx_cast(ctx, node, p, sh.t, &st);
     if (!p) return st;
     if (a.mode == 3) qk_out = p;
-    kiln_tensor *y = head_matmul(ctx, node, p, v, false, 1.0f, &sh, &st);
+    kiln_tensor *y = kiln__att_head_matmul(ctx, node, p, v, false, 1.0f, sh.hq, sh.hkv, &st);
     if (y && rank == 3) {
         static const int32_t perm[4] = {0, 2, 1, 3};
         int64_t dims[3] = {0, 0, -1};

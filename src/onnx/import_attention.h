@@ -24,10 +24,16 @@ kiln_status kiln__att_attr_float_opt(const kiln__onnx_node *node, const char *na
 /* [B, L, H*D] -> [B, H, L, D]. */
 kiln_tensor *kiln__att_split_heads(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *x, int64_t heads,
                                    kiln_status *st);
+/* a @ op(b) * alpha over [B, H, L, X] heads, where b's hkv heads each serve a group of
+ * hq / hkv heads of a (grouped-query attention). */
+kiln_tensor *kiln__att_head_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *a, kiln_tensor *b,
+                                   bool trans_b, float alpha, int64_t hq, int64_t hkv, kiln_status *st);
 /* Inlines a single-input, single-output graph attribute (FlexAttention's score_mod and
  * prob_mod) applied to x; returns its output. */
 kiln_tensor *kiln__att_inline_graph(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const kiln__onnx_graph *g,
                                     kiln_tensor *x, kiln_status *st);
+
+extern const kiln__onnx_op kiln__onnx_ops_attention[];
 
 /* Importers of the family, spread over import_attention*.c. */
 kiln_status kiln__att_import_rotary(kiln__onnx_ctx *ctx, const kiln__onnx_node *node);

@@ -21,6 +21,10 @@ struct kiln_context {
     bool shapes_valid; /* output dims in io[] match the current input dims */
     bool executed;
     uint64_t activation_bytes;
+    kiln__arena_plan plan; /* CPU engines: activation placement for the current shapes */
+    bool plan_ready;
+    uint8_t *arena;
+    uint64_t arena_capacity;
     void *device_state; /* device engines: the backend's per-context state */
     void **io_data;     /* device engines: IO pointers in engine order, for the backend */
     size_t *io_bytes;
@@ -82,6 +86,8 @@ void kiln_context_destroy(kiln_context *c) {
     if (!c) return;
     kiln__alloc alloc = c->engine->alloc;
     drop_eval(c);
+    kiln__arena_plan_free(&alloc, &c->plan);
+    kiln__free(&alloc, c->arena);
     if (c->device_state) kiln__cuda_backend.context_destroy(c->device_state);
     kiln__free(&alloc, c->io_data);
     kiln__free(&alloc, c->io_bytes);
@@ -156,6 +162,12 @@ static kiln_status infer_outputs(kiln_context *c) {
     KILN__TRY(kiln__eval_init(&ev, net, &c->engine->alloc, NULL));
     for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&ev, i, &c->io[i].dims, NULL);
     kiln_status st = kiln__eval_run(&ev, KILN__EVAL_SHAPES);
+    if (st == KILN_OK && c->engine->device == KILN_DEVICE_CPU) {
+        kiln__arena_plan_free(&c->engine->alloc, &c->plan);
+        c->plan_ready = false;
+        st = kiln__arena_plan_make(net, ev.values, &c->engine->alloc, &c->plan);
+        c->plan_ready = st == KILN_OK;
+    }
     if (st == KILN_OK) {
         for (int64_t o = 0; o < net->nb_outputs; o++)
             c->io[net->nb_inputs + o].dims = ev.values[net->outputs[o]->index].dims;
@@ -258,9 +270,20 @@ kiln_status kiln_context_execute(kiln_context *c) {
             return kiln__error(KILN_INVALID_ARGUMENT, "execute: input '%s' needs %zu bytes, the bound buffer has %zu",
                                net->inputs[i]->name, need, c->io[i].bytes);
     }
+    if (!c->shapes_valid || !c->plan_ready) KILN__TRY(infer_outputs(c));
+    if (c->arena_capacity < c->plan.size) {
+        kiln__free(&e->alloc, c->arena);
+        c->arena_capacity = 0;
+        c->arena = kiln__malloc_aligned(&e->alloc, (size_t)c->plan.size, 64);
+        if (!c->arena) return kiln__error(KILN_OUT_OF_MEMORY, "execute: no memory for %llu bytes of activations",
+                                          (unsigned long long)c->plan.size);
+        c->arena_capacity = c->plan.size;
+    }
     drop_eval(c);
     KILN__TRY(kiln__eval_init(&c->ev, net, &e->alloc, e->pool));
     c->ev_ready = true;
+    c->ev.plan = &c->plan;
+    c->ev.arena = c->arena;
     for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, c->io[i].data);
     for (int64_t o = 0; o < net->nb_outputs; o++) {
         const io_slot *s = &c->io[net->nb_inputs + o];
@@ -280,7 +303,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
                 memcpy(s->data, v->data, v->bytes);
         }
     }
-    c->activation_bytes = c->ev.peak_bytes;
+    c->activation_bytes = c->plan.size + c->ev.peak_bytes;
     if (st != KILN_OK) {
         drop_eval(c);
         return st;

@@ -118,6 +118,11 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
             v->data = l->weights; /* constants are read in place */
             continue;
         }
+        int64_t planned = ev->plan ? ev->plan->offsets[l->outputs[k]->index] : -1;
+        if (planned >= 0 && bytes <= ev->plan->bytes[l->outputs[k]->index]) {
+            v->data = ev->arena + planned;
+            continue;
+        }
         v->data = kiln__malloc_aligned(ev->alloc, bytes ? bytes : 1, 64);
         if (!v->data) return kiln__layer_error(l, KILN_OUT_OF_MEMORY, "no memory for output %d (%zu bytes)", k, bytes);
         ev->owned[l->outputs[k]->index] = true;

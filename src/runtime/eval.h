@@ -11,6 +11,20 @@ typedef enum kiln__eval_mode {
     KILN__EVAL_EXECUTE  /* every tensor computed */
 } kiln__eval_mode;
 
+/* Where each tensor lives in one activation arena (-1: not planned, allocated on demand). */
+typedef struct kiln__arena_plan {
+    int64_t *offsets; /* one per tensor */
+    uint64_t *bytes;  /* one per tensor: the planned size */
+    uint64_t size;    /* bytes the arena needs */
+} kiln__arena_plan;
+
+/* Plans the arena from a SHAPES-mode run's values for the same input dims: every non-constant
+ * tensor with known dims gets an offset; tensors whose lifetimes (producer .. last reader;
+ * network outputs to the end) overlap never share bytes. */
+kiln_status kiln__arena_plan_make(const kiln_network *net, const kiln__value *shapes, const kiln__alloc *alloc,
+                                  kiln__arena_plan *plan);
+void kiln__arena_plan_free(const kiln__alloc *alloc, kiln__arena_plan *plan);
+
 typedef struct kiln__eval {
     const kiln_network *net;
     const kiln__alloc *alloc;
@@ -18,7 +32,10 @@ typedef struct kiln__eval {
     kiln__value *values; /* one per tensor */
     bool *owned;         /* values[i].data was allocated here */
     int32_t *uses_left;  /* execute mode: consumers still to run, to free early */
-    uint64_t live_bytes, peak_bytes;
+    uint64_t live_bytes, peak_bytes; /* memory allocated on demand (outside the arena) */
+    /* Execute mode: planned placement (both NULL when none). */
+    const kiln__arena_plan *plan;
+    uint8_t *arena;
 } kiln__eval;
 
 /* Prepares an evaluator for net (arrays sized to its tensors). */

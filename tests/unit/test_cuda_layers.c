@@ -257,7 +257,7 @@ static void mark(kiln_network *net, kiln_tensor *t) {
 static kiln_tensor *conv(kiln_network *net, kiln_tensor *x, kiln_dtype t, int32_t ns, int32_t cin, int32_t maps,
                          const int64_t *k, const int64_t *s, const int64_t *pb, const int64_t *pe, const int64_t *d,
                          int32_t groups, bool bias, bool deconv, const int64_t *op) {
-    kiln_convolution_desc desc = KILN_INIT(kiln_convolution_desc);
+    kiln_convolution_desc desc = {.struct_size = sizeof(kiln_convolution_desc)};
     desc.nb_output_maps = maps;
     desc.nb_spatial_dims = ns;
     desc.groups = groups;
@@ -321,7 +321,7 @@ static void net_deconv_uneven(kiln_network *net, kiln_dtype t) {
 
 static void pool(kiln_network *net, kiln_tensor *x, kiln_pooling_type type, int64_t k, int64_t s, int64_t p,
                  int32_t ceil_mode, int32_t include_pad, int32_t global) {
-    kiln_pooling_desc desc = KILN_INIT(kiln_pooling_desc);
+    kiln_pooling_desc desc = {.struct_size = sizeof(kiln_pooling_desc)};
     desc.type = type;
     desc.window[0] = desc.window[1] = k;
     desc.stride[0] = desc.stride[1] = s;
@@ -494,7 +494,7 @@ static void net_softmax(kiln_network *net, kiln_dtype t) {
 
 static void norm(kiln_network *net, kiln_tensor *x, kiln_normalization_type type, int32_t axis, int32_t groups,
                  kiln_tensor *scale, kiln_tensor *bias, kiln_tensor *mean, kiln_tensor *var) {
-    kiln_normalization_desc d = KILN_INIT(kiln_normalization_desc);
+    kiln_normalization_desc d = {.struct_size = sizeof(kiln_normalization_desc)};
     d.type = type;
     d.epsilon = 1e-5f;
     d.axis = axis;
@@ -518,7 +518,7 @@ static void net_norm(kiln_network *net, kiln_dtype t) {
 
 static void net_shuffle(kiln_network *net, kiln_dtype t) {
     kiln_tensor *x = input(net, "x", t, DIMS(2, 3, 4, 5));
-    kiln_shuffle_desc d = KILN_INIT(kiln_shuffle_desc);
+    kiln_shuffle_desc d = {.struct_size = sizeof(kiln_shuffle_desc)};
     int32_t p1[] = {0, 2, 3, 1}, p2[] = {2, 0, 1};
     memcpy(d.first_transpose, p1, sizeof p1);
     d.has_first_transpose = 1;
@@ -532,7 +532,7 @@ static void net_shuffle(kiln_network *net, kiln_dtype t) {
     kiln_tensor *shape = NULL;
     KT_OK(kiln_network_add_shape(net, x, &l));
     shape = out0(l);
-    kiln_shuffle_desc r = KILN_INIT(kiln_shuffle_desc);
+    kiln_shuffle_desc r = {.struct_size = sizeof(kiln_shuffle_desc)};
     r.has_reshape = 1;
     KT_OK(kiln_network_add_shuffle(net, x, &r, shape, &l)); /* reshape by a host-folded shape tensor */
     mark(net, out0(l));
@@ -602,7 +602,7 @@ static void net_resize(kiln_network *net, kiln_dtype t) {
              {KILN_RESIZE_LINEAR, KILN_COORD_ALIGN_CORNERS, 0.6f, 1},
              {KILN_RESIZE_CUBIC, KILN_COORD_HALF_PIXEL, 2, 1.5f}};
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++) {
-        kiln_resize_desc d = KILN_INIT(kiln_resize_desc);
+        kiln_resize_desc d = {.struct_size = sizeof(kiln_resize_desc)};
         d.mode = R[i].mode;
         d.coord = R[i].coord;
         d.scales[0] = d.scales[1] = 1;
@@ -635,13 +635,13 @@ static void net_cnn(kiln_network *net, kiln_dtype t) {
     kiln_tensor *y = conv(net, x, t, 2, 3, 8, k, s, p, p, d, 1, true, false, NULL);
     kiln_tensor *sc = constant(net, t, DIMS(8), 0.5f, 1.5f), *bi = constant(net, t, DIMS(8), -1, 1);
     kiln_tensor *mn = constant(net, t, DIMS(8), -0.2f, 0.2f), *vr = constant(net, t, DIMS(8), 0.5f, 2);
-    kiln_normalization_desc nd = KILN_INIT(kiln_normalization_desc);
+    kiln_normalization_desc nd = {.struct_size = sizeof(kiln_normalization_desc)};
     nd.type = KILN_NORM_BATCH;
     nd.epsilon = 1e-5f;
     kiln_layer *l = NULL;
     KT_OK(kiln_network_add_normalization(net, y, &nd, sc, bi, mn, vr, &l));
     KT_OK(kiln_network_add_activation(net, out0(l), KILN_ACT_RELU, 0, 0, &l));
-    kiln_pooling_desc pd = KILN_INIT(kiln_pooling_desc);
+    kiln_pooling_desc pd = {.struct_size = sizeof(kiln_pooling_desc)};
     pd.type = KILN_POOL_MAX;
     pd.window[0] = pd.window[1] = pd.stride[0] = pd.stride[1] = 2;
     KT_OK(kiln_network_add_pooling(net, out0(l), &pd, &l));
@@ -658,7 +658,7 @@ static void net_dynamic(kiln_network *net, kiln_dtype t) {
     KT_OK(kiln_network_add_activation(net, out0(l), KILN_ACT_GELU_ERF, 0, 0, &l));
     kiln_tensor *h = out0(l);
     KT_OK(kiln_network_add_shape(net, h, &l));
-    kiln_shuffle_desc r = KILN_INIT(kiln_shuffle_desc);
+    kiln_shuffle_desc r = {.struct_size = sizeof(kiln_shuffle_desc)};
     r.has_reshape = 1;
     r.reshape = DIMS(-1, 3, 2);
     KT_OK(kiln_network_add_shuffle(net, h, &r, NULL, &l));
@@ -687,7 +687,7 @@ static void check_refusals(kiln_builder *b) {
     if (!net) return;
     kiln_tensor *x = input(net, "x", KILN_FLOAT64, DIMS(1, 2, 5, 5));
     double w[2 * 2 * 9] = {0};
-    kiln_convolution_desc desc = KILN_INIT(kiln_convolution_desc);
+    kiln_convolution_desc desc = {.struct_size = sizeof(kiln_convolution_desc)};
     desc.nb_output_maps = 2;
     desc.kernel[0] = desc.kernel[1] = 3;
     kiln_layer *l = NULL;
