@@ -23,8 +23,8 @@ else
     row "build" "FAILED (see build.log: $(grep -m1 -E 'error|FAILED' "$OUT/build.log" "$OUT/configure.log" | cut -c1-120))"
 fi
 
-if [ -x "$BUILD/test_cuda_layers" ]; then
-    "$BUILD/test_cuda_layers" >"$OUT/test_cuda_layers.log" 2>&1
+if [ -x "$BUILD/tests/test_cuda_layers" ]; then
+    "$BUILD/tests/test_cuda_layers" >"$OUT/test_cuda_layers.log" 2>&1
     row "test_cuda_layers" "$(tail -1 "$OUT/test_cuda_layers.log")"
 fi
 if [ -f "$BUILD/CTestTestfile.cmake" ]; then

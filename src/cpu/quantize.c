@@ -54,7 +54,8 @@ static void quant_range(void *arg, int64_t begin, int64_t end) {
     bool zp_scalar = j->z && kiln__dims_volume(&j->z->dims) == 1;
     for (int64_t i = begin * 8; i < stop; i++) {
         int64_t si = kiln__quant_index(&j->lay, i), zi = zp_scalar ? 0 : si;
-        double q = round_to(j->ct, kiln__load_f64(j->x->data, j->x->dtype, i) / kiln__load_f64(j->s->data, j->s->dtype, si));
+        double x = kiln__load_f64(j->x->data, j->x->dtype, i), s = kiln__load_f64(j->s->data, j->s->dtype, si);
+        double q = round_to(j->ct, x / s);
         if (narrow) {
             /* fp8 zero points must be 0 and are not added (as ONNX's reference); fp4's are. */
             if (j->yt == KILN_FP4_E2M1 && j->z) q += kiln__load_f64(j->z->data, j->z->dtype, zi);

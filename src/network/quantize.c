@@ -90,8 +90,8 @@ static kiln_status quantize_infer(const kiln_layer *layer, const kiln__value *in
     KILN__TRY(kiln__quant_check(layer, in, &mode, &axis));
     kiln_dtype xt = in[0].dtype;
     if (!kiln__dtype_is_float(xt) && xt != KILN_INT32)
-        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input 0 (x) has dtype %s, expected a float type or int32",
-                                 kiln_dtype_name(xt));
+        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT,
+                                 "input 0 (x) has dtype %s, expected a float type or int32", kiln_dtype_name(xt));
     bool has_zp = layer->nb_inputs == 3 && in[2].dtype != KILN_DTYPE_UNDEFINED;
     kiln_dtype yt = p->out_dtype ? (kiln_dtype)p->out_dtype : has_zp ? in[2].dtype : KILN_UINT8;
     if (has_zp && in[2].dtype != yt)

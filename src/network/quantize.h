@@ -27,7 +27,11 @@ typedef struct kiln__quant_params {
 
 _Static_assert(sizeof(kiln__quant_params) <= sizeof(kiln__params), "quant params must fit in kiln__params");
 
-typedef enum kiln__quant_mode { KILN__QUANT_TENSOR = 0, KILN__QUANT_AXIS = 1, KILN__QUANT_BLOCKED = 2 } kiln__quant_mode;
+typedef enum kiln__quant_mode {
+    KILN__QUANT_TENSOR = 0,
+    KILN__QUANT_AXIS = 1,
+    KILN__QUANT_BLOCKED = 2
+} kiln__quant_mode;
 
 /* Whether a dtype can hold quantized values: the integer types of 16 bits or fewer, the fp8
  * kinds and fp4 (dequantize also takes int32). */

@@ -446,10 +446,8 @@ kiln_status kiln__onnx_list_new(kiln__onnx_ctx *ctx, kiln__onnx_list_kind kind, 
 static kiln_status import_node(kiln__onnx_ctx *ctx, const kiln__onnx_node *node);
 static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g);
 
-/* Imports g's initializers and nodes in the current (fresh) scope, naming node i after the
- * scope's prefix. */
+/* Imports g's nodes in the current scope, naming each after the scope's prefix. */
 static kiln_status import_body(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
-    KILN__TRY(import_initializers(ctx, g));
     for (int32_t i = 0; i < g->nb_nodes; i++) {
         /* Unnamed nodes are named op_type + index, for their layers and for errors. */
         kiln__onnx_node node = g->nodes[i];
@@ -479,6 +477,7 @@ kiln_status kiln__onnx_subgraph(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     ctx->scope = &sc;
     kiln_status st = KILN_OK;
     for (int32_t i = 0; st == KILN_OK && i < g->nb_inputs; i++) st = put_value(ctx, g->inputs[i].name, inputs[i]);
+    if (st == KILN_OK) st = import_initializers(ctx, g);
     if (st == KILN_OK) st = import_body(ctx, g);
     for (int32_t i = 0; st == KILN_OK && i < g->nb_outputs; i++) {
         const kiln__onnx_val *v = lookup(ctx, g->outputs[i].name);
@@ -545,107 +544,220 @@ static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_gra
     return KILN_OK;
 }
 
-static kiln_status import_inputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
+static const char *type_kind_name(kiln__onnx_type_kind kind) {
+    return kind == KILN__ONNX_TYPE_SEQUENCE ? "sequence" : kind == KILN__ONNX_TYPE_OPTIONAL ? "optional" : "tensor";
+}
+
+/* A network input for a tensor graph input, or for one element of a sequence or optional
+ * input (`form_dims` set: the dims the caller fixed, checked against the declared type). */
+static kiln_status add_input(kiln__onnx_ctx *ctx, const char *what, const char *name, const kiln__onnx_type *ty,
+                             kiln_dtype form_dtype, const kiln_dims *form_dims, kiln_tensor **out) {
+    kiln_dtype dtype = ty->elem_type ? (kiln_dtype)ty->elem_type : form_dtype;
+    if (form_dims && ty->elem_type && form_dtype != dtype)
+        return kiln__error(KILN_INVALID_ARGUMENT, "graph input %s is given as %s, the model declares ONNX type %d", what,
+                           kiln_dtype_name(form_dtype), (int)ty->elem_type);
+    if (!kiln__dtype_valid(dtype) || dtype == KILN_STRING)
+        return kiln__error(KILN_UNSUPPORTED, "graph input %s has ONNX data type %d, which kiln does not support", what,
+                           (int)dtype);
+    if (!form_dims && !ty->has_shape)
+        return kiln__error(KILN_UNSUPPORTED, "graph input %s has no shape; kiln needs at least its rank", what);
+    int32_t rank = form_dims ? form_dims->nb_dims : ty->rank;
+    if (rank > KILN_MAX_DIMS)
+        return kiln__error(KILN_UNSUPPORTED, "graph input %s has rank %d; kiln supports up to %d", what, rank,
+                           KILN_MAX_DIMS);
+    kiln_dims dims = {.nb_dims = rank};
+    for (int32_t d = 0; d < rank; d++) {
+        int64_t declared = ty->has_shape && d < ty->rank ? ty->dims[d].value : -1;
+        dims.d[d] = form_dims ? form_dims->d[d] : declared >= 0 ? declared : -1;
+        if (form_dims && ty->has_shape && (ty->rank != rank || (declared >= 0 && declared != dims.d[d])))
+            return kiln__error(KILN_INVALID_ARGUMENT, "graph input %s is given with dim %d of %lld (rank %d), the model "
+                               "declares rank %d", what, d, (long long)dims.d[d], rank, ty->rank);
+    }
+    kiln_tensor *t;
+    KILN__TRY(kiln_network_add_input(ctx->net, name, dtype, &dims, &t));
+    for (int32_t d = 0; !form_dims && d < ty->rank; d++)
+        if (ty->dims[d].value < 0 && ty->dims[d].param && ty->dims[d].param[0])
+            KILN__TRY(kiln_tensor_set_dim_name(t, d, ty->dims[d].param));
+    *out = t;
+    return KILN_OK;
+}
+
+/* A sequence or optional graph input, made of one network input per element as `form` says. */
+static kiln_status import_list_input(kiln__onnx_ctx *ctx, const kiln__onnx_value_info *vi,
+                                     const kiln__onnx_input_form *form) {
+    const kiln__onnx_type *ty = &vi->type, *elem = ty->elem;
+    bool optional = ty->kind == KILN__ONNX_TYPE_OPTIONAL;
+    bool is_seq = !optional || (elem && elem->kind == KILN__ONNX_TYPE_SEQUENCE);
+    if (optional && is_seq) elem = elem->elem;
+    if (!elem || elem->kind != KILN__ONNX_TYPE_TENSOR)
+        return kiln__error(KILN_UNSUPPORTED, "graph input '%s': kiln supports sequences and optionals of tensors only",
+                           vi->name);
+    kiln__onnx_list_kind kind = !optional                   ? KILN__ONNX_SEQUENCE
+                                : !form->present            ? KILN__ONNX_OPTIONAL_NONE
+                                : is_seq                    ? KILN__ONNX_OPTIONAL_SEQUENCE
+                                                            : KILN__ONNX_OPTIONAL_TENSOR;
+    int32_t count = kind == KILN__ONNX_OPTIONAL_NONE ? 0 : kind == KILN__ONNX_OPTIONAL_TENSOR ? 1 : form->count;
+    if (count < 0 || count > 4096)
+        return kiln__error(KILN_UNSUPPORTED, "graph input '%s' is given %d elements; kiln supports 0 to 4096", vi->name,
+                           count);
+    kiln_tensor **items = kiln__calloc(&ctx->net->alloc, (size_t)count + 1, sizeof *items);
+    if (!items) return KILN_OUT_OF_MEMORY;
+    kiln_status st = KILN_OK;
+    for (int32_t k = 0; st == KILN_OK && k < count; k++) {
+        char name[KILN_MAX_NAME + 16], what[KILN_MAX_NAME + 32];
+        if (kind == KILN__ONNX_OPTIONAL_TENSOR) snprintf(name, sizeof name, "%s", vi->name);
+        else snprintf(name, sizeof name, "%s[%d]", vi->name, k);
+        snprintf(what, sizeof what, "'%s'", name);
+        st = add_input(ctx, what, name, elem, form->dtypes[k], &form->dims[k], &items[k]);
+    }
+    const kiln__onnx_list *list = NULL;
+    if (st == KILN_OK) st = kiln__onnx_list_new(ctx, kind, (kiln_dtype)elem->elem_type, items, count, &list);
+    kiln__free(&ctx->net->alloc, items);
+    if (st == KILN_OK) st = put_value(ctx, vi->name, (kiln__onnx_val){.list = list});
+    return st;
+}
+
+static kiln_status import_inputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g, const kiln__onnx_input_form *forms,
+                                 int32_t nb_forms) {
     for (int32_t i = 0; i < g->nb_inputs; i++) {
         const kiln__onnx_value_info *vi = &g->inputs[i];
-        if (map_get(&ctx->values, vi->name)) continue; /* an initializer listed as input (IR < 4) */
+        if (lookup(ctx, vi->name)) continue; /* an initializer listed as input (IR < 4) */
         const kiln__onnx_type *ty = &vi->type;
+        if (ty->kind == KILN__ONNX_TYPE_SEQUENCE || ty->kind == KILN__ONNX_TYPE_OPTIONAL) {
+            const kiln__onnx_input_form *form = NULL;
+            for (int32_t k = 0; k < nb_forms && !form; k++)
+                if (strcmp(forms[k].name, vi->name) == 0) form = &forms[k];
+            /* The model fixes neither the length nor the element shapes; the network has
+             * static lists, so the caller must (kiln__onnx_import's forms). */
+            if (!form)
+                return kiln__error(KILN_UNSUPPORTED,
+                                   "graph input '%s' is a %s, whose length the model does not fix; kiln imports such "
+                                   "inputs only with their form given (elements and their shapes)",
+                                   vi->name, type_kind_name(ty->kind));
+            KILN__TRY(import_list_input(ctx, vi, form));
+            continue;
+        }
         if (ty->kind != KILN__ONNX_TYPE_TENSOR)
-            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' is a %s; kiln supports tensor inputs only", vi->name,
-                               ty->kind == KILN__ONNX_TYPE_SEQUENCE   ? "sequence"
-                               : ty->kind == KILN__ONNX_TYPE_OPTIONAL ? "optional"
-                                                                      : "value without a type");
-        kiln_dtype dtype = (kiln_dtype)ty->elem_type;
-        if (!kiln__dtype_valid(dtype) || dtype == KILN_STRING)
-            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has ONNX data type %d, which kiln does not support",
-                               vi->name, (int)ty->elem_type);
-        if (!ty->has_shape)
-            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has no shape; kiln needs at least its rank",
-                               vi->name);
-        if (ty->rank > KILN_MAX_DIMS)
-            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' has rank %d; kiln supports up to %d", vi->name,
-                               ty->rank, KILN_MAX_DIMS);
-        kiln_dims dims = {.nb_dims = ty->rank};
-        for (int32_t d = 0; d < ty->rank; d++) dims.d[d] = ty->dims[d].value >= 0 ? ty->dims[d].value : -1;
-        kiln_tensor *t;
-        KILN__TRY(kiln_network_add_input(ctx->net, vi->name, dtype, &dims, &t));
-        for (int32_t d = 0; d < ty->rank; d++)
-            if (ty->dims[d].value < 0 && ty->dims[d].param && ty->dims[d].param[0])
-                KILN__TRY(kiln_tensor_set_dim_name(t, d, ty->dims[d].param));
-        KILN__TRY(map_put(&ctx->net->alloc, &ctx->values, vi->name, t));
+            return kiln__error(KILN_UNSUPPORTED, "graph input '%s' is a value without a type", vi->name);
+        char what[KILN_MAX_NAME + 8];
+        snprintf(what, sizeof what, "'%s'", vi->name);
+        kiln_tensor *t = NULL;
+        KILN__TRY(add_input(ctx, what, vi->name, ty, KILN_DTYPE_UNDEFINED, NULL, &t));
+        KILN__TRY(put_value(ctx, vi->name, (kiln__onnx_val){.tensor = t}));
     }
     return KILN_OK;
 }
 
 static kiln_status import_node(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
-    int64_t opset = kiln__onnx_node_opset(ctx, node);
-    const kiln__onnx_op *op = opset > 0 ? find_op(node, opset) : NULL;
-    if (!op)
-        return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "op %s (domain '%s', opset %lld) is not supported",
-                                     node->op_type, domain_label(node->domain), (long long)opset);
     ctx->node_layers = 0;
-    KILN__TRY(op->import(ctx, node));
+    kiln__onnx_val v;
+    if (strcmp(node->op_type, "Identity") == 0 && is_default_domain(node->domain) &&
+        kiln__onnx_in_val(ctx, node, 0, &v) && v.list) {
+        /* Identity passes sequences and optionals too; lists are immutable, so share it. */
+        KILN__TRY(kiln__onnx_out_val(ctx, node, 0, &v));
+    } else {
+        int64_t opset = kiln__onnx_node_opset(ctx, node);
+        const kiln__onnx_op *op = opset > 0 ? find_op(node, opset) : NULL;
+        if (!op)
+            return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "op %s (domain '%s', opset %lld) is not supported",
+                                         node->op_type, domain_label(node->domain), (long long)opset);
+        KILN__TRY(op->import(ctx, node));
+    }
     for (int32_t i = 0; i < node->nb_outputs; i++)
-        if (kiln__onnx_has_out(node, i) && !map_get(&ctx->values, node->outputs[i]))
+        if (kiln__onnx_has_out(node, i) && !map_get(&ctx->scope->values, node->outputs[i]))
             return kiln__onnx_node_error(node, KILN_INTERNAL_ERROR, "the importer left output %d ('%s') unset", i,
                                          node->outputs[i]);
     return KILN_OK;
 }
 
+/* Marks t as the network output `name`; a tensor that carries another name, is a constant,
+ * a network input or already an output is copied into a tensor of its own first. */
+static kiln_status mark_output(kiln__onnx_ctx *ctx, const char *name, kiln_tensor *t) {
+    bool constant = t->producer && t->producer->type == KILN_LAYER_CONSTANT;
+    bool same = strcmp(t->name, name) == 0;
+    if ((same && !constant && !t->is_input) || (same && t->is_output)) return kiln_network_mark_output(ctx->net, t);
+    if (!is_bound(ctx, t) && !constant && !t->is_output) {
+        KILN__TRY(kiln_tensor_set_name(t, name));
+        KILN__TRY(mark_bound(ctx, t));
+        return kiln_network_mark_output(ctx->net, t);
+    }
+    if (same && t->is_input)
+        /* An input passed straight through: the output needs a tensor of its own, which
+         * cannot share the input's name. */
+        return kiln__error(KILN_UNSUPPORTED, "graph output '%s' is also a graph input; kiln needs distinct names",
+                           name);
+    if (same) {
+        /* The output gets the value's name; the constant keeps a name of its own. */
+        char own[KILN_MAX_NAME + 16];
+        snprintf(own, sizeof own, "%s:constant", name);
+        KILN__TRY(kiln_tensor_set_name(t, own));
+    }
+    kiln__onnx_node node = {.name = name, .op_type = "Identity", .domain = ""};
+    kiln_layer *l;
+    ctx->node_layers = 0;
+    KILN__TRY(add_layer(ctx, &node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, false, &l));
+    t = l->outputs[0];
+    KILN__TRY(kiln_tensor_set_name(t, name));
+    KILN__TRY(mark_bound(ctx, t));
+    return kiln_network_mark_output(ctx->net, t);
+}
+
+/* Graph outputs; a sequence becomes one network output per element, "name[i]", an optional
+ * its element (as "name", or "name[i]" for a sequence) or nothing when it is empty. */
 static kiln_status import_outputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
     for (int32_t i = 0; i < g->nb_outputs; i++) {
         const kiln__onnx_value_info *vi = &g->outputs[i];
-        if (vi->type.kind != KILN__ONNX_TYPE_TENSOR && vi->type.kind != KILN__ONNX_TYPE_NONE)
-            return kiln__error(KILN_UNSUPPORTED, "graph output '%s' is a %s; kiln supports tensor outputs only",
-                               vi->name, vi->type.kind == KILN__ONNX_TYPE_SEQUENCE ? "sequence" : "optional");
-        kiln_tensor *t = map_get(&ctx->values, vi->name);
-        if (!t) return kiln__error(KILN_INVALID_ARGUMENT, "graph output '%s' is never computed", vi->name);
-        if (t->is_input) {
-            /* An input passed straight through: the output needs a tensor of its own, which
-             * cannot share the input's name. */
-            return kiln__error(KILN_UNSUPPORTED, "graph output '%s' is also a graph input; kiln needs distinct names",
-                               vi->name);
+        const kiln__onnx_val *v = lookup(ctx, vi->name);
+        if (!v) return kiln__error(KILN_INVALID_ARGUMENT, "graph output '%s' is never computed", vi->name);
+        if (v->tensor) {
+            if (vi->type.kind == KILN__ONNX_TYPE_SEQUENCE)
+                return kiln__error(KILN_INVALID_ARGUMENT, "graph output '%s' is declared a sequence but is a tensor",
+                                   vi->name);
+            KILN__TRY(mark_output(ctx, vi->name, v->tensor));
+            continue;
         }
-        if (t->producer && t->producer->type == KILN_LAYER_CONSTANT) {
-            /* The output gets the value's name; the constant keeps a name of its own. */
+        const kiln__onnx_list *list = v->list;
+        bool declared_optional = vi->type.kind == KILN__ONNX_TYPE_OPTIONAL;
+        if ((vi->type.kind == KILN__ONNX_TYPE_TENSOR) ||
+            (vi->type.kind == KILN__ONNX_TYPE_SEQUENCE && list->kind != KILN__ONNX_SEQUENCE) ||
+            (declared_optional && list->kind == KILN__ONNX_SEQUENCE))
+            return kiln__error(KILN_INVALID_ARGUMENT, "graph output '%s' is declared a %s but is a %s", vi->name,
+                               type_kind_name(vi->type.kind),
+                               list->kind == KILN__ONNX_SEQUENCE ? "sequence" : "optional");
+        for (int32_t k = 0; k < list->count; k++) {
             char name[KILN_MAX_NAME + 16];
-            snprintf(name, sizeof name, "%s:constant", vi->name);
-            KILN__TRY(kiln_tensor_set_name(t, name));
-            kiln__onnx_node node = {.name = vi->name, .op_type = "Identity", .domain = ""};
-            kiln_layer *l;
-            ctx->node_layers = 0;
-            KILN__TRY(add_layer(ctx, &node, KILN_LAYER_IDENTITY, &t, 1, 1, NULL, 0, false, &l));
-            t = l->outputs[0];
-            KILN__TRY(bind(ctx, vi->name, t));
+            if (list->kind == KILN__ONNX_OPTIONAL_TENSOR) snprintf(name, sizeof name, "%s", vi->name);
+            else snprintf(name, sizeof name, "%s[%d]", vi->name, k);
+            KILN__TRY(mark_output(ctx, name, list->items[k]));
         }
-        KILN__TRY(kiln_network_mark_output(ctx->net, t));
     }
     return KILN_OK;
 }
 
-static kiln_status import_model(kiln_builder *builder, const kiln__onnx_model *model, kiln_network **out) {
+kiln_status kiln__onnx_import(kiln_builder *builder, const kiln__onnx_model *model, const kiln__onnx_input_form *forms,
+                              int32_t nb_forms, kiln_network **out) {
+    *out = NULL;
     KILN__TRY(check_opsets(model));
     const kiln__onnx_graph *g = model->graph;
     if (!g) return kiln__error(KILN_INVALID_ARGUMENT, "the model has no graph");
     kiln__onnx_ctx ctx = {.model = model};
+    scope top = {.prefix = ""};
+    ctx.scope = &top;
     KILN__TRY(kiln__network_create(&builder->alloc, &builder->log, &ctx.net));
     size_t expected = (size_t)g->nb_inputs + (size_t)g->nb_initializers;
     for (int32_t i = 0; i < g->nb_nodes; i++) expected += (size_t)g->nodes[i].nb_outputs;
-    kiln_status st = map_init(&builder->alloc, &ctx.values, expected);
+    kiln_status st = map_init(&ctx.net->alloc, &top.values, expected);
     if (st == KILN_OK) st = import_initializers(&ctx, g);
-    if (st == KILN_OK) st = import_inputs(&ctx, g);
-    for (int32_t i = 0; st == KILN_OK && i < g->nb_nodes; i++) {
-        /* Unnamed nodes are named op_type + index, for their layers and for errors. */
-        kiln__onnx_node node = g->nodes[i];
-        char name[KILN_MAX_NAME];
-        if (!node.name[0]) {
-            snprintf(name, sizeof name, "%s_%d", node.op_type, i);
-            node.name = name;
-        }
-        st = import_node(&ctx, &node);
-    }
+    if (st == KILN_OK) st = import_inputs(&ctx, g, forms, nb_forms);
+    if (st == KILN_OK) st = import_body(&ctx, g);
     if (st == KILN_OK) st = import_outputs(&ctx, g);
-    map_free(&builder->alloc, &ctx.values);
+    map_free(&ctx.net->alloc, &top.values);
+    kiln__free(&ctx.net->alloc, ctx.bound);
+    while (ctx.lists) {
+        list_block *next = ctx.lists->next;
+        kiln__free(&ctx.net->alloc, ctx.lists);
+        ctx.lists = next;
+    }
     if (st != KILN_OK) {
         kiln_network_destroy(ctx.net);
         return st;
@@ -663,7 +775,7 @@ kiln_status kiln_onnx_parse(kiln_builder *builder, const void *data, size_t size
         return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse: builder, data or output pointer is NULL");
     kiln__onnx_model *model;
     KILN__TRY(kiln__onnx_model_parse(&builder->alloc, data, size, base_dir, &model));
-    kiln_status st = import_model(builder, model, network);
+    kiln_status st = kiln__onnx_import(builder, model, NULL, 0, network);
     kiln__onnx_model_free(model);
     return st;
 }
@@ -674,7 +786,7 @@ kiln_status kiln_onnx_parse_file(kiln_builder *builder, const char *path, kiln_n
         return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse_file: builder, path or output pointer is NULL");
     kiln__onnx_model *model;
     KILN__TRY(kiln__onnx_model_load(&builder->alloc, path, &model));
-    kiln_status st = import_model(builder, model, network);
+    kiln_status st = kiln__onnx_import(builder, model, NULL, 0, network);
     kiln__onnx_model_free(model);
     if (st != KILN_OK) kiln__error_prefix(st, "%s", path);
     return st;

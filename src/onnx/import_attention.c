@@ -143,29 +143,56 @@ static kiln_tensor *mask_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, 
     return kiln__onnx_add1(ctx, node, KILN_LAYER_PADDING, &b, 1, &p, sizeof p, st);
 }
 
-/* Causal bias: query i (of lq) may see key j iff j <= i + offset. offset is past_len for all
- * batches (a constant [lq, s] bias) or, with nonpad_kv_seqlen and no past, nonpad[b] - lq
- * (a [B, 1, lq, s] bias computed at run time). */
-static kiln_tensor *causal_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const att_shapes *sh,
-                                int64_t past_len, kiln_tensor *nonpad, kiln_status *st) {
+/* Which keys each query may see by position: key j is visible to query i iff, with
+ * p = i + offset, j <= p when causal, p - j <= left when left >= 0 and j - p <= right when
+ * right >= 0 (attention-25 windows). offset is past_len for all batches, or with
+ * nonpad_kv_seqlen and no past nonpad[b] - lq. */
+typedef struct att_window {
+    bool causal;
+    int64_t left, right; /* -1: unbounded */
+} att_window;
+
+static bool window_allows(const att_window *w, int64_t p, int64_t j) {
+    return (!w->causal || j <= p) && (w->left < 0 || p - j <= w->left) && (w->right < 0 || j - p <= w->right);
+}
+
+/* The runtime form over np4 = nonpad as [B, 1, 1, 1]: a [B, 1, lq, s] bias. */
+static kiln_tensor *window_bias_batched(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const att_shapes *sh,
+                                        const att_window *w, kiln_tensor *np4, kiln_status *st) {
+    kiln_tensor *jidx = arange4(ctx, node, sh->s, 3, st);
+    kiln_tensor *iidx = jidx ? arange4(ctx, node, sh->lq, 2, st) : NULL;
+    kiln_tensor *lq = iidx ? kiln__onnx_const_scalar(ctx, node, KILN_INT64, (double)sh->lq, 0, st) : NULL;
+    kiln_tensor *off = lq ? kiln__onnx_ew(ctx, node, KILN_EW_SUB, np4, lq, st) : NULL;
+    kiln_tensor *p = off ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, iidx, off, st) : NULL;
+    kiln_tensor *diff = p ? kiln__onnx_ew(ctx, node, KILN_EW_SUB, p, jidx, st) : NULL; /* p - j */
+    if (!diff) return NULL;
+    /* Each bound as diff OP limit, ANDed together. */
+    kiln_elementwise_op ops[3] = {KILN_EW_GREATER_EQUAL, KILN_EW_LESS_EQUAL, KILN_EW_GREATER_EQUAL};
+    bool on[3] = {w->causal, w->left >= 0, w->right >= 0};
+    double limit[3] = {0.0, (double)w->left, -(double)w->right};
+    kiln_tensor *ok = NULL;
+    for (int i = 0; i < 3; i++) {
+        if (!on[i]) continue;
+        kiln_tensor *c = kiln__onnx_const_scalar(ctx, node, KILN_INT64, limit[i], 0, st);
+        kiln_tensor *cond = c ? kiln__onnx_ew(ctx, node, ops[i], diff, c, st) : NULL;
+        ok = !cond ? NULL : ok ? kiln__onnx_ew(ctx, node, KILN_EW_AND, ok, cond, st) : cond;
+        if (!ok) return NULL;
+    }
+    return bias_from_bool(ctx, node, ok, sh->t, st);
+}
+
+static kiln_tensor *window_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const att_shapes *sh,
+                                const att_window *w, int64_t past_len, kiln_tensor *np4, kiln_status *st) {
     if (sh->lq < 0 || sh->s < 0 || past_len < 0) {
-        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "is_causal needs the query, key and past lengths known at "
-                                    "build time");
+        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "is_causal and windows need the query, key and past "
+                                    "lengths known at build time");
         return NULL;
     }
-    if (nonpad) {
-        kiln_tensor *jidx = arange4(ctx, node, sh->s, 3, st);
-        kiln_tensor *iidx = jidx ? arange4(ctx, node, sh->lq, 2, st) : NULL;
-        kiln_tensor *lq = iidx ? kiln__onnx_const_scalar(ctx, node, KILN_INT64, (double)sh->lq, 0, st) : NULL;
-        kiln_tensor *off = lq ? kiln__onnx_ew(ctx, node, KILN_EW_SUB, nonpad, lq, st) : NULL;
-        kiln_tensor *lim = off ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, iidx, off, st) : NULL;
-        kiln_tensor *ok = lim ? kiln__onnx_ew(ctx, node, KILN_EW_LESS_EQUAL, jidx, lim, st) : NULL;
-        return ok ? bias_from_bool(ctx, node, ok, sh->t, st) : NULL;
-    }
+    if (np4) return window_bias_batched(ctx, node, sh, w, np4, st);
     const kiln__alloc *alloc = &kiln__onnx_network(ctx)->alloc;
     size_t bytes;
     if (!kiln__dtype_bytes(sh->t, sh->lq * sh->s, &bytes)) {
-        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "no causal mask of dtype %s", kiln_dtype_name(sh->t));
+        *st = kiln__onnx_node_error(node, KILN_UNSUPPORTED, "no mask of dtype %s", kiln_dtype_name(sh->t));
         return NULL;
     }
     void *buf = kiln__malloc(alloc, bytes ? bytes : 1);
@@ -175,7 +202,7 @@ static kiln_tensor *causal_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
     }
     for (int64_t i = 0; i < sh->lq; i++)
         for (int64_t j = 0; j < sh->s; j++)
-            kiln__store_f64(buf, sh->t, i * sh->s + j, j <= i + past_len ? 0.0 : -INFINITY);
+            kiln__store_f64(buf, sh->t, i * sh->s + j, window_allows(w, i + past_len, j) ? 0.0 : -INFINITY);
     kiln_dims d = {.nb_dims = 2, .d = {sh->lq, sh->s}};
     kiln_tensor *t;
     *st = kiln__onnx_add_constant(ctx, node, sh->t, &d, buf, &t);
@@ -195,9 +222,10 @@ static kiln_tensor *padding_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     return ok ? bias_from_bool(ctx, node, ok, sh->t, st) : NULL;
 }
 
-/* The additive bias of the mask, causality and kv padding; NULL with *st == KILN_OK when none. */
+/* The additive bias of the mask, causality, windows and kv padding; NULL with *st == KILN_OK
+ * when none. */
 static kiln_tensor *attention_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const att_shapes *sh,
-                                   kiln_tensor *mask, bool causal, int64_t past_len, kiln_tensor *nonpad,
+                                   kiln_tensor *mask, const att_window *w, int64_t past_len, kiln_tensor *nonpad,
                                    kiln_status *st) {
     kiln_tensor *bias = NULL;
     *st = KILN_OK;
@@ -210,8 +238,8 @@ static kiln_tensor *attention_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
         np4 = n64 ? kiln__att_shuffle(ctx, node, n64, NULL, dims, 4, st) : NULL;
         if (!np4) return NULL;
     }
-    if (causal) {
-        bias = add_bias(ctx, node, bias, causal_bias(ctx, node, sh, past_len, np4, st), st);
+    if (w->causal || w->left >= 0 || w->right >= 0) {
+        bias = add_bias(ctx, node, bias, window_bias(ctx, node, sh, w, past_len, np4, st), st);
         if (!bias) return NULL;
     }
     if (np4) bias = add_bias(ctx, node, bias, padding_bias(ctx, node, sh, np4, st), st);
@@ -242,13 +270,20 @@ kiln_tensor *kiln__att_head_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
 }
 
 typedef struct att_attrs {
-    int64_t causal, q_heads, kv_heads, mode, precision;
+    int64_t causal, q_heads, kv_heads, mode, precision, left, right;
     bool has_scale, has_precision;
     float scale, softcap;
 } att_attrs;
 
 static kiln_status read_attention_attrs(const kiln__onnx_node *node, att_attrs *a) {
     memset(a, 0, sizeof *a);
+    a->left = a->right = -1;
+    KILN__TRY(kiln__onnx_attr_int(node, "left_window_size", &a->left));
+    KILN__TRY(kiln__onnx_attr_int(node, "right_window_size", &a->right));
+    if (a->left < -1 || a->right < -1)
+        return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT,
+                                     "left_window_size %lld and right_window_size %lld must be -1 or >= 0",
+                                     (long long)a->left, (long long)a->right);
     KILN__TRY(kiln__onnx_attr_int(node, "is_causal", &a->causal));
     KILN__TRY(kiln__onnx_attr_int(node, "q_num_heads", &a->q_heads));
     KILN__TRY(kiln__onnx_attr_int(node, "kv_num_heads", &a->kv_heads));
@@ -333,7 +368,8 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         scores = kiln__onnx_act(ctx, node, KILN_ACT_SCALED_TANH, a.softcap, 1.0f / a.softcap, scores, &st);
     if (!scores) return st;
     kiln_tensor *qk_out = scores;
-    kiln_tensor *bias = attention_bias(ctx, node, &sh, mask, a.causal != 0, past_len, nonpad, &st);
+    att_window win = {.causal = a.causal != 0, .left = a.left, .right = a.right};
+    kiln_tensor *bias = attention_bias(ctx, node, &sh, mask, &win, past_len, nonpad, &st);
     if (st != KILN_OK) return st;
     kiln_tensor *x = bias ? kiln__onnx_ew(ctx, node, KILN_EW_ADD, scores, bias, &st) : scores;
     if (!x) return st;

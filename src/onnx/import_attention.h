@@ -28,10 +28,10 @@ kiln_tensor *kiln__att_split_heads(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
  * hq / hkv heads of a (grouped-query attention). */
 kiln_tensor *kiln__att_head_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_tensor *a, kiln_tensor *b,
                                    bool trans_b, float alpha, int64_t hq, int64_t hkv, kiln_status *st);
-/* Inlines a single-input, single-output graph attribute (FlexAttention's score_mod and
- * prob_mod) applied to x; returns its output. */
+/* Imports a graph attribute of one tensor input and one tensor output (FlexAttention's
+ * score_mod and prob_mod) applied to x; returns its output. tag names the copy (".score_mod"). */
 kiln_tensor *kiln__att_inline_graph(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const kiln__onnx_graph *g,
-                                    kiln_tensor *x, kiln_status *st);
+                                    const char *tag, kiln_tensor *x, kiln_status *st);
 
 extern const kiln__onnx_op kiln__onnx_ops_attention[];
 

@@ -187,8 +187,8 @@ static kiln_status import_qlinear_matmul(kiln__onnx_ctx *ctx, const kiln__onnx_n
     kiln_tensor *d = ew(ctx, node, KILN_EW_MUL, cast(ctx, node, acc, KILN_FLOAT64, &st),
                         cast(ctx, node, m, KILN_FLOAT64, &st), &st);
     if (in[7])
-        d = ew(ctx, node, KILN_EW_ADD, d, cast(ctx, node, along(ctx, node, in[7], rank, rank - 2, &st), KILN_FLOAT64, &st),
-               &st);
+        d = ew(ctx, node, KILN_EW_ADD, d,
+               cast(ctx, node, along(ctx, node, in[7], rank, rank - 2, &st), KILN_FLOAT64, &st), &st);
     return out0(ctx, node, requantize(ctx, node, d, in[7] ? in[7]->dtype : in[0]->dtype, &st), &st);
 }
 

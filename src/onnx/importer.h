@@ -86,4 +86,61 @@ kiln_tensor *kiln__onnx_reshape(kiln__onnx_ctx *ctx, const kiln__onnx_node *node
 kiln_tensor *kiln__onnx_reduce(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, kiln_reduce_op op, kiln_tensor *x,
                                uint32_t axes_mask, bool keep_dims, kiln_status *st);
 
+/* ---------------------------------------------------------------- sequences, optionals, subgraphs */
+
+/* A sequence or optional value. kiln's networks are static graphs of tensors, so such a value
+ * exists only during the import: a list of network tensors whose length is known there. */
+typedef enum kiln__onnx_list_kind {
+    KILN__ONNX_SEQUENCE = 0,      /* the sequence items[0..count) */
+    KILN__ONNX_OPTIONAL_TENSOR,   /* an optional holding the tensor items[0] (count 1) */
+    KILN__ONNX_OPTIONAL_SEQUENCE, /* an optional holding the sequence items[0..count) */
+    KILN__ONNX_OPTIONAL_NONE      /* an empty optional (count 0) */
+} kiln__onnx_list_kind;
+
+typedef struct kiln__onnx_list {
+    kiln__onnx_list_kind kind;
+    kiln_dtype dtype; /* the elements' dtype; KILN_DTYPE_UNDEFINED when not known (empty lists) */
+    int32_t count;
+    kiln_tensor *const *items;
+} kiln__onnx_list;
+
+/* An ONNX value: a tensor or a list (one of the two is set). */
+typedef struct kiln__onnx_val {
+    kiln_tensor *tensor;
+    const kiln__onnx_list *list;
+} kiln__onnx_val;
+
+/* Input i of the node, tensor or list; false when omitted. */
+bool kiln__onnx_in_val(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, kiln__onnx_val *out);
+/* Binds output i to a tensor (as kiln__onnx_out) or a list. */
+kiln_status kiln__onnx_out_val(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, int32_t i, const kiln__onnx_val *v);
+/* A new list holding a copy of items[0..count); it lives until the import ends. */
+kiln_status kiln__onnx_list_new(kiln__onnx_ctx *ctx, kiln__onnx_list_kind kind, kiln_dtype dtype,
+                                kiln_tensor *const *items, int32_t count, const kiln__onnx_list **out);
+/* Imports the subgraph g (a node attribute) once, in a scope of its own that sees the
+ * enclosing names: binds g's inputs to inputs[0..nb_inputs), imports its nodes and returns
+ * its g->nb_outputs outputs. Tensors and layers made there are named "<node><tag>/<name>"
+ * (tag tells copies apart: "[3]" for an unrolled iteration, ".then" for a branch). */
+kiln_status kiln__onnx_subgraph(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const kiln__onnx_graph *g,
+                                const char *tag, const kiln__onnx_val *inputs, int32_t nb_inputs,
+                                kiln__onnx_val *outputs);
+
+/* How a sequence or optional graph input is fed, which the model alone does not fix: whether
+ * an optional holds a value, how many elements a sequence has, and each element's dtype and
+ * dims. Element k of a sequence input "s" becomes the network input "s[k]"; an optional
+ * tensor input "o" the network input "o". Graph outputs are flattened the same way (an empty
+ * optional output becomes no network output). */
+typedef struct kiln__onnx_input_form {
+    const char *name;  /* the graph input */
+    bool present;      /* optionals: false for an empty one */
+    int32_t count;     /* sequences (held by an optional or not): the number of elements */
+    const kiln_dtype *dtypes; /* per element (one for an optional tensor) */
+    const kiln_dims *dims;
+} kiln__onnx_input_form;
+
+/* kiln_onnx_parse on a decoded model, with the forms of its sequence and optional inputs
+ * (used by the conformance runner, which takes them from the test data). */
+kiln_status kiln__onnx_import(kiln_builder *builder, const kiln__onnx_model *model, const kiln__onnx_input_form *forms,
+                              int32_t nb_forms, kiln_network **out);
+
 #endif

@@ -2,6 +2,10 @@
  * pytorch-converted,pytorch-operator}, imports model.onnx, builds a CPU engine, runs it on
  * test_data_set_0/input_*.pb and compares with output_*.pb (rtol 1e-3, atol 1e-7 as ONNX's
  * runner; exact for integers and bools; NaN equals NaN; shapes must match exactly).
+ * Sequence and optional values are flattened as the importer does (importer.h,
+ * kiln__onnx_input_form): the test data gives each such input's form, element k of a
+ * sequence "s" is the tensor "s[k]", an optional tensor "o" is "o", and an empty optional
+ * output must be no engine output at all.
  *
  *   runner <onnx-tests dir> <results.tsv> [--write-results] [--skip <file>] [--filter <substr>]
  *          [--jobs N] [--no-fork] [--verbose]
@@ -11,6 +15,7 @@
  * with it: a case listed as pass that no longer passes fails the test. The last line is
  * "N passed, N failed, N skipped" (skipped: unsupported and skip-listed cases). */
 #include "kiln.h"
+#include "onnx/importer.h"
 #include "onnx/model.h"
 
 #include <dirent.h>
@@ -25,6 +30,7 @@
 
 #define REASON_MAX 400
 #define MAX_IO 64
+#define MAX_LEAVES 1024 /* input tensors, sequence elements included */
 
 static const char *const FOLDERS[] = {"node", "simple", "pytorch-converted", "pytorch-operator"};
 #define NB_FOLDERS 4
@@ -55,8 +61,14 @@ typedef struct case_run {
     kiln_context *context;
     kiln__onnx_model *model;
     kiln__onnx_value_file *inputs[MAX_IO], *outputs[MAX_IO];
-    void *input_data[MAX_IO];
-    int nb_inputs, nb_outputs;
+    /* Network inputs: one per tensor input and per element of a sequence or optional input. */
+    const kiln__onnx_tensor *leaves[MAX_LEAVES];
+    char leaf_names[MAX_LEAVES][KILN_MAX_NAME + 16];
+    void *input_data[MAX_LEAVES];
+    int nb_inputs, nb_outputs, nb_leaves;
+    kiln__onnx_input_form forms[MAX_IO];
+    kiln_dtype form_dtypes[MAX_LEAVES];
+    kiln_dims form_dims[MAX_LEAVES];
 } case_run;
 
 static status set_result(case_run *r, status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -156,6 +168,98 @@ static int real_inputs(const kiln__onnx_graph *g, const kiln__onnx_value_info **
     return n;
 }
 
+/* Adds a network input for test tensor t named `name`; with `form`, also records its dtype
+ * and dims as the next element of that form. */
+static status add_leaf(case_run *r, const char *name, const kiln__onnx_tensor *t, kiln__onnx_input_form *form) {
+    if (r->nb_leaves == MAX_LEAVES) return set_result(r, ST_UNSUPPORTED, "more than %d input tensors", MAX_LEAVES);
+    if (t->nb_dims > KILN_MAX_DIMS) return set_result(r, ST_UNSUPPORTED, "input '%s' has rank > 8", name);
+    int i = r->nb_leaves++;
+    r->leaves[i] = t;
+    snprintf(r->leaf_names[i], sizeof r->leaf_names[i], "%s", name);
+    r->form_dtypes[i] = (kiln_dtype)t->data_type;
+    r->form_dims[i].nb_dims = t->nb_dims;
+    for (int32_t d = 0; d < t->nb_dims; d++) r->form_dims[i].d[d] = t->dims[d];
+    if (form && form->count++ == 0) {
+        form->dtypes = &r->form_dtypes[i];
+        form->dims = &r->form_dims[i];
+    }
+    return ST_PASS;
+}
+
+/* The leaves of a sequence value (or of the sequence an optional holds) named `name`. */
+static status add_seq_leaves(case_run *r, const char *name, const kiln__onnx_value *v, kiln__onnx_input_form *form) {
+    for (int64_t k = 0; k < v->count; k++) {
+        if (v->items[k].kind != KILN__ONNX_VALUE_TENSOR)
+            return set_result(r, ST_UNSUPPORTED, "input '%s' is a sequence of non-tensors", name);
+        char leaf[KILN_MAX_NAME + 16];
+        snprintf(leaf, sizeof leaf, "%s[%lld]", name, (long long)k);
+        if (add_leaf(r, leaf, v->items[k].tensor, form) != ST_PASS) return r->st;
+    }
+    return ST_PASS;
+}
+
+/* Test input value v for the graph input `name`: its leaves, and its form when it is not a tensor. */
+static status add_input_value(case_run *r, const char *name, const kiln__onnx_value *v) {
+    if (v->kind == KILN__ONNX_VALUE_TENSOR) return add_leaf(r, name, v->tensor, NULL);
+    kiln__onnx_input_form *form = &r->forms[r->nb_inputs];
+    memset(form, 0, sizeof *form);
+    form->name = name;
+    form->present = true;
+    form->dtypes = r->form_dtypes;
+    form->dims = r->form_dims;
+    if (v->kind == KILN__ONNX_VALUE_SEQUENCE) return add_seq_leaves(r, name, v, form);
+    if (!v->value) {
+        form->present = false;
+        return ST_PASS;
+    }
+    if (v->value->kind == KILN__ONNX_VALUE_SEQUENCE) return add_seq_leaves(r, name, v->value, form);
+    if (v->value->kind != KILN__ONNX_VALUE_TENSOR)
+        return set_result(r, ST_UNSUPPORTED, "input '%s' is an optional of a non-tensor", name);
+    return add_leaf(r, name, v->value->tensor, form);
+}
+
+/* Compares the engine's outputs for graph output `name` with the expected value. */
+static status compare_value(case_run *r, const char *name, const kiln__onnx_value *want) {
+    char leaf[KILN_MAX_NAME + 16];
+    const kiln__onnx_value *v = want;
+    if (v->kind == KILN__ONNX_VALUE_OPTIONAL) {
+        if (!v->value) {
+            snprintf(leaf, sizeof leaf, "%s[0]", name);
+            if (kiln_engine_tensor_io_mode(r->engine, name) != KILN_IO_NONE ||
+                kiln_engine_tensor_io_mode(r->engine, leaf) != KILN_IO_NONE)
+                return set_result(r, ST_FAIL, "output '%s': expected an empty optional, the engine has a value", name);
+            return ST_PASS;
+        }
+        v = v->value;
+    }
+    int64_t n = v->kind == KILN__ONNX_VALUE_SEQUENCE ? v->count : 1;
+    for (int64_t k = 0; k < n; k++) {
+        const kiln__onnx_value *item = v->kind == KILN__ONNX_VALUE_SEQUENCE ? &v->items[k] : v;
+        if (item->kind != KILN__ONNX_VALUE_TENSOR)
+            return set_result(r, ST_UNSUPPORTED, "output '%s' holds values that are not tensors", name);
+        if (v->kind == KILN__ONNX_VALUE_SEQUENCE) snprintf(leaf, sizeof leaf, "%s[%lld]", name, (long long)k);
+        else snprintf(leaf, sizeof leaf, "%s", name);
+        if (kiln_engine_tensor_io_mode(r->engine, leaf) != KILN_IO_OUTPUT)
+            return set_result(r, ST_FAIL, "output '%s' is not an engine output", leaf);
+        kiln_dims dims;
+        void *addr;
+        kiln_status s;
+        if ((s = kiln_context_get_tensor_shape(r->context, leaf, &dims)) != KILN_OK)
+            return kiln_failure(r, s, "output shape");
+        if ((s = kiln_context_get_tensor_address(r->context, leaf, &addr)) != KILN_OK)
+            return kiln_failure(r, s, "output address");
+        if (compare(r, leaf, kiln_engine_tensor_dtype(r->engine, leaf), &dims, addr, item->tensor) != ST_PASS)
+            return r->st;
+    }
+    if (v->kind == KILN__ONNX_VALUE_SEQUENCE) {
+        snprintf(leaf, sizeof leaf, "%s[%lld]", name, (long long)n);
+        if (kiln_engine_tensor_io_mode(r->engine, leaf) == KILN_IO_OUTPUT)
+            return set_result(r, ST_FAIL, "output '%s': the engine's sequence has more than %lld elements", name,
+                              (long long)n);
+    }
+    return ST_PASS;
+}
+
 static status run_case_inner(case_run *r) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.onnx", r->dir);
@@ -164,35 +268,37 @@ static status run_case_inner(case_run *r) {
     const kiln__onnx_graph *g = r->model->graph;
     const kiln__onnx_value_info *ins[MAX_IO];
     int nin = real_inputs(g, ins);
-    for (int i = 0; i < nin; i++)
-        if (ins[i]->type.kind != KILN__ONNX_TYPE_TENSOR)
-            return set_result(r, ST_UNSUPPORTED, "input '%s' is a sequence or optional value", ins[i]->name);
-    for (int32_t i = 0; i < g->nb_outputs; i++)
-        if (g->outputs[i].type.kind != KILN__ONNX_TYPE_TENSOR)
-            return set_result(r, ST_UNSUPPORTED, "output '%s' is a sequence or optional value", g->outputs[i].name);
     if (g->nb_outputs > MAX_IO) return set_result(r, ST_UNSUPPORTED, "more than %d outputs", MAX_IO);
 
-    if ((s = kiln_onnx_parse_file(r->builder, path, &r->net)) != KILN_OK) return kiln_failure(r, s, "import");
-
-    /* Test inputs; a file's name (when set) picks the graph input, else its position does. */
+    /* Test inputs; a file's name (when set) picks the graph input, else its position does.
+     * Sequence and optional inputs give their form to the importer. */
     for (r->nb_inputs = 0; r->nb_inputs < nin; r->nb_inputs++) {
-        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", r->dir, r->nb_inputs);
+        int i = r->nb_inputs;
+        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", r->dir, i);
         if (!file_exists(path)) break;
-        s = kiln__onnx_value_load(&r->alloc, path, KILN__ONNX_VALUE_TENSOR, &r->inputs[r->nb_inputs]);
+        kiln__onnx_value_kind kind = kiln__onnx_value_kind_of(&ins[i]->type);
+        if (!kind) return set_result(r, ST_UNSUPPORTED, "input '%s' has no type", ins[i]->name);
+        s = kiln__onnx_value_load(&r->alloc, path, kind, &r->inputs[i]);
         if (s != KILN_OK) return kiln_failure(r, s, "loading a test input");
+        const kiln__onnx_value *v = &r->inputs[i]->value;
+        const char *name = v->name && v->name[0] ? v->name : ins[i]->name;
+        if (add_input_value(r, name, v) != ST_PASS) return r->st;
     }
+    /* The forms are packed first: they were filled at the input's own index. */
+    kiln__onnx_input_form forms[MAX_IO];
+    int nf = 0;
+    for (int i = 0; i < r->nb_inputs; i++)
+        if (r->inputs[i]->value.kind != KILN__ONNX_VALUE_TENSOR) forms[nf++] = r->forms[i];
+    snprintf(path, sizeof path, "%s/model.onnx", r->dir);
+    if ((s = kiln__onnx_import(r->builder, r->model, forms, nf, &r->net)) != KILN_OK)
+        return kiln_failure(r, kiln__error_prefix(s, "%s", path), "import");
+
     if ((s = kiln_builder_config_create(r->builder, &r->config)) != KILN_OK) return kiln_failure(r, s, "config");
-    const char *in_names[MAX_IO];
-    kiln_dims in_dims[MAX_IO];
     bool dynamic = false;
-    for (int i = 0; i < r->nb_inputs; i++) {
-        const kiln__onnx_tensor *t = r->inputs[i]->value.tensor;
-        in_names[i] = t->name[0] ? t->name : ins[i]->name;
-        kiln_tensor *nt = kiln_network_find_tensor(r->net, in_names[i]);
-        if (!nt) return set_result(r, ST_FAIL, "test input '%s' is not a network input", in_names[i]);
-        if (t->nb_dims > KILN_MAX_DIMS) return set_result(r, ST_UNSUPPORTED, "input '%s' has rank > 8", in_names[i]);
-        in_dims[i].nb_dims = t->nb_dims;
-        for (int32_t d = 0; d < t->nb_dims; d++) in_dims[i].d[d] = t->dims[d];
+    for (int i = 0; i < r->nb_leaves; i++) {
+        kiln_tensor *nt = kiln_network_find_tensor(r->net, r->leaf_names[i]);
+        if (!nt || !nt->is_input)
+            return set_result(r, ST_FAIL, "test input '%s' is not a network input", r->leaf_names[i]);
         kiln_dims declared;
         kiln_tensor_shape(nt, &declared);
         for (int32_t d = 0; d < declared.nb_dims; d++) dynamic |= declared.d[d] < 0;
@@ -200,10 +306,10 @@ static status run_case_inner(case_run *r) {
     if (dynamic) {
         if ((s = kiln_optimization_profile_create(r->builder, &r->profile)) != KILN_OK)
             return kiln_failure(r, s, "profile");
-        for (int i = 0; i < r->nb_inputs; i++)
+        for (int i = 0; i < r->nb_leaves; i++)
             for (int k = 0; k < 3; k++)
-                if ((s = kiln_optimization_profile_set_dims(r->profile, in_names[i], (kiln_profile_selector)k,
-                                                            &in_dims[i])) != KILN_OK)
+                if ((s = kiln_optimization_profile_set_dims(r->profile, r->leaf_names[i], (kiln_profile_selector)k,
+                                                            &r->form_dims[i])) != KILN_OK)
                     return kiln_failure(r, s, "profile dims");
         if ((s = kiln_builder_config_add_profile(r->config, r->profile)) != KILN_OK)
             return kiln_failure(r, s, "adding the profile");
@@ -211,12 +317,13 @@ static status run_case_inner(case_run *r) {
     if ((s = kiln_builder_build_engine(r->builder, r->net, r->config, &r->engine)) != KILN_OK)
         return kiln_failure(r, s, "build");
     if ((s = kiln_engine_create_context(r->engine, &r->context)) != KILN_OK) return kiln_failure(r, s, "context");
-    for (int i = 0; i < r->nb_inputs; i++) {
-        const kiln__onnx_tensor *t = r->inputs[i]->value.tensor;
-        if ((int32_t)kiln_engine_tensor_dtype(r->engine, in_names[i]) != t->data_type)
-            return set_result(r, ST_FAIL, "test input '%s' has ONNX type %d, the engine wants %s", in_names[i],
-                              (int)t->data_type, kiln_dtype_name(kiln_engine_tensor_dtype(r->engine, in_names[i])));
-        if ((s = kiln_context_set_input_shape(r->context, in_names[i], &in_dims[i])) != KILN_OK)
+    for (int i = 0; i < r->nb_leaves; i++) {
+        const kiln__onnx_tensor *t = r->leaves[i];
+        const char *name = r->leaf_names[i];
+        if ((int32_t)kiln_engine_tensor_dtype(r->engine, name) != t->data_type)
+            return set_result(r, ST_FAIL, "test input '%s' has ONNX type %d, the engine wants %s", name,
+                              (int)t->data_type, kiln_dtype_name(kiln_engine_tensor_dtype(r->engine, name)));
+        if ((s = kiln_context_set_input_shape(r->context, name, &r->form_dims[i])) != KILN_OK)
             return kiln_failure(r, s, "input shape");
         kiln__onnx_data data;
         if ((s = kiln__onnx_tensor_data(&r->alloc, t, &data)) != KILN_OK) return kiln_failure(r, s, "input data");
@@ -226,7 +333,7 @@ static status run_case_inner(case_run *r) {
         if (r->input_data[i] && size) memcpy(r->input_data[i], data.data, size);
         kiln__onnx_data_release(&r->alloc, &data);
         if (!r->input_data[i]) return set_result(r, ST_FAIL, "out of memory");
-        if ((s = kiln_context_set_tensor_address(r->context, in_names[i], r->input_data[i], size)) != KILN_OK)
+        if ((s = kiln_context_set_tensor_address(r->context, name, r->input_data[i], size)) != KILN_OK)
             return kiln_failure(r, s, "binding an input");
     }
     if ((s = kiln_context_execute(r->context)) != KILN_OK) return kiln_failure(r, s, "execute");
@@ -235,18 +342,10 @@ static status run_case_inner(case_run *r) {
         int i = r->nb_outputs;
         snprintf(path, sizeof path, "%s/test_data_set_0/output_%d.pb", r->dir, i);
         if (!file_exists(path)) return set_result(r, ST_FAIL, "test data has no output_%d.pb", i);
-        s = kiln__onnx_value_load(&r->alloc, path, KILN__ONNX_VALUE_TENSOR, &r->outputs[i]);
+        kiln__onnx_value_kind kind = kiln__onnx_value_kind_of(&g->outputs[i].type);
+        s = kiln__onnx_value_load(&r->alloc, path, kind ? kind : KILN__ONNX_VALUE_TENSOR, &r->outputs[i]);
         if (s != KILN_OK) return kiln_failure(r, s, "loading an expected output");
-        const char *name = g->outputs[i].name;
-        kiln_dims dims;
-        void *addr;
-        if ((s = kiln_context_get_tensor_shape(r->context, name, &dims)) != KILN_OK)
-            return kiln_failure(r, s, "output shape");
-        if ((s = kiln_context_get_tensor_address(r->context, name, &addr)) != KILN_OK)
-            return kiln_failure(r, s, "output address");
-        if (compare(r, name, kiln_engine_tensor_dtype(r->engine, name), &dims, addr, r->outputs[i]->value.tensor) !=
-            ST_PASS)
-            return r->st;
+        if (compare_value(r, g->outputs[i].name, &r->outputs[i]->value) != ST_PASS) return r->st;
     }
     return set_result(r, ST_PASS, "%s", "");
 }
@@ -266,8 +365,8 @@ static void run_case(const char *dir, status *st, char *reason) {
     for (int i = 0; i < MAX_IO; i++) {
         kiln__onnx_value_free(r.inputs[i]);
         kiln__onnx_value_free(r.outputs[i]);
-        kiln__free(&r.alloc, r.input_data[i]);
     }
+    for (int i = 0; i < MAX_LEAVES; i++) kiln__free(&r.alloc, r.input_data[i]);
     kiln__onnx_model_free(r.model);
     kiln_builder_destroy(r.builder);
     *st = r.st;

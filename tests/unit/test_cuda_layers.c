@@ -104,7 +104,7 @@ static void fill_input(void *p, kiln_dtype t, int64_t n, float lo, float hi) {
     }
 }
 
-#define MAX_IO 8
+#define MAX_IO 32
 
 typedef struct run_io {
     int32_t nb_in, nb_out;
@@ -141,6 +141,7 @@ static int run_on(kiln_builder *b, const tcase *c, kiln_device_type device, run_
     if (!ctx) goto done;
     io->nb_in = kiln_network_num_inputs(net);
     io->nb_out = kiln_network_num_outputs(net);
+    if (io->nb_in > MAX_IO || io->nb_out > MAX_IO) goto done;
     for (int32_t i = 0; i < io->nb_in; i++) {
         const char *name = kiln_tensor_name(kiln_network_input(net, i));
         if (run_dims) KT_OK(kiln_context_set_input_shape(ctx, name, &run_dims[i]));
@@ -707,6 +708,7 @@ static void check_refusals(kiln_builder *b) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0); /* progress survives a crash */
     kt_seed();
     if (!kiln_device_available(KILN_DEVICE_CUDA) || !load_cuda()) {
         printf("skipped: no CUDA device\n");

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""kiln against ONNX Runtime on the CPU: same models, same machine, one run.
+
+For each model and thread count N, kiln (`kiln bench --threads=N`) and onnxruntime (CPU
+execution provider, intra_op_num_threads=N, inter_op_num_threads=1, sequential execution, all
+graph optimizations) each run in their own subprocess on the same batch-1 input shape: warm-up,
+then timed executions for at least --duration seconds; the median latency is reported. Memory is
+measured the same way for both: the subprocess's peak resident set (ru_maxrss from wait4), and
+for onnxruntime also its growth over the interpreter's resident set just before the session was
+created (the Python interpreter, numpy and onnxruntime's library are not the model's cost).
+kiln's own report (latency, activation memory) is kept in the JSON output.
+
+Models come from models/export_models.py (exported first when OUT/<name>/model.onnx is missing).
+
+    python3 bench/cpu_vs_ort.py --models resnet18,mobilenet_v2,bert_small --threads 1,2
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import selectors
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "models"))
+import export_models  # noqa: E402
+
+
+def run_measured(cmd):
+    """Runs cmd to completion and returns (returncode, stdout, stderr, peak RSS MiB of that child)."""
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    proc = subprocess.Popen(cmd, stdout=w_out, stderr=w_err)
+    os.close(w_out)
+    os.close(w_err)
+    chunks = {r_out: [], r_err: []}
+    sel = selectors.DefaultSelector()
+    for fd in chunks:
+        sel.register(fd, selectors.EVENT_READ)
+    open_fds = set(chunks)
+    while open_fds:
+        for key, _ in sel.select():
+            data = os.read(key.fd, 65536)
+            if data:
+                chunks[key.fd].append(data)
+            else:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                open_fds.discard(key.fd)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return (proc.returncode, b"".join(chunks[r_out]).decode(), b"".join(chunks[r_err]).decode(),
+            ru.ru_maxrss / 1024.0)
+
+
+# ------------------------------------------------------------------ the onnxruntime worker
+
+
+def ort_worker(a):
+    """In its own process: one onnxruntime session, timed like kiln bench. Prints JSON."""
+    import numpy as np
+    import onnxruntime as ort
+
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    feeds = export_models.make_inputs(a.model, a.batch, 0)
+    base = rss_mib()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if a.profile:
+        so.enable_profiling = True
+        so.profile_file_prefix = a.profile
+    sess = ort.InferenceSession(a.onnx, so, providers=["CPUExecutionProvider"])
+    t0 = time.perf_counter()
+    warm = 0
+    while (time.perf_counter() - t0) * 1e3 < a.warmup_ms:
+        sess.run(None, feeds)
+        warm += 1
+    lat = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < a.duration or len(lat) < a.iterations:
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        lat.append((time.perf_counter() - t) * 1e3)
+    prof = sess.end_profiling() if a.profile else None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"median_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat), "min_ms": min(lat),
+                      "runs": len(lat), "warmup_runs": warm, "baseline_rss_mib": base, "peak_rss_mib": peak,
+                      "ort": ort.__version__, "profile": prof}))
+
+
+# ------------------------------------------------------------------ kiln
+
+
+def kiln_shapes(meta, batch):
+    return ",".join(f"{i['name']}:" + "x".join(str(batch if s == "batch" else s) for s in i["shape"])
+                    for i in meta["inputs"])
+
+
+def kiln_bench(a, plan, threads):
+    rc, out, err, peak = run_measured([a.kiln, "bench", f"--loadEngine={plan}", f"--threads={threads}",
+                                       f"--warmUp={a.warmup_ms}", f"--duration={a.duration}",
+                                       f"--iterations={a.iterations}"])
+    if rc != 0:
+        raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
+    med = float(re.search(r"median = ([\d.]+) ms", out).group(1))
+    mean = float(re.search(r"mean = ([\d.]+) ms", out).group(1))
+    runs = int(re.search(r"Enqueue count: (\d+)", out).group(1))
+    act = int(re.search(r"Activation memory: [\d.]+ MiB \((\d+) bytes\)", out).group(1))
+    own_peak = float(re.search(r"Peak resident memory: ([\d.]+) MiB", out).group(1))
+    return {"median_ms": med, "mean_ms": mean, "runs": runs, "activation_mib": act / 2**20,
+            "peak_rss_mib": peak, "reported_peak_rss_mib": own_peak}
+
+
+def ort_bench(a, onnx_path, model, threads, profile=None):
+    cmd = [sys.executable, os.path.abspath(__file__), "--ort-worker", "--onnx", onnx_path, "--model", model,
+           "--threads", str(threads), "--batch", str(a.batch), "--warmup-ms", str(a.warmup_ms),
+           "--duration", str(a.duration), "--iterations", str(a.iterations)]
+    if profile:
+        cmd += ["--profile", profile]
+    rc, out, err, peak = run_measured(cmd)
+    if rc != 0:
+        raise RuntimeError(f"onnxruntime worker failed ({rc}):\n{err}")
+    r = json.loads(out.strip().splitlines()[-1])
+    r["peak_rss_mib"] = peak
+    r["rss_growth_mib"] = peak - r["baseline_rss_mib"]
+    return r
+
+
+def ensure_model(a, name):
+    d = os.path.join(a.out, name)
+    if not os.path.exists(os.path.join(d, "model.onnx")):
+        py = a.torch_python
+        subprocess.run([py, os.path.join(ROOT, "models", "export_models.py"), "--out", a.out, "--models", name,
+                        "--no-reference"] + (["--own"] if a.own else []), check=True)
+    if not os.path.exists(os.path.join(d, "meta.json")):
+        return None
+    with open(os.path.join(d, "meta.json")) as f:
+        return json.load(f)
+
+
+def build_plan(a, meta, d):
+    plan = os.path.join(d, f"bench_b{a.batch}.plan")
+    s = kiln_shapes(meta, a.batch)
+    rc, out, err, _ = run_measured([a.kiln, "build", f"--onnx={d}/model.onnx", f"--saveEngine={plan}", "--device=cpu",
+                                    f"--minShapes={s}", f"--optShapes={s}", f"--maxShapes={s}"])
+    if rc != 0:
+        raise RuntimeError(f"kiln build failed ({rc}):\n{err}")
+    return plan
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="resnet18,mobilenet_v2,bert_small")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench-models"), help="model directory")
+    ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
+    ap.add_argument("--torch-python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3")
+    ap.add_argument("--own", action="store_true", help="export the torch.nn definitions, not torchvision's")
+    ap.add_argument("--duration", type=float, default=5.0, help="timed seconds per measurement")
+    ap.add_argument("--warmup-ms", type=float, default=1000)
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--json", help="also write all results here")
+    ap.add_argument("--ort-profile", help="write onnxruntime per-node profiles with this prefix")
+    # the worker mode
+    ap.add_argument("--ort-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--profile", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.ort_worker:
+        a.threads = int(a.threads)
+        return ort_worker(a)
+
+    threads = [int(t) for t in a.threads.split(",")]
+    rows, results = [], []
+    print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
+          f"{a.warmup_ms:.0f} ms warm-up", flush=True)
+    for name in [m for m in a.models.split(",") if m]:
+        meta = ensure_model(a, name)
+        if meta is None:
+            print(f"{name}: not exported here (needs torchvision / transformers)", flush=True)
+            continue
+        d = os.path.join(a.out, name)
+        plan = build_plan(a, meta, d)
+        for n in threads:
+            k = kiln_bench(a, plan, n)
+            o = ort_bench(a, os.path.join(d, "model.onnx"), name, n,
+                          f"{a.ort_profile}_{name}_t{n}" if a.ort_profile else None)
+            results.append({"model": name, "impl": meta["impl"], "threads": n, "kiln": k, "ort": o})
+            rows.append((name, n, k["median_ms"], o["median_ms"], k["median_ms"] / o["median_ms"], k["peak_rss_mib"],
+                         k["activation_mib"], o["peak_rss_mib"], o["rss_growth_mib"]))
+            print(f"  {name} t={n}: kiln {k['median_ms']:.3f} ms ({k['runs']} runs), onnxruntime {o['median_ms']:.3f} ms "
+                  f"({o['runs']} runs)", flush=True)
+    hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "kiln RSS", "kiln act", "ORT RSS", "ORT dRSS")
+    print("\n| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.0f} MiB | {r[6]:.1f} MiB | "
+              f"{r[7]:.0f} MiB | {r[8]:.0f} MiB |")
+    print("\nkiln/ORT > 1: kiln is slower. RSS: peak resident set of each subprocess (wait4); kiln act: kiln's "
+          "activation arena; ORT dRSS: ORT's peak over its interpreter before the session was created.")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
