@@ -62,7 +62,8 @@ static void la_range(void *arg, int64_t begin, int64_t end) {
                 }
             }
         }
-        for (int64_t i = 0; i < dk * dv; i++) kiln__store_f64(j->out[1].data, j->out[1].dtype, item * dk * dv + i, s[i]);
+        for (int64_t i = 0; i < dk * dv; i++)
+            kiln__store_f64(j->out[1].data, j->out[1].dtype, item * dk * dv + i, s[i]);
     }
 }
 

@@ -171,13 +171,14 @@ kiln_status kiln__cpu_rnn(const kiln_layer *layer, const kiln__value *inputs, ki
     if (kiln__has_input(layer, inputs, 4)) {
         int64_t *lens = (int64_t *)at[12];
         for (int64_t b = 0; b < j.batch; b++) {
-            lens[b] = kiln__value_int(&inputs[4], b);
-            if (lens[b] < 0 || lens[b] > j.seq) {
+            int64_t len = kiln__value_int(&inputs[4], b);
+            if (len < 0 || len > j.seq) {
                 kiln__free(ctx->alloc, buf);
                 return kiln__layer_error(layer, KILN_INVALID_ARGUMENT,
-                                         "sequence_lens[%lld] is %lld, expected 0..%lld", (long long)b,
-                                         (long long)lens[b], (long long)j.seq);
+                                         "sequence_lens[%lld] is %lld, expected 0..%lld", (long long)b, (long long)len,
+                                         (long long)j.seq);
             }
+            lens[b] = len;
         }
         j.lens = lens;
     }

@@ -213,8 +213,7 @@ struct red_acc {
 __device__ __forceinline__ float red_init(int op) {
     switch (op) {
     case KILN_REDUCE_PROD: return 1.0f;
-    case KILN_REDUCE_MAX:
-    case KILN_REDUCE_LOG_SUM_EXP: return -INFINITY;
+    case KILN_REDUCE_MAX: return -INFINITY;
     case KILN_REDUCE_MIN: return INFINITY;
     default: return 0.0f;
     }

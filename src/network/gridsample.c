@@ -37,8 +37,8 @@ static kiln_status gridsample_infer(const kiln_layer *layer, const kiln__value *
 
 static void gridsample_describe(const kiln_layer *layer, kiln__buf *out) {
     const kiln__gridsample_params *p = (const kiln__gridsample_params *)layer->p.bytes;
-    kiln__buf_printf(out, "mode=%s padding=%s align_corners=%d", gs_modes[p->mode % 3], gs_paddings[p->padding % 3],
-                     p->align_corners);
+    kiln__buf_printf(out, "mode=%s padding=%s align_corners=%d", gs_modes[(uint32_t)p->mode % 3],
+                     gs_paddings[(uint32_t)p->padding % 3], p->align_corners);
 }
 
 const kiln__layer_ops kiln__gridsample_ops = {"GridSample", gridsample_infer, gridsample_describe};

@@ -44,7 +44,8 @@ static kiln_status la_infer(const kiln_layer *layer, const kiln__value *in, kiln
         bool ok = i == 3 ? kiln__dtype_is_float(in[i].dtype) : in[i].dtype == t;
         if (!ok)
             return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d (%s) has dtype %s, expected %s", i,
-                                     names[i], kiln_dtype_name(in[i].dtype), i == 3 ? "a float type" : kiln_dtype_name(t));
+                                     names[i], kiln_dtype_name(in[i].dtype),
+                                     i == 3 ? "a float type" : kiln_dtype_name(t));
     }
     bool has_decay = in[4].dtype != KILN_DTYPE_UNDEFINED, has_beta = in[5].dtype != KILN_DTYPE_UNDEFINED;
     if (has_decay != (p->gated != 0))

@@ -596,7 +596,10 @@ static kiln_status import_list_input(kiln__onnx_ctx *ctx, const kiln__onnx_value
                                 : !form->present            ? KILN__ONNX_OPTIONAL_NONE
                                 : is_seq                    ? KILN__ONNX_OPTIONAL_SEQUENCE
                                                             : KILN__ONNX_OPTIONAL_TENSOR;
-    int32_t count = kind == KILN__ONNX_OPTIONAL_NONE ? 0 : kind == KILN__ONNX_OPTIONAL_TENSOR ? 1 : form->count;
+    int32_t count = kind == KILN__ONNX_OPTIONAL_NONE ? 0 : form->count;
+    if (kind == KILN__ONNX_OPTIONAL_TENSOR && count != 1)
+        return kiln__error(KILN_INVALID_ARGUMENT, "graph input '%s' (an optional tensor) is given %d elements, "
+                           "expected 1", vi->name, count);
     if (count < 0 || count > 4096)
         return kiln__error(KILN_UNSUPPORTED, "graph input '%s' is given %d elements; kiln supports 0 to 4096", vi->name,
                            count);

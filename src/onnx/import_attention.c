@@ -77,7 +77,7 @@ kiln_tensor *kiln__att_split_heads(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
 
 typedef struct att_shapes {
     kiln_dtype t;
-    int64_t hq, hkv, lq, s, d, dv; /* -1 where unknown */
+    int64_t hq, hkv, lq, s, d; /* -1 where unknown */
 } att_shapes;
 
 /* A constant int64 range 0..n-1 laid along `axis` of a rank-4 tensor of ones elsewhere. */
@@ -130,8 +130,8 @@ static kiln_tensor *mask_bias(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, 
         return NULL;
     }
     if (w > sh->s) {
-        *st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attn_mask covers %lld keys, more than the %lld there are",
-                                    (long long)w, (long long)sh->s);
+        *st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attn_mask covers %lld keys, more than the %lld there "
+                                    "are", (long long)w, (long long)sh->s);
         return NULL;
     }
     if (w == sh->s) return b;
@@ -354,7 +354,7 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         if (!v) return st;
     }
     att_shapes sh = {.t = q->dtype, .hq = q->dims.d[1], .hkv = k->dims.d[1], .lq = q->dims.d[2],
-                     .s = k->dims.d[2], .d = q->dims.d[3], .dv = v->dims.d[3]};
+                     .s = k->dims.d[2], .d = q->dims.d[3]};
     if (sh.hq < 1 || sh.hkv < 1 || sh.hq % sh.hkv != 0)
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED,
                                      "query heads (%lld) must be a known multiple of kv heads (%lld)",

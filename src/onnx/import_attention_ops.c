@@ -64,7 +64,7 @@ kiln_status kiln__att_import_rotary(kiln__onnx_ctx *ctx, const kiln__onnx_node *
         return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "input has rank %d, expected 3 or 4", rank);
     kiln_tensor *x4 = x;
     if (rank == 3) {
-        /* [B, S, H*D] -> [B, S, H, D]; the tables then broadcast as [B, S, 1, half]. */
+        /* [B, S, H*D] -> [B, S, H, D]. */
         if (heads < 1)
             return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "a 3-D input needs num_heads >= 1, got %lld",
                                          (long long)heads);
@@ -90,8 +90,8 @@ kiln_status kiln__att_import_rotary(kiln__onnx_ctx *ctx, const kiln__onnx_node *
                                          (long long)(tab->dims.nb_dims ? tab->dims.d[tab->dims.nb_dims - 1] : 0),
                                          (long long)(rd / 2));
     }
+    /* [B, S, half] -> [B, 1, S, half] against [B, H, S, D], or [B, S, 1, half] against [B, S, H, D]. */
     int64_t tdims[4] = {0, rank == 4 ? 1 : 0, rank == 4 ? -1 : 1, rd / 2};
-    if (rank == 4) tdims[2] = -1;
     c = kiln__att_shuffle(ctx, node, c, NULL, tdims, 4, &st);
     s = c ? kiln__att_shuffle(ctx, node, s, NULL, tdims, 4, &st) : NULL;
     kiln_tensor *xr = !s ? NULL : rd < d ? kiln__att_slice(ctx, node, x4, 3, 0, rd, 1, &st) : x4;

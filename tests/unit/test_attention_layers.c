@@ -109,9 +109,10 @@ static void la_closed_form(const la_case *c, const la_data *d, float *out) {
                         double vsm = d->v[(b * c->t + s) * c->hkv * c->dv + h * c->dv + m];
                         for (int64_t i = 0; i < c->dk; i++) {
                             double logdecay = 0;
-                            for (int64_t r = s + 1; c->gated && r <= t; r++)
-                                logdecay += c->decay_per_head ? d->decay[(b * c->t + r) * c->hkv + h]
-                                                              : d->decay[(b * c->t + r) * c->hkv * c->dk + h * c->dk + i];
+                            for (int64_t r = s + 1; c->gated && r <= t; r++) {
+                                const float *g = d->decay + (b * c->t + r) * d->decay_w;
+                                logdecay += c->decay_per_head ? g[h] : g[h * c->dk + i];
+                            }
                             acc += exp(logdecay) * q[i] * k[i] * vsm;
                         }
                     }

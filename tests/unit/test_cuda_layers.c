@@ -687,12 +687,12 @@ static void check_refusals(kiln_builder *b) {
     KT_OK(kiln_network_create(b, &net));
     if (!net) return;
     kiln_tensor *x = input(net, "x", KILN_FLOAT64, DIMS(1, 2, 5, 5));
-    double w[2 * 2 * 9] = {0};
+    double w[2 * 2 * 9] = {0}; /* [maps 2, channels 2, 3, 3] */
     kiln_convolution_desc desc = {.struct_size = sizeof(kiln_convolution_desc)};
     desc.nb_output_maps = 2;
     desc.kernel[0] = desc.kernel[1] = 3;
     kiln_layer *l = NULL;
-    KT_OK(kiln_network_add_convolution(net, x, &desc, (kiln_weights){KILN_FLOAT64, w, 18}, none(), &l));
+    KT_OK(kiln_network_add_convolution(net, x, &desc, (kiln_weights){KILN_FLOAT64, w, 36}, none(), &l));
     KT_OK(kiln_layer_set_name(l, "conv64"));
     mark(net, out0(l));
     kiln_builder_config *cfg = NULL;

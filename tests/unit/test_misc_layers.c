@@ -462,14 +462,17 @@ static void test_tree_ensemble(void) {
             m.table[KILN__TREE_COL_TRUE_ID] = 0;
             m.table[KILN__TREE_COL_TRUE_LEAF] = 0;
             KT_STATUS(lh_run(&l, in, &out), KILN_INVALID_ARGUMENT);
+            free(out.data);
             KT_CHECK(strstr(kiln_last_error(), "cycle") != NULL);
             m.table[KILN__TREE_COL_TRUE_ID] = keep;
             m.table[KILN__TREE_COL_TRUE_LEAF] = keep_leaf;
             m.roots[0] = m.nodes;
             KT_STATUS(lh_run(&l, in, &out), KILN_INVALID_ARGUMENT);
+            free(out.data);
             m.roots[0] = 0;
             m.table[KILN__TREE_COL_FEATURE] = m.features;
             KT_STATUS(lh_run(&l, in, &out), KILN_INVALID_ARGUMENT);
+            free(out.data);
             KT_CHECK(lh_names_layer());
         }
         free(ref);
@@ -549,6 +552,7 @@ static void test_tfidf(void) {
             free(out.data);
             grams[1] = out_size;
             KT_STATUS(lh_run(&l, in, &out), KILN_INVALID_ARGUMENT);
+            free(out.data);
             grams[1] = 0;
             in[0] = lh_val(KILN_FLOAT32, DIMS(cols), x);
             KT_STATUS(lh_infer(&l, in, &out), KILN_UNSUPPORTED);

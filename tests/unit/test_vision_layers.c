@@ -425,6 +425,7 @@ static void test_col2im(void) {
         KT_OK(lh_run(&l, in, &y));
         KT_CHECK(kiln__dims_equal(&y.dims, &DIMS(n, c, ih, iw)));
         kt_close("col2im", y.data, want, n * c * ih * iw, 1e-5f, 1e-5f);
+        free(y.data);
         /* one column too many */
         in[0] = lh_val(KILN_FLOAT32, DIMS(n, rows, cols + 1), x);
         KT_STATUS(lh_infer(&l, in, &y), KILN_INVALID_ARGUMENT);
