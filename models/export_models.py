@@ -273,9 +273,20 @@ def calibrate(torch, model, example):
 
 
 def example_inputs(torch, name, batch, seed):
-    specs, _ = MODELS[name]
-    arrays = make_inputs(name, batch, seed)
-    return tuple(torch.from_numpy(arrays[n]) for n, _, _, _ in specs)
+    """Inputs for tracing and calibration, made by torch alone (Debian's torch may not share an ABI
+    with the numpy that pip installed)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n, shape, dtype, hi in MODELS[name][0]:
+        if n == "attention_mask":
+            m = torch.ones((batch,) + shape, dtype=torch.int64)
+            m[1::2, shape[0] * 3 // 4:] = 0
+            out.append(m)
+        elif dtype == "int64":
+            out.append(torch.randint(0, hi, (batch,) + shape, generator=g, dtype=torch.int64))
+        else:
+            out.append(torch.randn((batch,) + shape, generator=g))
+    return tuple(out)
 
 
 def make_inputs(name, batch, seed):

@@ -367,6 +367,7 @@ static kiln_status import_attention(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     if (scores && a.softcap > 0)
         scores = kiln__onnx_act(ctx, node, KILN_ACT_SCALED_TANH, a.softcap, 1.0f / a.softcap, scores, &st);
     if (!scores) return st;
+    /* Modes 0 and 1 both expose the scores after softcap, as onnx's reference does. */
     kiln_tensor *qk_out = scores;
     att_window win = {.causal = a.causal != 0, .left = a.left, .right = a.right};
     kiln_tensor *bias = attention_bias(ctx, node, &sh, mask, &win, past_len, nonpad, &st);
