@@ -31,11 +31,11 @@ sys.path.insert(0, os.path.join(ROOT, "models"))
 import export_models  # noqa: E402
 
 
-def run_measured(cmd):
+def run_measured(cmd, env=None):
     """Runs cmd to completion and returns (returncode, stdout, stderr, peak RSS MiB of that child)."""
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
-    proc = subprocess.Popen(cmd, stdout=w_out, stderr=w_err)
+    proc = subprocess.Popen(cmd, stdout=w_out, stderr=w_err, env=env)
     os.close(w_out)
     os.close(w_err)
     chunks = {r_out: [], r_err: []}
@@ -110,7 +110,7 @@ def kiln_shapes(meta, batch):
 def kiln_bench(a, plan, threads):
     rc, out, err, peak = run_measured([a.kiln, "bench", f"--loadEngine={plan}", f"--threads={threads}",
                                        f"--warmUp={a.warmup_ms}", f"--duration={a.duration}",
-                                       f"--iterations={a.iterations}"])
+                                       f"--iterations={a.iterations}"], env=a.kiln_environ)
     if rc != 0:
         raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
     med = float(re.search(r"median = ([\d.]+) ms", out).group(1))
@@ -171,6 +171,8 @@ def main():
     ap.add_argument("--duration", type=float, default=5.0, help="timed seconds per measurement")
     ap.add_argument("--warmup-ms", type=float, default=1000)
     ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--kiln-env", action="append", default=[], metavar="VAR=VALUE",
+                    help="environment for kiln's runs only, e.g. OPENBLAS_CORETYPE=SkylakeX (repeatable)")
     ap.add_argument("--json", help="also write all results here")
     ap.add_argument("--ort-profile", help="write onnxruntime per-node profiles with this prefix")
     # the worker mode
@@ -184,9 +186,10 @@ def main():
         return ort_worker(a)
 
     threads = [int(t) for t in a.threads.split(",")]
+    a.kiln_environ = dict(os.environ, **dict(kv.split("=", 1) for kv in a.kiln_env))
     rows, results = [], []
     print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
-          f"{a.warmup_ms:.0f} ms warm-up", flush=True)
+          f"{a.warmup_ms:.0f} ms warm-up" + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
     for name in [m for m in a.models.split(",") if m]:
         meta = ensure_model(a, name)
         if meta is None:

@@ -42,7 +42,7 @@ static double probit(double q) {
     if (y >= 1) return INFINITY;
     double w = -log((1 - y) * (1 + y)), z;
     if (w < 5) {
-        static const double c[9] = {2.81022636e-08,  3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+        static const double c[9] = {2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
                                     -0.00125372503, -0.00417768164, 0.246640727,    1.50140941};
         w -= 2.5;
         z = c[0];
@@ -132,8 +132,8 @@ static kiln_status tree_check(const kiln_layer *layer, const tree_job *j, int64_
     for (int64_t n = 0; n < j->nb_nodes; n++) {
         const int64_t *node = j->nodes + n * KILN__TREE_COLS;
         if (node[KILN__TREE_COL_FEATURE] < 0 || node[KILN__TREE_COL_FEATURE] >= j->features)
-            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "node %lld reads feature %lld of %lld",
-                                     (long long)n, (long long)node[KILN__TREE_COL_FEATURE], (long long)j->features);
+            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "node %lld reads feature %lld of %lld", (long long)n,
+                                     (long long)node[KILN__TREE_COL_FEATURE], (long long)j->features);
         if (node[KILN__TREE_COL_MODE] < KILN__TREE_LEQ || node[KILN__TREE_COL_MODE] > KILN__TREE_MEMBER)
             return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "node %lld has unknown mode %lld", (long long)n,
                                      (long long)node[KILN__TREE_COL_MODE]);
@@ -151,8 +151,9 @@ static kiln_status tree_check(const kiln_layer *layer, const tree_job *j, int64_
         }
     }
     int64_t *indeg = kiln__calloc(alloc, (size_t)(2 * j->nb_nodes + 1), sizeof(int64_t)), *queue = indeg + j->nb_nodes;
-    if (!indeg) return kiln__layer_error(layer, KILN_OUT_OF_MEMORY, "out of memory checking %lld nodes",
-                                         (long long)j->nb_nodes);
+    if (!indeg)
+        return kiln__layer_error(layer, KILN_OUT_OF_MEMORY, "out of memory checking %lld nodes",
+                                 (long long)j->nb_nodes);
     for (int64_t n = 0; n < j->nb_nodes; n++)
         for (int side = 0; side < 2; side++)
             if (!j->nodes[n * KILN__TREE_COLS + (side ? KILN__TREE_COL_FALSE_LEAF : KILN__TREE_COL_TRUE_LEAF)])
@@ -169,8 +170,7 @@ static kiln_status tree_check(const kiln_layer *layer, const tree_job *j, int64_
             }
     }
     kiln__free(alloc, indeg);
-    if (tail < j->nb_nodes)
-        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "the nodes form a cycle");
+    if (tail < j->nb_nodes) return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "the nodes form a cycle");
     return KILN_OK;
 }
 
@@ -178,10 +178,18 @@ kiln_status kiln__cpu_tree_ensemble(const kiln_layer *layer, const kiln__value *
                                     kiln__cpu_ctx *ctx) {
     const kiln__tree_params *p = (const kiln__tree_params *)layer->p.bytes;
     bool has_members = kiln__has_input(layer, inputs, 6);
-    tree_job j = {.p = p, .x = &inputs[0], .out = &outputs[0], .nodes = inputs[1].data, .splits = inputs[2].data,
-                  .roots = inputs[3].data, .targets = inputs[4].data, .weights = inputs[5].data,
-                  .members = has_members ? inputs[6].data : NULL, .nb_nodes = inputs[1].dims.d[0],
-                  .nb_roots = inputs[3].dims.d[0], .features = inputs[0].dims.d[1]};
+    tree_job j = {.p = p,
+                  .x = &inputs[0],
+                  .out = &outputs[0],
+                  .nodes = inputs[1].data,
+                  .splits = inputs[2].data,
+                  .roots = inputs[3].data,
+                  .targets = inputs[4].data,
+                  .weights = inputs[5].data,
+                  .members = has_members ? inputs[6].data : NULL,
+                  .nb_nodes = inputs[1].dims.d[0],
+                  .nb_roots = inputs[3].dims.d[0],
+                  .features = inputs[0].dims.d[1]};
     if (inputs[1].dims.d[1] != KILN__TREE_COLS || inputs[2].dims.d[0] != j.nb_nodes ||
         inputs[4].dims.d[0] != inputs[5].dims.d[0])
         return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "the node and leaf tables differ in length");
@@ -217,8 +225,10 @@ static int64_t tfidf_find(const tfidf_job *j, const kiln__value *x, int64_t base
             cmp = tok[k] < v ? -1 : tok[k] > v ? 1 : 0;
         }
         if (!cmp) return mid;
-        if (cmp < 0) lo = mid + 1;
-        else hi = mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }
@@ -238,8 +248,10 @@ static void tfidf_range(void *arg, int64_t begin, int64_t end) {
                 }
         for (int64_t i = 0; i < os; i++) {
             float w = j->weights ? j->weights[i] : 1.0f;
-            if (p->mode == KILN__TFIDF_IDF) out[i] = out[i] > 0 ? w : 0;
-            else if (p->mode == KILN__TFIDF_TFIDF) out[i] *= w;
+            if (p->mode == KILN__TFIDF_IDF)
+                out[i] = out[i] > 0 ? w : 0;
+            else if (p->mode == KILN__TFIDF_TFIDF)
+                out[i] *= w;
         }
     }
 }
@@ -248,8 +260,13 @@ kiln_status kiln__cpu_tfidf(const kiln_layer *layer, const kiln__value *inputs, 
                             kiln__cpu_ctx *ctx) {
     const kiln__tfidf_params *p = (const kiln__tfidf_params *)layer->p.bytes;
     const kiln__value *x = &inputs[0];
-    tfidf_job j = {.p = p, .x = x, .out = outputs[0].data, .grams = inputs[1].data, .nb_grams = inputs[1].dims.d[0],
-                   .width = inputs[1].dims.d[1], .cols = x->dims.d[x->dims.nb_dims - 1]};
+    tfidf_job j = {.p = p,
+                   .x = x,
+                   .out = outputs[0].data,
+                   .grams = inputs[1].data,
+                   .nb_grams = inputs[1].dims.d[0],
+                   .width = inputs[1].dims.d[1],
+                   .cols = x->dims.d[x->dims.nb_dims - 1]};
     if (kiln__has_input(layer, inputs, 2)) j.weights = inputs[2].data;
     if (p->max_gram > KILN_MAX_DIMS * 4)
         return kiln__layer_error(layer, KILN_UNSUPPORTED, "n-grams longer than %d are not supported",
@@ -297,8 +314,10 @@ static void label_range(void *arg, int64_t begin, int64_t end) {
                 while (lo < hi) {
                     int64_t mid = lo + (hi - lo) / 2;
                     double k = kiln__load_f64(j->keys->data, j->keys->dtype, mid);
-                    if (k < v) lo = mid + 1;
-                    else hi = mid;
+                    if (k < v)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
                 }
                 if (lo < j->nb_keys && kiln__load_f64(j->keys->data, j->keys->dtype, lo) != v) lo = j->nb_keys;
             }
@@ -306,8 +325,10 @@ static void label_range(void *arg, int64_t begin, int64_t end) {
             int64_t v = kiln__load_i64(j->x->data, j->x->dtype, i);
             while (lo < hi) {
                 int64_t mid = lo + (hi - lo) / 2;
-                if (kiln__load_i64(j->keys->data, j->keys->dtype, mid) < v) lo = mid + 1;
-                else hi = mid;
+                if (kiln__load_i64(j->keys->data, j->keys->dtype, mid) < v)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
             if (lo < j->nb_keys && kiln__load_i64(j->keys->data, j->keys->dtype, lo) != v) lo = j->nb_keys;
         }
@@ -324,7 +345,8 @@ kiln_status kiln__cpu_label_encoder(const kiln_layer *layer, const kiln__value *
     if (kiln_dtype_bits(outputs[0].dtype) < 8)
         return kiln__layer_error(layer, KILN_UNSUPPORTED, "values of dtype %s are not supported",
                                  kiln_dtype_name(outputs[0].dtype));
-    label_job j = {&inputs[0], &inputs[1], &inputs[2], &inputs[3], &outputs[0], kiln__dtype_is_float(inputs[0].dtype),
+    label_job j = {&inputs[0],         &inputs[1],  &inputs[2],
+                   &inputs[3],         &outputs[0], kiln__dtype_is_float(inputs[0].dtype),
                    inputs[1].dims.d[0]};
     kiln__parallel_for(ctx->pool, kiln__dims_volume(&inputs[0].dims), 1024, label_range, &j);
     return KILN_OK;

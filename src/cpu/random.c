@@ -70,8 +70,7 @@ kiln_status kiln__cpu_random(const kiln_layer *layer, const kiln__value *inputs,
     random_job job = {p, &inputs[0], &outputs[0], 0};
     if (p->dist == KILN__RAND_MULTINOMIAL) {
         job.classes = inputs[0].dims.d[1];
-        if (job.classes < 1)
-            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input 0 has no classes");
+        if (job.classes < 1) return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input 0 has no classes");
         kiln__parallel_for(ctx->pool, inputs[0].dims.d[0], 1, multinomial_range, &job);
         return KILN_OK;
     }

@@ -174,9 +174,8 @@ kiln_status kiln__cpu_rnn(const kiln_layer *layer, const kiln__value *inputs, ki
             int64_t len = kiln__value_int(&inputs[4], b);
             if (len < 0 || len > j.seq) {
                 kiln__free(ctx->alloc, buf);
-                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT,
-                                         "sequence_lens[%lld] is %lld, expected 0..%lld", (long long)b, (long long)len,
-                                         (long long)j.seq);
+                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "sequence_lens[%lld] is %lld, expected 0..%lld",
+                                         (long long)b, (long long)len, (long long)j.seq);
             }
             lens[b] = len;
         }

@@ -11,10 +11,10 @@
 /* ---------------------------------------------------------------- random */
 
 typedef enum kiln__random_dist {
-    KILN__RAND_UNIFORM = 0,     /* a + (b - a) * u */
-    KILN__RAND_NORMAL = 1,      /* a + b * n (mean a, standard deviation b) */
-    KILN__RAND_BERNOULLI = 2,   /* input 0 holds probabilities p: u < p ? 1 : 0 */
-    KILN__RAND_MULTINOMIAL = 3  /* input 0 [batch, classes] unnormalized log-probabilities */
+    KILN__RAND_UNIFORM = 0,    /* a + (b - a) * u */
+    KILN__RAND_NORMAL = 1,     /* a + b * n (mean a, standard deviation b) */
+    KILN__RAND_BERNOULLI = 2,  /* input 0 holds probabilities p: u < p ? 1 : 0 */
+    KILN__RAND_MULTINOMIAL = 3 /* input 0 [batch, classes] unnormalized log-probabilities */
 } kiln__random_dist;
 
 /* Inputs: uniform/normal: 0 (optional) a tensor whose dims the output takes (the *Like ops);
@@ -58,17 +58,21 @@ typedef enum kiln__rnn_dir { KILN__RNN_FORWARD = 0, KILN__RNN_REVERSE = 1, KILN_
 #define KILN__RNN_ACT_AFFINE 1000
 
 /* Gates per cell: RNN 1, GRU 3 (z, r, h), LSTM 4 (i, o, f, c), as ONNX orders W, R and B. */
-static inline int32_t kiln__rnn_gates(int32_t cell) { return cell == KILN__RNN_LSTM ? 4 : cell == KILN__RNN_GRU ? 3 : 1; }
+static inline int32_t kiln__rnn_gates(int32_t cell) {
+    return cell == KILN__RNN_LSTM ? 4 : cell == KILN__RNN_GRU ? 3 : 1;
+}
 /* Activations per direction: RNN 1 (f), GRU 2 (f, g), LSTM 3 (f, g, h). */
-static inline int32_t kiln__rnn_nb_acts(int32_t cell) { return cell == KILN__RNN_LSTM ? 3 : cell == KILN__RNN_GRU ? 2 : 1; }
+static inline int32_t kiln__rnn_nb_acts(int32_t cell) {
+    return cell == KILN__RNN_LSTM ? 3 : cell == KILN__RNN_GRU ? 2 : 1;
+}
 
 /* ONNX RNN/GRU/LSTM. Inputs: 0 X [seq, batch, in] ([batch, seq, in] with layout 1),
  * 1 W [dirs, gates*hidden, in], 2 R [dirs, gates*hidden, hidden], then optional
  * 3 B [dirs, 2*gates*hidden], 4 sequence_lens [batch] (int32/int64), 5 initial_h
- * [dirs, batch, hidden] ([batch, dirs, hidden]), 6 initial_c (LSTM, as initial_h), 7 P [dirs, 3*hidden] (LSTM peepholes i, o, f).
- * Outputs: 0 Y [seq, dirs, batch, hidden] ([batch, seq, dirs, hidden]), 1 Y_h
- * [dirs, batch, hidden] ([batch, dirs, hidden]), 2 Y_c (LSTM). Steps past a sequence's
- * length give zeros in Y; Y_h/Y_c hold the state after its last step. */
+ * [dirs, batch, hidden] ([batch, dirs, hidden]), 6 initial_c (LSTM, as initial_h), 7 P [dirs, 3*hidden] (LSTM peepholes
+ * i, o, f). Outputs: 0 Y [seq, dirs, batch, hidden] ([batch, seq, dirs, hidden]), 1 Y_h [dirs, batch, hidden] ([batch,
+ * dirs, hidden]), 2 Y_c (LSTM). Steps past a sequence's length give zeros in Y; Y_h/Y_c hold the state after its last
+ * step. */
 typedef struct kiln__rnn_params {
     int32_t cell;      /* kiln__rnn_cell */
     int32_t direction; /* kiln__rnn_dir */
@@ -77,7 +81,7 @@ typedef struct kiln__rnn_params {
     int32_t linear_before_reset; /* GRU */
     int32_t input_forget;        /* LSTM: f = 1 - i */
     int32_t has_clip;
-    float clip; /* inputs of the gate activations f and g are clamped to [-clip, clip] */
+    float clip;        /* inputs of the gate activations f and g are clamped to [-clip, clip] */
     kiln__act acts[6]; /* per direction, kiln__rnn_nb_acts each: forward's then reverse's */
 } kiln__rnn_params;
 
@@ -112,7 +116,7 @@ typedef enum kiln__tree_post {
 enum {
     KILN__TREE_COL_FEATURE = 0,
     KILN__TREE_COL_MODE,
-    KILN__TREE_COL_TRUE_ID,   /* a node row, or a leaf index when TRUE_LEAF */
+    KILN__TREE_COL_TRUE_ID, /* a node row, or a leaf index when TRUE_LEAF */
     KILN__TREE_COL_TRUE_LEAF,
     KILN__TREE_COL_FALSE_ID,
     KILN__TREE_COL_FALSE_LEAF,

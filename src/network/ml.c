@@ -99,8 +99,8 @@ static kiln_status tfidf_infer(const kiln_layer *layer, const kiln__value *input
                                      (long long)inputs[2].dims.d[0], (long long)p->output_size);
     }
     outputs[0].dtype = KILN_FLOAT32;
-    outputs[0].dims = x->dims.nb_dims == 1 ? (kiln_dims){1, {p->output_size}}
-                                           : (kiln_dims){2, {x->dims.d[0], p->output_size}};
+    outputs[0].dims =
+        x->dims.nb_dims == 1 ? (kiln_dims){1, {p->output_size}} : (kiln_dims){2, {x->dims.d[0], p->output_size}};
     return KILN_OK;
 }
 
@@ -116,9 +116,7 @@ const kiln__layer_ops kiln__tfidf_ops = {"TfIdf", tfidf_infer, tfidf_describe};
 
 /* ---------------------------------------------------------------- LabelEncoder */
 
-static bool encodable(kiln_dtype t) {
-    return kiln__dtype_is_float(t) || kiln__dtype_is_integer(t);
-}
+static bool encodable(kiln_dtype t) { return kiln__dtype_is_float(t) || kiln__dtype_is_integer(t); }
 
 static kiln_status label_infer(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs) {
     if (layer->nb_inputs != 4)

@@ -21,8 +21,8 @@ static kiln_status random_infer(const kiln_layer *layer, const kiln__value *inpu
             outputs[0].dims = inputs[0].dims;
         } else {
             if (p->dims.nb_dims < 0 || p->dims.nb_dims > KILN_MAX_DIMS)
-                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "rank %d is out of range 0..%d",
-                                         p->dims.nb_dims, KILN_MAX_DIMS);
+                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "rank %d is out of range 0..%d", p->dims.nb_dims,
+                                         KILN_MAX_DIMS);
             for (int32_t i = 0; i < p->dims.nb_dims; i++)
                 if (p->dims.d[i] < 0)
                     return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "dim %d is %lld, expected >= 0", i,
@@ -52,8 +52,7 @@ static kiln_status random_infer(const kiln_layer *layer, const kiln__value *inpu
                                      (long long)p->sample_size);
         outputs[0].dims = (kiln_dims){2, {inputs[0].dims.d[0], p->sample_size}};
         break;
-    default:
-        return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "unknown distribution %d", p->dist);
+    default: return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "unknown distribution %d", p->dist);
     }
     outputs[0].dtype = out_dt;
     return KILN_OK;

@@ -11,8 +11,8 @@ static kiln_status check_dims(const kiln_layer *layer, const kiln__value *v, int
                                  v->dims.nb_dims, want->nb_dims);
     for (int32_t d = 0; d < want->nb_dims; d++)
         if (want->d[d] >= 0 && v->dims.d[d] >= 0 && v->dims.d[d] != want->d[d])
-            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d (%s) has dim %d = %lld, expected %lld",
-                                     i, what, d, (long long)v->dims.d[d], (long long)want->d[d]);
+            return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d (%s) has dim %d = %lld, expected %lld", i,
+                                     what, d, (long long)v->dims.d[d], (long long)want->d[d]);
     return KILN_OK;
 }
 
@@ -62,8 +62,7 @@ static kiln_status rnn_infer(const kiln_layer *layer, const kiln__value *inputs,
     };
     for (int32_t i = 1; i < layer->nb_inputs; i++) {
         if (!kiln__has_input(layer, inputs, i)) {
-            if (i < 3)
-                return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d (%s) is required", i, NAMES[i]);
+            if (i < 3) return kiln__layer_error(layer, KILN_INVALID_ARGUMENT, "input %d (%s) is required", i, NAMES[i]);
             continue;
         }
         if ((i == 6 || i == 7) && p->cell != KILN__RNN_LSTM)
@@ -92,9 +91,9 @@ static kiln_status rnn_infer(const kiln_layer *layer, const kiln__value *inputs,
 static void rnn_describe(const kiln_layer *layer, kiln__buf *out) {
     const kiln__rnn_params *p = (const kiln__rnn_params *)layer->p.bytes;
     static const char *const DIRS[] = {"forward", "reverse", "bidirectional"};
-    kiln__buf_printf(out, "cell=%s direction=%s hidden=%lld layout=%d", p->cell >= 0 && p->cell < 3 ? CELL_NAMES[p->cell] : "?",
-                     p->direction >= 0 && p->direction < 3 ? DIRS[p->direction] : "?", (long long)p->hidden_size,
-                     p->layout);
+    kiln__buf_printf(
+        out, "cell=%s direction=%s hidden=%lld layout=%d", p->cell >= 0 && p->cell < 3 ? CELL_NAMES[p->cell] : "?",
+        p->direction >= 0 && p->direction < 3 ? DIRS[p->direction] : "?", (long long)p->hidden_size, p->layout);
     if (p->has_clip) kiln__buf_printf(out, " clip=%g", (double)p->clip);
     if (p->cell == KILN__RNN_GRU) kiln__buf_printf(out, " linear_before_reset=%d", p->linear_before_reset);
     if (p->cell == KILN__RNN_LSTM) kiln__buf_printf(out, " input_forget=%d", p->input_forget);

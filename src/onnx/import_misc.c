@@ -97,7 +97,8 @@ static kiln_status import_adagrad(kiln__onnx_ctx *ctx, const kiln__onnx_node *no
         kiln_tensor *h = kiln__onnx_in(ctx, node, 2 + 2 * n + i);
         formula f = {ctx, node, kiln_tensor_dtype(x), KILN_OK};
         /* r = R / (1 + T * decay); g' = norm * X + G; H' = H + g'^2; X' = X - r g' / (sqrt(H') + eps) */
-        kiln_tensor *rate = f_div(&f, f_as(&f, r), f_add(&f, f_const(&f, 1), f_mul(&f, f_as(&f, t), f_const(&f, decay))));
+        kiln_tensor *rate =
+            f_div(&f, f_as(&f, r), f_add(&f, f_const(&f, 1), f_mul(&f, f_as(&f, t), f_const(&f, decay))));
         kiln_tensor *gr = f_add(&f, f_mul(&f, f_const(&f, norm), x), g);
         kiln_tensor *h_new = f_add(&f, h, f_mul(&f, gr, gr));
         kiln_tensor *denom = f_add(&f, f_sqrt(&f, h_new), f_const(&f, eps));
@@ -148,7 +149,9 @@ static kiln_status need_attr(const kiln__onnx_node *node, const char *name) {
                : kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "attribute '%s' is required", name);
 }
 
-static bool bytes_is(kiln__onnx_bytes b, const char *s) { return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0; }
+static bool bytes_is(kiln__onnx_bytes b, const char *s) {
+    return b.size == strlen(s) && memcmp(b.data, s, b.size) == 0;
+}
 
 static kiln_status import_momentum(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
     float alpha = 0, beta = 0, norm = 0;

@@ -13,6 +13,19 @@
 
 static const kiln__alloc *net_alloc(kiln__onnx_ctx *ctx) { return &kiln__onnx_network(ctx)->alloc; }
 
+/* A tensor attribute's elements in new, aligned memory (the model's raw data may sit at any
+ * address, and typed loads need alignment); freed by the caller. */
+static kiln_status tensor_attr_copy(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, const char *name,
+                                    const kiln__onnx_tensor *t, void **out) {
+    kiln__onnx_data d;
+    kiln_status st = kiln__onnx_tensor_data(net_alloc(ctx), t, &d);
+    if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s): attribute '%s'", node->name, node->op_type, name);
+    *out = kiln__malloc(net_alloc(ctx), d.size ? d.size : 1);
+    if (*out) memcpy(*out, d.data, d.size);
+    kiln__onnx_data_release(net_alloc(ctx), &d);
+    return *out ? KILN_OK : KILN_OUT_OF_MEMORY;
+}
+
 static kiln_status required(const kiln__onnx_node *node, const char *name) {
     return kiln__onnx_node_attr(node, name)
                ? KILN_OK
@@ -31,13 +44,12 @@ static kiln_status tensor_attr_f64(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
     if (!kiln__dtype_is_float(t->dtype) && !kiln__dtype_is_integer(t->dtype))
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "attribute '%s' has ONNX data type %d, expected numbers",
                                      name, (int)t->data_type);
-    kiln__onnx_data d;
-    kiln_status st = kiln__onnx_tensor_data(net_alloc(ctx), t, &d);
-    if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s): attribute '%s'", node->name, node->op_type, name);
+    void *raw;
+    KILN__TRY(tensor_attr_copy(ctx, node, name, t, &raw));
     double *v = kiln__malloc(net_alloc(ctx), sizeof(double) * (size_t)(t->count ? t->count : 1));
     if (v)
-        for (int64_t i = 0; i < t->count; i++) v[i] = kiln__load_f64(d.data, t->dtype, i);
-    kiln__onnx_data_release(net_alloc(ctx), &d);
+        for (int64_t i = 0; i < t->count; i++) v[i] = kiln__load_f64(raw, t->dtype, i);
+    kiln__free(net_alloc(ctx), raw);
     if (!v) return KILN_OUT_OF_MEMORY;
     *out = v;
     *count = t->count;
@@ -72,10 +84,9 @@ static kiln_status tree_ints(const kiln__onnx_node *node, const char *name, cons
 
 /* Reads and checks the attributes; the caller frees the double arrays. */
 static kiln_status tree_read(kiln__onnx_ctx *ctx, const kiln__onnx_node *node, tree_attrs *a) {
-    static const char *const REQ[] = {"nodes_featureids", "nodes_truenodeids", "nodes_falsenodeids",
-                                      "nodes_trueleafs",  "nodes_falseleafs",  "nodes_splits",
-                                      "nodes_modes",      "leaf_targetids",    "leaf_weights",
-                                      "tree_roots"};
+    static const char *const REQ[] = {"nodes_featureids", "nodes_truenodeids", "nodes_falsenodeids", "nodes_trueleafs",
+                                      "nodes_falseleafs", "nodes_splits",      "nodes_modes",        "leaf_targetids",
+                                      "leaf_weights",     "tree_roots"};
     for (size_t i = 0; i < KILN__ARRAY_LEN(REQ); i++) KILN__TRY(required(node, REQ[i]));
     int64_t n;
     KILN__TRY(tree_ints(node, "nodes_featureids", &a->feature, &a->nb_nodes, -1));
@@ -223,8 +234,8 @@ static bool gram_less(const void *arg, int64_t a, int64_t b) {
 }
 
 static kiln_status tfidf_attrs(const kiln__onnx_node *node, kiln__tfidf_params *p) {
-    static const char *const REQ[] = {"mode", "min_gram_length", "max_gram_length", "max_skip_count", "ngram_counts",
-                                      "ngram_indexes"};
+    static const char *const REQ[] = {"mode",           "min_gram_length", "max_gram_length",
+                                      "max_skip_count", "ngram_counts",    "ngram_indexes"};
     for (size_t i = 0; i < KILN__ARRAY_LEN(REQ); i++) KILN__TRY(required(node, REQ[i]));
     if (kiln__onnx_node_attr(node, "pool_strings"))
         return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "pool_strings: kiln has no string tensors");
@@ -288,7 +299,8 @@ static kiln_status tfidf_table(kiln__onnx_ctx *ctx, const kiln__onnx_node *node,
         for (int64_t s = begin; s < end; s += n, id++) {
             if (id >= ni) {
                 st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT,
-                                           "ngram_indexes has %lld values, fewer than the pool's n-grams", (long long)ni);
+                                           "ngram_indexes has %lld values, fewer than the pool's n-grams",
+                                           (long long)ni);
                 break;
             }
             if (n < p->min_gram || n > p->max_gram) continue;
@@ -332,8 +344,8 @@ kiln_status kiln__misc_import_tfidf(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     int64_t nw = 0;
     st = kiln__onnx_attr_floats(node, "weights", &weights, &nw);
     if (st == KILN_OK && weights && nw < p.output_size)
-        st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "weights has %lld values, expected %lld",
-                                   (long long)nw, (long long)p.output_size);
+        st = kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT, "weights has %lld values, expected %lld", (long long)nw,
+                                   (long long)p.output_size);
     kiln_tensor *in[3] = {x, NULL, NULL};
     if (st == KILN_OK) {
         kiln_dims gd = {2, {rows, 2 + p.max_gram}};
@@ -351,8 +363,8 @@ kiln_status kiln__misc_import_tfidf(kiln__onnx_ctx *ctx, const kiln__onnx_node *
 typedef struct label_side {
     kiln_dtype dtype;
     int64_t count;
-    const void *data;     /* count elements of dtype */
-    kiln__onnx_data held; /* a tensor attribute's decoded data */
+    const void *data; /* count elements of dtype */
+    void *held;       /* a tensor attribute's elements, copied (aligned) */
 } label_side;
 
 /* Reads <prefix>_int64s, <prefix>_floats or <prefix>_tensor (exactly one). */
@@ -390,11 +402,10 @@ static kiln_status label_side_read(kiln__onnx_ctx *ctx, const kiln__onnx_node *n
         if (!kiln__dtype_is_float(t->dtype) && !kiln__dtype_is_integer(t->dtype))
             return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "attribute '%s' has ONNX data type %d", name,
                                          (int)t->data_type);
-        kiln_status st = kiln__onnx_tensor_data(net_alloc(ctx), t, &s->held);
-        if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s): attribute '%s'", node->name, node->op_type, name);
+        KILN__TRY(tensor_attr_copy(ctx, node, name, t, &s->held));
         s->dtype = t->dtype;
         s->count = t->count;
-        s->data = s->held.data;
+        s->data = s->held;
         found = "tensor";
     }
     if (!found)
@@ -412,7 +423,8 @@ typedef struct key_order {
 static bool key_less(const void *arg, int64_t a, int64_t b) {
     const key_order *o = arg;
     if (o->is_float) {
-        double x = kiln__load_f64(o->keys->data, o->keys->dtype, a), y = kiln__load_f64(o->keys->data, o->keys->dtype, b);
+        double x = kiln__load_f64(o->keys->data, o->keys->dtype, a),
+               y = kiln__load_f64(o->keys->data, o->keys->dtype, b);
         return isnan(y) ? !isnan(x) : x < y;
     }
     return kiln__load_i64(o->keys->data, o->keys->dtype, a) < kiln__load_i64(o->keys->data, o->keys->dtype, b);
@@ -425,7 +437,8 @@ static kiln_status label_default(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     if (t) {
         if (t->dtype != vt || t->count != 1)
             return kiln__onnx_node_error(node, KILN_INVALID_ARGUMENT,
-                                         "default_tensor must be one value of the values' dtype %s", kiln_dtype_name(vt));
+                                         "default_tensor must be one value of the values' dtype %s",
+                                         kiln_dtype_name(vt));
         kiln__onnx_data d;
         KILN__TRY(kiln__onnx_tensor_data(net_alloc(ctx), t, &d));
         memcpy(buf, d.data, kiln_dtype_bits(vt) / 8);
@@ -436,8 +449,10 @@ static kiln_status label_default(kiln__onnx_ctx *ctx, const kiln__onnx_node *nod
     float df = -0.0f;
     KILN__TRY(kiln__onnx_attr_int(node, "default_int64", &di));
     KILN__TRY(kiln__onnx_attr_float(node, "default_float", &df));
-    if (kiln__dtype_is_float(vt)) kiln__store_f64(buf, vt, 0, df);
-    else kiln__store_i64(buf, vt, 0, di);
+    if (kiln__dtype_is_float(vt))
+        kiln__store_f64(buf, vt, 0, df);
+    else
+        kiln__store_i64(buf, vt, 0, di);
     return KILN_OK;
 }
 
@@ -489,7 +504,7 @@ kiln_status kiln__misc_import_label_encoder(kiln__onnx_ctx *ctx, const kiln__onn
     kiln__free(al, idx);
     kiln__free(al, ks);
     kiln__free(al, vs);
-    kiln__onnx_data_release(al, &keys.held);
-    kiln__onnx_data_release(al, &vals.held);
+    kiln__free(al, keys.held);
+    kiln__free(al, vals.held);
     return kiln__misc_out(ctx, node, 0, y, &st);
 }

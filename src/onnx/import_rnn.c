@@ -63,8 +63,7 @@ static kiln_status rnn_acts(const kiln__onnx_node *node, kiln__rnn_params *p, in
         const rnn_act_name *a = NULL;
         for (size_t k = 0; k < KILN__ARRAY_LEN(ACTS); k++)
             if ((size_t)len == strlen(ACTS[k].name) && strncasecmp(name, ACTS[k].name, (size_t)len) == 0) a = &ACTS[k];
-        if (!a)
-            return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "activation '%.*s' is not supported", len, name);
+        if (!a) return kiln__onnx_node_error(node, KILN_UNSUPPORTED, "activation '%.*s' is not supported", len, name);
         p->acts[i] = (kiln__act){a->kind, a->alpha, a->beta};
         if (a->uses_alpha && ia < na) p->acts[i].alpha = alphas[ia++];
         if (a->uses_beta && ib < nb) p->acts[i].beta = betas[ib++];
@@ -74,8 +73,10 @@ static kiln_status rnn_acts(const kiln__onnx_node *node, kiln__rnn_params *p, in
 
 kiln_status kiln__misc_import_rnn(kiln__onnx_ctx *ctx, const kiln__onnx_node *node) {
     kiln__rnn_params p = {.cell = KILN__RNN_SIMPLE, .direction = KILN__RNN_FORWARD};
-    if (strcmp(node->op_type, "GRU") == 0) p.cell = KILN__RNN_GRU;
-    else if (strcmp(node->op_type, "LSTM") == 0) p.cell = KILN__RNN_LSTM;
+    if (strcmp(node->op_type, "GRU") == 0)
+        p.cell = KILN__RNN_GRU;
+    else if (strcmp(node->op_type, "LSTM") == 0)
+        p.cell = KILN__RNN_LSTM;
     kiln_status st = KILN_OK;
     kiln_tensor *x = kiln__onnx_in_required(ctx, node, 0, "X", &st);
     kiln_tensor *w = x ? kiln__onnx_in_required(ctx, node, 1, "W", &st) : NULL;

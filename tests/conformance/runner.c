@@ -145,7 +145,7 @@ static status compare(case_run *r, const char *name, kiln_dtype dtype, const kil
                 break;
             }
         }
-    } else if (memcmp(got, data.data, data.size) != 0) {
+    } else if (data.size && memcmp(got, data.data, data.size) != 0) { /* NULL data when empty */
         size_t i = 0;
         while (((const uint8_t *)got)[i] == ((const uint8_t *)data.data)[i]) i++;
         uint32_t bits = kiln_dtype_bits(dtype);

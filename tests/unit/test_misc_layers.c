@@ -42,8 +42,8 @@ static void test_random(void) {
     kiln_layer l = lh_layer(KILN_LAYER_RANDOM, 1);
     kiln__value in[1] = {{0}}, out;
     /* Uniform with static dims, float64 output: exact. */
-    kiln__random_params p = {.dist = KILN__RAND_UNIFORM, .dtype = KILN_FLOAT64, .seed = seed, .a = -2, .b = 3,
-                             .dims = DIMS(3, 70, 50)};
+    kiln__random_params p = {
+        .dist = KILN__RAND_UNIFORM, .dtype = KILN_FLOAT64, .seed = seed, .a = -2, .b = 3, .dims = DIMS(3, 70, 50)};
     set_params(&l, &p, sizeof p);
     KT_OK(lh_run(&l, in, &out));
     KT_CHECK(out.dtype == KILN_FLOAT64 && kiln__dims_equal(&out.dims, &p.dims));
@@ -92,7 +92,8 @@ static void test_random(void) {
     kt_fill(logits, rows * classes, -2, 2);
     logits[3] = -INFINITY; /* a class that can never be drawn */
     in[0] = lh_val(KILN_FLOAT32, DIMS(rows, classes), logits);
-    p = (kiln__random_params){.dist = KILN__RAND_MULTINOMIAL, .dtype = KILN_INT64, .seed = seed, .sample_size = samples};
+    p = (kiln__random_params){
+        .dist = KILN__RAND_MULTINOMIAL, .dtype = KILN_INT64, .seed = seed, .sample_size = samples};
     set_params(&l, &p, sizeof p);
     KT_OK(lh_run(&l, in, &out));
     KT_CHECK(out.dtype == KILN_INT64 && out.dims.d[0] == rows && out.dims.d[1] == samples);
@@ -206,9 +207,10 @@ static void rnn_reference(const rnn_case *c, const float *x, const float *w, con
                     for (int64_t k = 0; k < h; k++) {
                         const float *pd = pp ? pp + d * 3 * h : NULL;
                         double i = sigm(clamp(c, gate[k] + rh[k] + (pd ? pd[k] * cs[k] : 0)));
-                        double f = c->input_forget ? 1 - i
-                                                   : sigm(clamp(c, gate[2 * h + k] + rh[2 * h + k] +
-                                                                       (pd ? pd[2 * h + k] * cs[k] : 0)));
+                        double f =
+                            c->input_forget
+                                ? 1 - i
+                                : sigm(clamp(c, gate[2 * h + k] + rh[2 * h + k] + (pd ? pd[2 * h + k] * cs[k] : 0)));
                         double cc = tanh(clamp(c, gate[3 * h + k] + rh[3 * h + k]));
                         cs[k] = f * cs[k] + i * cc;
                         double o = sigm(clamp(c, gate[h + k] + rh[h + k] + (pd ? pd[h + k] * cs[k] : 0)));
@@ -246,8 +248,13 @@ static void run_rnn_case(const rnn_case *c) {
     for (int64_t i = 0; i < c->batch; i++) lens[i] = (int32_t)kt_randi(0, c->seq);
     kiln_layer l = lh_layer(KILN_LAYER_RNN, c->cell == KILN__RNN_LSTM ? 8 : 6);
     l.nb_outputs = c->cell == KILN__RNN_LSTM ? 3 : 2;
-    kiln__rnn_params p = {.cell = c->cell, .direction = c->direction, .hidden_size = h, .layout = c->layout,
-                          .linear_before_reset = c->lbr, .input_forget = c->input_forget, .has_clip = c->clip,
+    kiln__rnn_params p = {.cell = c->cell,
+                          .direction = c->direction,
+                          .hidden_size = h,
+                          .layout = c->layout,
+                          .linear_before_reset = c->lbr,
+                          .input_forget = c->input_forget,
+                          .has_clip = c->clip,
                           .clip = 0.9f};
     int32_t per = kiln__rnn_nb_acts(c->cell);
     for (int32_t i = 0; i < per * dirs; i++) {
@@ -296,7 +303,8 @@ static void test_rnn(void) {
     /* Errors: W of the wrong gate count, initial_c on a GRU, a sequence length past seq. */
     kiln_layer l = lh_layer(KILN_LAYER_RNN, 6);
     l.nb_outputs = 2;
-    kiln__rnn_params p = {.cell = KILN__RNN_GRU, .hidden_size = 4, .acts = {{KILN_ACT_SIGMOID, 0, 0}, {KILN_ACT_TANH, 0, 0}}};
+    kiln__rnn_params p = {
+        .cell = KILN__RNN_GRU, .hidden_size = 4, .acts = {{KILN_ACT_SIGMOID, 0, 0}, {KILN_ACT_TANH, 0, 0}}};
     set_params(&l, &p, sizeof p);
     float buf[512] = {0};
     int32_t lens[2] = {3, 9};
@@ -380,8 +388,10 @@ static double tree_ref_walk(const tree_model *m, const float *x, int64_t id, int
     const int64_t *row = m->table + id * KILN__TREE_COLS;
     double v = x[row[KILN__TREE_COL_FEATURE]], s = m->splits[id];
     bool t;
-    if (isnan(v) && row[KILN__TREE_COL_MISSING_TRUE]) t = true;
-    else switch (row[KILN__TREE_COL_MODE]) {
+    if (isnan(v) && row[KILN__TREE_COL_MISSING_TRUE])
+        t = true;
+    else
+        switch (row[KILN__TREE_COL_MODE]) {
         case 0: t = v <= s; break;
         case 1: t = v < s; break;
         case 2: t = v >= s; break;
@@ -390,7 +400,8 @@ static double tree_ref_walk(const tree_model *m, const float *x, int64_t id, int
         case 5: t = v != s; break;
         default:
             t = false;
-            for (int64_t k = row[KILN__TREE_COL_SET_BEGIN]; k < row[KILN__TREE_COL_SET_END]; k++) t |= m->members[k] == v;
+            for (int64_t k = row[KILN__TREE_COL_SET_BEGIN]; k < row[KILN__TREE_COL_SET_END]; k++)
+                t |= m->members[k] == v;
         }
     int64_t next = row[t ? KILN__TREE_COL_TRUE_ID : KILN__TREE_COL_FALSE_ID];
     bool leaf = row[t ? KILN__TREE_COL_TRUE_LEAF : KILN__TREE_COL_FALSE_LEAF];
@@ -404,9 +415,12 @@ static void tree_reference(const tree_model *m, const kiln__tree_params *p, cons
         for (int64_t t = 0; t < m->trees; t++) {
             int64_t target;
             double w = tree_ref_walk(m, x + r * m->features, m->roots[t], &target);
-            if (p->aggregate == KILN__TREE_MIN) acc[target] = hit[target] ? fmin(acc[target], w) : w;
-            else if (p->aggregate == KILN__TREE_MAX) acc[target] = hit[target] ? fmax(acc[target], w) : w;
-            else acc[target] += w;
+            if (p->aggregate == KILN__TREE_MIN)
+                acc[target] = hit[target] ? fmin(acc[target], w) : w;
+            else if (p->aggregate == KILN__TREE_MAX)
+                acc[target] = hit[target] ? fmax(acc[target], w) : w;
+            else
+                acc[target] += w;
             hit[target] = true;
         }
         double sum = 0;
@@ -513,8 +527,8 @@ static void test_tfidf(void) {
     int32_t x[3 * 14];
     for (int64_t i = 0; i < rows * cols; i++) x[i] = (int32_t)kt_randi(0, 4);
     for (int32_t mode = 0; mode < 3; mode++) {
-        kiln__tfidf_params p = {.mode = mode, .min_gram = mode == 0 ? 1 : 2, .max_gram = 3, .max_skip = mode,
-                                .output_size = out_size};
+        kiln__tfidf_params p = {
+            .mode = mode, .min_gram = mode == 0 ? 1 : 2, .max_gram = 3, .max_skip = mode, .output_size = out_size};
         kiln_layer l = lh_layer(KILN_LAYER_TFIDF, 3);
         set_params(&l, &p, sizeof p);
         kiln__value in[3] = {lh_val(KILN_INT32, DIMS(rows, cols), x), lh_val(KILN_INT64, DIMS(count, width), grams),
