@@ -60,7 +60,7 @@ bool kiln__onnx_const_scalar_int(kiln__onnx_ctx *ctx, const kiln_tensor *t, int6
     kiln__value v;
     if (!kiln__onnx_const(ctx, t, &v) || kiln__dims_volume(&v.dims) != 1) return false;
     if (v.dtype != KILN_BOOL && !kiln__dtype_is_integer(v.dtype)) return false;
-    *out = v.dtype == KILN_BOOL ? ((const uint8_t *)v.data)[0] != 0 : (int64_t)kiln__load_f64(v.data, v.dtype, 0);
+    *out = v.dtype == KILN_BOOL ? ((const uint8_t *)v.data)[0] != 0 : kiln__load_i64(v.data, v.dtype, 0);
     return true;
 }
 
