@@ -321,6 +321,8 @@ def export(name, out_dir, opset, prefer_library, seed):
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "model.onnx")
     kwargs = {}
+    if hasattr(torch.backends, "mha"):  # nn.MultiheadAttention's fused fast path has no ONNX export
+        torch.backends.mha.set_fastpath_enabled(False)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript exporter: opset 13-17 and dynamic_axes
     names = [s[0] for s in specs]

@@ -8,6 +8,69 @@
 #include <math.h>
 #include <string.h>
 
+/* Element access through memcpy: callers pass buffers of any alignment (e.g. tensor data
+ * inside a mapped ONNX file). Compilers turn these into plain loads and stores. */
+static inline float ld_f32(const void *p, int64_t i) {
+    float v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_f32(void *p, int64_t i, float v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline double ld_f64(const void *p, int64_t i) {
+    double v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_f64(void *p, int64_t i, double v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline uint16_t ld_u16(const void *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_u16(void *p, int64_t i, uint16_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline uint64_t ld_u64(const void *p, int64_t i) {
+    uint64_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_u64(void *p, int64_t i, uint64_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline int8_t ld_i8(const void *p, int64_t i) {
+    int8_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_i8(void *p, int64_t i, int8_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline uint8_t ld_u8(const void *p, int64_t i) {
+    uint8_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_u8(void *p, int64_t i, uint8_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline int16_t ld_i16(const void *p, int64_t i) {
+    int16_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_i16(void *p, int64_t i, int16_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline int32_t ld_i32(const void *p, int64_t i) {
+    int32_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_i32(void *p, int64_t i, int32_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline uint32_t ld_u32(const void *p, int64_t i) {
+    uint32_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_u32(void *p, int64_t i, uint32_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+static inline int64_t ld_i64(const void *p, int64_t i) {
+    int64_t v;
+    memcpy(&v, (const char *)p + i * (int64_t)sizeof v, sizeof v);
+    return v;
+}
+static inline void st_i64(void *p, int64_t i, int64_t v) { memcpy((char *)p + i * (int64_t)sizeof v, &v, sizeof v); }
+
 /* ---------------------------------------------------------------- narrow float formats */
 
 /* A sign-magnitude float format with mbits mantissa bits and the given exponent bias. */
@@ -118,11 +181,11 @@ static int64_t sign_extend(uint32_t v, int bits) {
 double kiln__load_f64(const void *data, kiln_dtype dtype, int64_t i) {
     const uint8_t *p = data;
     switch (dtype) {
-    case KILN_FLOAT32: return ((const float *)data)[i];
-    case KILN_FLOAT64: return ((const double *)data)[i];
-    case KILN_FLOAT16: return kiln__half_to_float(((const uint16_t *)data)[i]);
-    case KILN_BFLOAT16: return kiln__bf16_to_float(((const uint16_t *)data)[i]);
-    case KILN_UINT64: return (double)((const uint64_t *)data)[i];
+    case KILN_FLOAT32: return ld_f32(data, i);
+    case KILN_FLOAT64: return ld_f64(data, i);
+    case KILN_FLOAT16: return kiln__half_to_float(ld_u16(data, i));
+    case KILN_BFLOAT16: return kiln__bf16_to_float(ld_u16(data, i));
+    case KILN_UINT64: return (double)ld_u64(data, i);
     case KILN_BOOL: return p[i] != 0;
     case KILN_FP8_E4M3FN: return mf_decode(&MF_E4M3FN, p[i]);
     case KILN_FP8_E4M3FNUZ: return mf_decode(&MF_E4M3FNUZ, p[i]);
@@ -139,11 +202,11 @@ void kiln__store_f64_sat(void *data, kiln_dtype dtype, int64_t i, double v, int 
     switch (dtype) {
     case KILN_FLOAT32:
         /* Beyond float's range the C conversion is undefined; IEEE gives infinity. */
-        ((float *)data)[i] = fabs(v) > FLT_MAX && !isinf(v) ? (float)copysign(INFINITY, v) : (float)v;
+        st_f32(data, i, fabs(v) > FLT_MAX && !isinf(v) ? (float)copysign(INFINITY, v) : (float)v);
         return;
-    case KILN_FLOAT64: ((double *)data)[i] = v; return;
-    case KILN_FLOAT16: ((uint16_t *)data)[i] = (uint16_t)mf_encode(&MF_F16, v, 0); return;
-    case KILN_BFLOAT16: ((uint16_t *)data)[i] = (uint16_t)mf_encode(&MF_BF16, v, 0); return;
+    case KILN_FLOAT64: st_f64(data, i, v); return;
+    case KILN_FLOAT16: st_u16(data, i, (uint16_t)mf_encode(&MF_F16, v, 0)); return;
+    case KILN_BFLOAT16: st_u16(data, i, (uint16_t)mf_encode(&MF_BF16, v, 0)); return;
     case KILN_BOOL: p[i] = v != 0; return;
     case KILN_FP8_E4M3FN: p[i] = (uint8_t)mf_encode(&MF_E4M3FN, v, saturate); return;
     case KILN_FP8_E4M3FNUZ: p[i] = (uint8_t)mf_encode(&MF_E4M3FNUZ, v, saturate); return;
@@ -159,15 +222,15 @@ void kiln__store_f64(void *data, kiln_dtype dtype, int64_t i, double v) { kiln__
 
 int64_t kiln__load_i64(const void *data, kiln_dtype dtype, int64_t i) {
     switch (dtype) {
-    case KILN_INT8: return ((const int8_t *)data)[i];
-    case KILN_UINT8: return ((const uint8_t *)data)[i];
-    case KILN_INT16: return ((const int16_t *)data)[i];
-    case KILN_UINT16: return ((const uint16_t *)data)[i];
-    case KILN_INT32: return ((const int32_t *)data)[i];
-    case KILN_UINT32: return ((const uint32_t *)data)[i];
-    case KILN_INT64: return ((const int64_t *)data)[i];
-    case KILN_UINT64: return (int64_t)((const uint64_t *)data)[i];
-    case KILN_BOOL: return ((const uint8_t *)data)[i] != 0;
+    case KILN_INT8: return ld_i8(data, i);
+    case KILN_UINT8: return ld_u8(data, i);
+    case KILN_INT16: return ld_i16(data, i);
+    case KILN_UINT16: return ld_u16(data, i);
+    case KILN_INT32: return ld_i32(data, i);
+    case KILN_UINT32: return ld_u32(data, i);
+    case KILN_INT64: return ld_i64(data, i);
+    case KILN_UINT64: return (int64_t)ld_u64(data, i);
+    case KILN_BOOL: return ld_u8(data, i) != 0;
     case KILN_INT4: return sign_extend(get_bits(data, i, 4), 4);
     case KILN_UINT4: return get_bits(data, i, 4);
     case KILN_INT2: return sign_extend(get_bits(data, i, 2), 2);
@@ -179,21 +242,21 @@ int64_t kiln__load_i64(const void *data, kiln_dtype dtype, int64_t i) {
 void kiln__store_i64(void *data, kiln_dtype dtype, int64_t i, int64_t v) {
     /* Integer targets keep the low bits of the two's complement value (ONNX Cast). */
     switch (dtype) {
-    case KILN_INT8: ((int8_t *)data)[i] = (int8_t)(uint8_t)v; return;
-    case KILN_UINT8: ((uint8_t *)data)[i] = (uint8_t)v; return;
-    case KILN_INT16: ((int16_t *)data)[i] = (int16_t)(uint16_t)v; return;
-    case KILN_UINT16: ((uint16_t *)data)[i] = (uint16_t)v; return;
-    case KILN_INT32: ((int32_t *)data)[i] = (int32_t)(uint32_t)v; return;
-    case KILN_UINT32: ((uint32_t *)data)[i] = (uint32_t)v; return;
-    case KILN_INT64: ((int64_t *)data)[i] = v; return;
-    case KILN_UINT64: ((uint64_t *)data)[i] = (uint64_t)v; return;
-    case KILN_BOOL: ((uint8_t *)data)[i] = v != 0; return;
+    case KILN_INT8: st_i8(data, i, (int8_t)(uint8_t)v); return;
+    case KILN_UINT8: st_u8(data, i, (uint8_t)v); return;
+    case KILN_INT16: st_i16(data, i, (int16_t)(uint16_t)v); return;
+    case KILN_UINT16: st_u16(data, i, (uint16_t)v); return;
+    case KILN_INT32: st_i32(data, i, (int32_t)(uint32_t)v); return;
+    case KILN_UINT32: st_u32(data, i, (uint32_t)v); return;
+    case KILN_INT64: st_i64(data, i, v); return;
+    case KILN_UINT64: st_u64(data, i, (uint64_t)v); return;
+    case KILN_BOOL: st_u8(data, i, v != 0); return;
     case KILN_INT4:
     case KILN_UINT4: put_bits(data, i, 4, (uint32_t)v); return;
     case KILN_INT2:
     case KILN_UINT2: put_bits(data, i, 2, (uint32_t)v); return;
-    case KILN_FLOAT32: ((float *)data)[i] = (float)v; return;
-    case KILN_FLOAT64: ((double *)data)[i] = (double)v; return;
+    case KILN_FLOAT32: st_f32(data, i, (float)v); return;
+    case KILN_FLOAT64: st_f64(data, i, (double)v); return;
     default: kiln__store_f64(data, dtype, i, (double)v); return;
     }
 }

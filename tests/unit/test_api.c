@@ -333,8 +333,11 @@ static void test_static_engine(void) {
         KT_CHECK(!mismatch);
         kiln_context_destroy(ctx);
     }
-    KT_STATUS(kiln_runtime_deserialize_engine(rt, "garbage", 7, &eng2 /* unchanged on failure */), KILN_INVALID_ARGUMENT);
-    KT_STATUS(kiln_runtime_load_engine(rt, "/nonexistent/plan", &eng2), KILN_IO_ERROR);
+    kiln_engine *bad = (kiln_engine *)&bad; /* failures must store NULL */
+    KT_STATUS(kiln_runtime_deserialize_engine(rt, "garbage", 7, &bad), KILN_INVALID_ARGUMENT);
+    KT_CHECK(bad == NULL);
+    KT_STATUS(kiln_runtime_load_engine(rt, "/nonexistent/plan", &bad), KILN_IO_ERROR);
+    KT_CHECK(bad == NULL);
     kiln_engine_destroy(eng2);
     kiln_blob_destroy(blob);
     kiln_engine_destroy(eng);
