@@ -261,6 +261,9 @@ def calibrate(torch, model, example):
         if isinstance(m, (torch.nn.Embedding, torch.nn.Linear)) and "bert" in type(model).__name__.lower():
             torch.nn.init.normal_(m.weight, 0, 0.02)  # BERT's initializer range
     with torch.no_grad():
+        for m in model.modules():  # zero-initialized heads (torchvision's ViT) would make outputs all 0
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and not m.weight.any():
+                torch.nn.init.normal_(m.weight, 0, 0.02)
         for m in bns:
             m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
             m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)

@@ -21,7 +21,7 @@ static kiln_status tensor_attr_copy(kiln__onnx_ctx *ctx, const kiln__onnx_node *
     kiln_status st = kiln__onnx_tensor_data(net_alloc(ctx), t, &d);
     if (st != KILN_OK) return kiln__error_prefix(st, "node '%s' (%s): attribute '%s'", node->name, node->op_type, name);
     *out = kiln__malloc(net_alloc(ctx), d.size ? d.size : 1);
-    if (*out) memcpy(*out, d.data, d.size);
+    if (*out && d.size) memcpy(*out, d.data, d.size);
     kiln__onnx_data_release(net_alloc(ctx), &d);
     return *out ? KILN_OK : KILN_OUT_OF_MEMORY;
 }

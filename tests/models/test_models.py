@@ -76,6 +76,7 @@ def check_outputs(model, got_dir, rows):
         ref = np.load(os.path.join(model["dir"], "ref", name + ".npy"))[rows]
         got = np.load(os.path.join(got_dir, name + ".npy"))
         assert got.dtype == ref.dtype and got.shape == ref.shape, (name, got.dtype, got.shape, ref.shape)
+        assert np.abs(ref).max() > 1e-3, f"{name}: the reference is ~0 everywhere, which would test nothing"
         err = np.abs(got.astype(np.float64) - ref)
         print(f"{model['name']} {name}: max abs err {err.max():.3g}, max |ref| {np.abs(ref).max():.3g}")
         np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL, err_msg=f"{model['name']} output {name}")
