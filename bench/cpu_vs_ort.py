@@ -63,7 +63,6 @@ def run_measured(cmd, env=None):
 
 def ort_worker(a):
     """In its own process: one onnxruntime session, timed like kiln bench. Prints JSON."""
-    import numpy as np
     import onnxruntime as ort
 
     def rss_mib():
