@@ -5,9 +5,7 @@ set(KILN_ONNX_TESTS_DIR "${CMAKE_SOURCE_DIR}/../shared/onnx-tests" CACHE PATH "O
 
 add_executable(onnx_conformance_runner ${CMAKE_CURRENT_LIST_DIR}/conformance/runner.c)
 target_include_directories(onnx_conformance_runner PRIVATE ${CMAKE_SOURCE_DIR}/src)
-# Whole archive: op tables and kernels are reached through weak references, which do not pull
-# members out of a static library.
-target_link_libraries(onnx_conformance_runner PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,kiln_static>")
+target_link_libraries(onnx_conformance_runner PRIVATE kiln_static)
 
 # Under the sanitizers every case runs in one process, so LeakSanitizer checks the whole run
 # once at exit (forked children would each report the parent's live allocations).

@@ -1,15 +1,20 @@
-/* CPU convolution: im2col + sgemm per (image, group) with the bias / residual / activation
- * epilogue fused, a direct path for depthwise convolutions, float16/bfloat16 through float32,
- * and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
-#include "cpu.h"
+/* CPU convolution: im2col (none for 1x1 stride-1 convolutions) + kiln's sgemm per (image, group)
+ * with the bias / residual / activation epilogue fused into the GEMM's stores, a direct AVX2
+ * kernel for depthwise convolutions, float16/bfloat16 through float32, and a plain loop for
+ * float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+#include "gemm.h"
 
-#include <cblas.h>
+#include <immintrin.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
-/* Below this many flops per sgemm, running several sgemm calls at once beats OpenBLAS's own
- * threading of each. */
+/* Below this many flops per GEMM, running several (image, group) GEMMs at once, one per
+ * thread, beats spreading each over the threads. */
 #define KILN__SMALL_GEMM_FLOPS 8e6
+
+/* Depthwise rows gather at most this many (kz, ky) input rows per output row. */
+#define DW_MAX_ROWS 64
 
 /* Geometry with spatial dims padded to 3 (leading dims of size 1). */
 typedef struct conv_geom {
@@ -27,10 +32,8 @@ typedef struct conv_job {
     int64_t col_size;
     int64_t slots;   /* parallel slots, each with its own col block */
     bool pointwise;  /* 1x1 kernel, stride 1, no pads: the input is its own col matrix */
-    /* Serial-task mode: the (image, group) being worked on. */
-    const float *xg;
-    float *yg;
-    int64_t n_cur, m0;
+    const float *xg; /* serial-task mode: the input of the (image, group) being worked on */
+    atomic_int status; /* the first failure of a parallel GEMM task */
 } conv_job;
 
 static void geom_init(const kiln_layer *layer, const kiln__value *in, const kiln__value *out, conv_geom *g) {
@@ -121,7 +124,7 @@ static void epilogue(const conv_job *j, int64_t n, int64_t m0, int64_t m1) {
     }
 }
 
-/* One depthwise plane: output map c of image n from input channel c. */
+/* One depthwise plane, portable: output map c of image n from input channel c. */
 static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
     const conv_geom *g = &j->g;
     const float *x = j->x + (n * g->c + c) * g->in_plane;
@@ -152,42 +155,172 @@ static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
     epilogue(j, n, c, c + 1);
 }
 
+/* The input rows (and their kernel rows) that output row (oz, oy) of one plane reads. */
+typedef struct dw_rows {
+    const float *x[DW_MAX_ROWS], *w[DW_MAX_ROWS];
+    int32_t count;
+} dw_rows;
+
+static void dw_gather_rows(const conv_geom *g, const float *x, const float *w, int64_t oz, int64_t oy, dw_rows *r) {
+    r->count = 0;
+    for (int64_t kz = 0; kz < g->k[0]; kz++) {
+        int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+        if (iz < 0 || iz >= g->in[0]) continue;
+        for (int64_t ky = 0; ky < g->k[1]; ky++) {
+            int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+            if (iy < 0 || iy >= g->in[1]) continue;
+            r->x[r->count] = x + (iz * g->in[1] + iy) * g->in[2];
+            r->w[r->count++] = w + (kz * g->k[1] + ky) * g->k[2];
+        }
+    }
+}
+
+/* Eight consecutive inputs at stride s (1 or 2) from p. */
+__attribute__((target("avx2,fma"))) static inline __m256 dw_load(const float *p, int64_t s) {
+    if (s == 1) return _mm256_loadu_ps(p);
+    __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+}
+
+/* One depthwise plane with AVX2: each output row accumulates all its taps in registers, 32 or 8
+ * outputs at a time where every tap lies inside the input row, one at a time at the borders;
+ * bias, residual and relu/clip are applied before the store. Strides along the row of 1 or 2. */
+__attribute__((target("avx2,fma"))) static void depthwise_plane_avx2(const conv_job *j, int64_t n, int64_t c) {
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane, *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
+    float bias = j->bias ? j->bias[c] : 0.0f;
+    int64_t kw = g->k[2], s = g->s[2], d = g->d[2], pb = g->pb[2], in_w = g->in[2], out_w = g->out[2];
+    /* Vector blocks of 8 outputs start in [vlo, vmax]: the first tap's first input is >= 0 and
+     * the last tap's last loaded input (8 * s of them) is < in_w. */
+    int64_t reach = in_w + pb - (kw - 1) * d;
+    int64_t vlo = (pb + s - 1) / s, vmax = reach >= 0 ? reach / s - 8 : -1;
+    int kind = j->act->kind;
+    bool clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP;
+    float lo_v = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f;
+    float hi_v = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff();
+    __m256 lo = _mm256_set1_ps(lo_v), hi = _mm256_set1_ps(hi_v);
+    dw_rows r;
+    for (int64_t oz = 0; oz < g->out[0]; oz++)
+        for (int64_t oy = 0; oy < g->out[1]; oy++) {
+            dw_gather_rows(g, x, w, oz, oy, &r);
+            int64_t row = (oz * g->out[1] + oy) * out_w;
+            float *yr = y + row;
+            const float *rr = res ? res + row : NULL;
+            int64_t ox = 0;
+            while (ox < out_w) {
+                if (ox >= vlo && ox + 32 <= out_w && ox + 24 <= vmax) {
+                    __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0;
+                    for (int32_t i = 0; i < r.count; i++) {
+                        const float *xp = r.x[i] + ox * s - pb;
+                        for (int64_t kx = 0; kx < kw; kx++, xp += d) {
+                            __m256 wv = _mm256_set1_ps(r.w[i][kx]);
+                            a0 = _mm256_fmadd_ps(wv, dw_load(xp, s), a0);
+                            a1 = _mm256_fmadd_ps(wv, dw_load(xp + 8 * s, s), a1);
+                            a2 = _mm256_fmadd_ps(wv, dw_load(xp + 16 * s, s), a2);
+                            a3 = _mm256_fmadd_ps(wv, dw_load(xp + 24 * s, s), a3);
+                        }
+                    }
+                    if (rr) {
+                        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(rr + ox));
+                        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(rr + ox + 8));
+                        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(rr + ox + 16));
+                        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(rr + ox + 24));
+                    }
+                    if (clamp) {
+                        a0 = _mm256_min_ps(_mm256_max_ps(a0, lo), hi);
+                        a1 = _mm256_min_ps(_mm256_max_ps(a1, lo), hi);
+                        a2 = _mm256_min_ps(_mm256_max_ps(a2, lo), hi);
+                        a3 = _mm256_min_ps(_mm256_max_ps(a3, lo), hi);
+                    }
+                    _mm256_storeu_ps(yr + ox, a0);
+                    _mm256_storeu_ps(yr + ox + 8, a1);
+                    _mm256_storeu_ps(yr + ox + 16, a2);
+                    _mm256_storeu_ps(yr + ox + 24, a3);
+                    ox += 32;
+                } else if (ox >= vlo && ox + 8 <= out_w && ox <= vmax) {
+                    /* Two accumulators split the taps so the FMA chain is half as long. */
+                    __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();
+                    for (int32_t i = 0; i < r.count; i++) {
+                        const float *xp = r.x[i] + ox * s - pb;
+                        int64_t kx = 0;
+                        for (; kx + 1 < kw; kx += 2, xp += 2 * d) {
+                            a0 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx]), dw_load(xp, s), a0);
+                            a1 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx + 1]), dw_load(xp + d, s), a1);
+                        }
+                        if (kx < kw) a0 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx]), dw_load(xp, s), a0);
+                    }
+                    a0 = _mm256_add_ps(a0, a1);
+                    if (rr) a0 = _mm256_add_ps(a0, _mm256_loadu_ps(rr + ox));
+                    if (clamp) a0 = _mm256_min_ps(_mm256_max_ps(a0, lo), hi);
+                    _mm256_storeu_ps(yr + ox, a0);
+                    ox += 8;
+                } else {
+                    float acc = bias;
+                    for (int32_t i = 0; i < r.count; i++)
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            int64_t ix = ox * s - pb + kx * d;
+                            if (ix >= 0 && ix < in_w) acc += r.w[i][kx] * r.x[i][ix];
+                        }
+                    if (rr) acc += rr[ox];
+                    if (clamp) acc = acc < lo_v ? lo_v : (acc > hi_v ? hi_v : acc);
+                    yr[ox] = acc;
+                    ox++;
+                }
+            }
+            if (kind >= 0 && !clamp) kiln__apply_act_f32(j->act, yr, out_w);
+        }
+}
+
 static void depthwise_range(void *arg, int64_t begin, int64_t end) {
     const conv_job *j = arg;
-    for (int64_t t = begin; t < end; t++) depthwise_plane(j, t / j->g.c, t % j->g.c);
+    bool simd = kiln__cpu_simd() && (j->g.s[2] == 1 || j->g.s[2] == 2) && j->g.k[0] * j->g.k[1] <= DW_MAX_ROWS;
+    for (int64_t t = begin; t < end; t++) {
+        if (simd)
+            depthwise_plane_avx2(j, t / j->g.c, t % j->g.c);
+        else
+            depthwise_plane(j, t / j->g.c, t % j->g.c);
+    }
 }
 
-/* One (image, group): col matrix, then y_g[mg, plane] = w_g[mg, cg*kvol] x col. */
-static void conv_task(const conv_job *j, int64_t t, float *col) {
+/* y_g[mg, plane] = w_g[mg, cg*kvol] x col (or x itself for pointwise convolutions) + epilogue,
+ * for image n, group grp; col holds the im2col matrix unless pointwise. */
+static kiln_status group_gemm(const conv_job *j, int64_t n, int64_t grp, const float *col, kiln__pool *pool,
+                              const kiln__alloc *alloc) {
     const conv_geom *g = &j->g;
-    int64_t n = t / g->groups, grp = t % g->groups, kdim = g->cg * g->kvol;
-    const float *xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
-    float *yg = j->y + (n * g->m + grp * g->mg) * g->out_plane;
-    const float *b = xg;
-    if (!j->pointwise) {
-        im2col(g, xg, col, 0, kdim);
-        b = col;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->mg, (int)g->out_plane, (int)kdim, 1.0f,
-                j->w + grp * g->mg * kdim, (int)kdim, b, (int)g->out_plane, 0.0f, yg, (int)g->out_plane);
-    epilogue(j, n, grp * g->mg, (grp + 1) * g->mg);
+    int64_t kdim = g->cg * g->kvol, first = n * g->m + grp * g->mg;
+    const float *b = j->pointwise ? j->x + (n * g->c + grp * g->cg) * g->in_plane : col;
+    kiln__gemm_epilogue ep = {j->bias ? j->bias + grp * g->mg : NULL, j->res ? j->res + first * g->out_plane : NULL,
+                              g->out_plane, j->act};
+    return kiln__sgemm(pool, alloc, false, false, g->mg, g->out_plane, kdim, 1.0f, j->w + grp * g->mg * kdim, kdim, b,
+                       g->out_plane, 0.0f, j->y + first * g->out_plane, g->out_plane, &ep);
 }
+
+typedef struct slot_arg {
+    conv_job *j;
+    const kiln__alloc *alloc;
+} slot_arg;
 
 static void slot_range(void *arg, int64_t begin, int64_t end) {
-    const conv_job *j = arg;
-    int64_t tasks = j->g.n * j->g.groups;
-    for (int64_t s = begin; s < end; s++)
-        for (int64_t t = s; t < tasks; t += j->slots) conv_task(j, t, j->col + s * j->col_size);
+    const slot_arg *sa = arg;
+    conv_job *j = sa->j;
+    const conv_geom *g = &j->g;
+    int64_t tasks = g->n * g->groups;
+    for (int64_t s = begin; s < end; s++) {
+        float *col = j->col + s * j->col_size;
+        for (int64_t t = s; t < tasks; t += j->slots) {
+            int64_t n = t / g->groups, grp = t % g->groups;
+            if (!j->pointwise) im2col(g, j->x + (n * g->c + grp * g->cg) * g->in_plane, col, 0, g->cg * g->kvol);
+            kiln_status st = group_gemm(j, n, grp, col, NULL, sa->alloc);
+            if (st != KILN_OK) atomic_store(&j->status, st);
+        }
+    }
 }
 
 static void im2col_range(void *arg, int64_t begin, int64_t end) {
     const conv_job *j = arg;
     im2col(&j->g, j->xg, j->col, begin, end);
-}
-
-static void epilogue_range(void *arg, int64_t begin, int64_t end) {
-    const conv_job *j = arg;
-    epilogue(j, j->n_cur, j->m0 + begin, j->m0 + end);
 }
 
 static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
@@ -196,14 +329,13 @@ static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
         kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
         return KILN_OK;
     }
-    int64_t tasks = g->n * g->groups, threads = ctx->pool ? kiln__pool_threads(ctx->pool) : 1;
+    int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
     j->col_size = j->pointwise ? 0 : g->cg * g->kvol * g->out_plane;
     /* Many small (image, group) tasks: one pipeline per thread. Otherwise each task in turn,
-     * with im2col and the epilogue spread over the threads and OpenBLAS threading the sgemm
-     * (concurrent large sgemm calls oversubscribe the cores: 2x slower on 16 cores). */
+     * with im2col and the GEMM spread over the threads. */
     double flops = 2.0 * (double)g->mg * (double)g->out_plane * (double)(g->cg * g->kvol);
     j->slots = threads > 1 && tasks >= threads && flops < KILN__SMALL_GEMM_FLOPS ? threads : 1;
     size_t bytes = 0;
@@ -211,28 +343,24 @@ static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
         return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
     j->col = bytes ? kiln__malloc_aligned(ctx->alloc, bytes, 64) : NULL;
     if (bytes && !j->col) return KILN_OUT_OF_MEMORY;
+    atomic_init(&j->status, KILN_OK);
+    kiln_status st = KILN_OK;
     if (j->slots > 1) {
-        kiln__parallel_for(ctx->pool, j->slots, 1, slot_range, j);
+        slot_arg sa = {j, ctx->alloc};
+        kiln__parallel_for(ctx->pool, j->slots, 1, slot_range, &sa);
+        st = atomic_load(&j->status);
     } else {
-        int64_t kdim = g->cg * g->kvol;
-        for (int64_t t = 0; t < tasks; t++) {
+        for (int64_t t = 0; t < tasks && st == KILN_OK; t++) {
             int64_t n = t / g->groups, grp = t % g->groups;
-            j->xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
-            j->yg = j->y + (n * g->m + grp * g->mg) * g->out_plane;
-            j->n_cur = n;
-            j->m0 = grp * g->mg;
-            const float *b = j->xg;
             if (!j->pointwise) {
-                kiln__parallel_for(ctx->pool, kdim, 1, im2col_range, j);
-                b = j->col;
+                j->xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
+                kiln__parallel_for(ctx->pool, g->cg * g->kvol, 1, im2col_range, j);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->mg, (int)g->out_plane, (int)kdim, 1.0f,
-                        j->w + grp * g->mg * kdim, (int)kdim, b, (int)g->out_plane, 0.0f, j->yg, (int)g->out_plane);
-            kiln__parallel_for(ctx->pool, g->mg, 1, epilogue_range, j);
+            st = group_gemm(j, n, grp, j->col, ctx->pool, ctx->alloc);
         }
     }
     kiln__free(ctx->alloc, j->col);
-    return KILN_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------- float64: direct loops */

@@ -1,6 +1,7 @@
 /* A fixed pool of worker threads running one parallel loop at a time. */
 #include "cpu.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ static void *worker_main(void *p) {
 
 kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln__pool **out) {
     *out = NULL;
+    /* kiln's threads are the pool's: OpenBLAS (float64, CPUs without AVX2) runs inside them, so
+     * its own threads would only oversubscribe the cores and --threads would mean nothing. */
+    openblas_set_num_threads(1);
     if (nb_threads <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         nb_threads = cores > 0 ? (int32_t)KILN__MIN(cores, 256) : 1;

@@ -54,8 +54,7 @@
     X(LABEL_ENCODER, label_encoder)
 
 #define KILN__DECLARE(E, fam)                                                                                  \
-    kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *)        \
-        __attribute__((weak));
+    kiln_status kiln__cpu_##fam(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 KILN__CPU_FAMILIES(KILN__DECLARE)
 
 kiln__cpu_kernel_fn kiln__cpu_kernel_for(kiln_layer_type type) {

@@ -54,7 +54,7 @@
     X(TFIDF, tfidf)                                                                                            \
     X(LABEL_ENCODER, label_encoder)
 
-#define KILN__DECLARE(E, fam) extern const kiln__layer_ops kiln__##fam##_ops __attribute__((weak));
+#define KILN__DECLARE(E, fam) extern const kiln__layer_ops kiln__##fam##_ops;
 KILN__LAYER_FAMILIES(KILN__DECLARE)
 
 const kiln__layer_ops *kiln__layer_ops_for(kiln_layer_type type) {

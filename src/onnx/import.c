@@ -16,14 +16,14 @@
 
 extern const kiln__onnx_op kiln__onnx_ops_basic[];
 extern const kiln__onnx_op kiln__onnx_ops_nn[];
-extern const kiln__onnx_op kiln__onnx_ops_tensor[] __attribute__((weak));
-extern const kiln__onnx_op kiln__onnx_ops_attention[] __attribute__((weak));
-extern const kiln__onnx_op kiln__onnx_ops_quant[] __attribute__((weak));
-extern const kiln__onnx_op kiln__onnx_ops_vision[] __attribute__((weak));
-extern const kiln__onnx_op kiln__onnx_ops_sequence[] __attribute__((weak));
-extern const kiln__onnx_op kiln__onnx_ops_misc[] __attribute__((weak));
+extern const kiln__onnx_op kiln__onnx_ops_tensor[];
+extern const kiln__onnx_op kiln__onnx_ops_attention[];
+extern const kiln__onnx_op kiln__onnx_ops_quant[];
+extern const kiln__onnx_op kiln__onnx_ops_vision[];
+extern const kiln__onnx_op kiln__onnx_ops_sequence[];
+extern const kiln__onnx_op kiln__onnx_ops_misc[];
 
-/* Every family table; weak ones are NULL until their file is linked in. */
+/* Every family table, in lookup order. */
 static const kiln__onnx_op *family_table(int i) {
     switch (i) {
     case 0: return kiln__onnx_ops_basic;

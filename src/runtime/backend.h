@@ -30,7 +30,7 @@ typedef struct kiln__device_backend {
     kiln_status (*synchronize)(void *stream);
 } kiln__device_backend;
 
-/* Defined by src/cuda when the CUDA backend is built; NULL otherwise. */
-extern const kiln__device_backend kiln__cuda_backend __attribute__((weak));
+/* The CUDA backend (src/cuda), or NULL when this build has none. */
+const kiln__device_backend *kiln__cuda(void);
 
 #endif

@@ -65,9 +65,9 @@ kiln_status kiln_engine_create_context(kiln_engine *e, kiln_context **out) {
         c->io_data = kiln__calloc(&e->alloc, n, sizeof *c->io_data);
         c->io_bytes = kiln__calloc(&e->alloc, n, sizeof *c->io_bytes);
         if (!c->io_data || !c->io_bytes) st = KILN_OUT_OF_MEMORY;
-        if (st == KILN_OK && !&kiln__cuda_backend)
+        if (st == KILN_OK && !kiln__cuda())
             st = kiln__error(KILN_INCOMPATIBLE, "CUDA engine, but this kiln was built without the CUDA backend");
-        if (st == KILN_OK) st = kiln__cuda_backend.context_create(e, &c->device_state);
+        if (st == KILN_OK) st = kiln__cuda()->context_create(e, &c->device_state);
         if (st != KILN_OK) {
             kiln_context_destroy(c);
             return st;
@@ -88,7 +88,7 @@ void kiln_context_destroy(kiln_context *c) {
     drop_eval(c);
     kiln__arena_plan_free(&alloc, &c->plan);
     kiln__free(&alloc, c->arena);
-    if (c->device_state) kiln__cuda_backend.context_destroy(c->device_state);
+    if (c->device_state) kiln__cuda()->context_destroy(c->device_state);
     kiln__free(&alloc, c->io_data);
     kiln__free(&alloc, c->io_bytes);
     kiln__free(&alloc, c->io);
@@ -246,7 +246,7 @@ static kiln_status enqueue_device(kiln_context *c, void *stream) {
             c->io[net->nb_inputs + o].dims = c->ev.values[net->outputs[o]->index].dims;
         c->shapes_valid = true;
     }
-    KILN__TRY(kiln__cuda_backend.enqueue(c->device_state, e, &c->ev, c->io_data, c->io_bytes, stream));
+    KILN__TRY(kiln__cuda()->enqueue(c->device_state, e, &c->ev, c->io_data, c->io_bytes, stream));
     c->executed = true;
     return KILN_OK;
 }
@@ -257,7 +257,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
     const kiln_network *net = e->net;
     if (e->device == KILN_DEVICE_CUDA) {
         KILN__TRY(enqueue_device(c, NULL));
-        return kiln__cuda_backend.synchronize(NULL);
+        return kiln__cuda()->synchronize(NULL);
     }
     KILN__TRY(check_inputs_shaped(c));
     c->executed = false;

@@ -8,15 +8,22 @@
 
 #include <string.h>
 
+#ifdef KILN_HAVE_CUDA
+extern const kiln__device_backend kiln__cuda_backend;
+const kiln__device_backend *kiln__cuda(void) { return &kiln__cuda_backend; }
+#else
+const kiln__device_backend *kiln__cuda(void) { return NULL; }
+#endif
+
 int kiln_device_available(kiln_device_type device) {
     if (device == KILN_DEVICE_CPU) return 1;
-    if (device == KILN_DEVICE_CUDA && &kiln__cuda_backend) return kiln__cuda_backend.device_count() > 0;
+    if (device == KILN_DEVICE_CUDA && kiln__cuda()) return kiln__cuda()->device_count() > 0;
     return 0;
 }
 
 /* Build-time work of a device backend: target architecture, layer checks, tactics. */
 static kiln_status prepare_device(kiln_engine *e, kiln_timing_cache *cache) {
-    const kiln__device_backend *be = &kiln__cuda_backend;
+    const kiln__device_backend *be = kiln__cuda();
     KILN__TRY(be->arch(e->gpu_arch, sizeof e->gpu_arch));
     for (int64_t i = 0; i < e->net->nb_layers; i++) KILN__TRY(be->check_layer(e, e->net->layers[i]));
     return be->select_tactics(e, cache);
@@ -479,7 +486,7 @@ kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, 
         if (!kiln_device_available(KILN_DEVICE_CUDA))
             st = kiln__error(KILN_INCOMPATIBLE, "the plan was built for CUDA (%s) but no CUDA device is available",
                              e->gpu_arch);
-        else if ((st = kiln__cuda_backend.arch(arch, sizeof arch)) == KILN_OK && strcmp(arch, e->gpu_arch) != 0)
+        else if ((st = kiln__cuda()->arch(arch, sizeof arch)) == KILN_OK && strcmp(arch, e->gpu_arch) != 0)
             st = kiln__error(KILN_INCOMPATIBLE, "the plan was built for %s, this GPU is %s: rebuild the engine",
                              e->gpu_arch, arch);
     }

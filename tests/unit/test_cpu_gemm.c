@@ -1,0 +1,119 @@
+/* kiln__sgemm against a naive double-precision reference: random shapes (odd sizes, m/n/k = 1,
+ * k = 0, sizes crossing the cache blocks), transposes, leading dims wider than the matrix (the
+ * gaps must stay untouched), alpha/beta (beta = 0 must not read C: it starts as NaN), the fused
+ * bias / residual / activation epilogue, serially and on 4 threads, with the AVX2 kernels and
+ * with the portable (OpenBLAS) path. */
+#include "cpu/gemm.h"
+#include "kt.h"
+
+#include <math.h>
+
+static kiln__alloc g_alloc;
+
+typedef struct gcase {
+    int64_t m, n, k;
+    bool ta, tb;
+    float alpha, beta;
+    bool bias, res;
+    int act; /* -1: none */
+} gcase;
+
+static void run(const char *what, const gcase *g, kiln__pool *pool) {
+    int64_t m = g->m, n = g->n, k = g->k;
+    /* Leading dims with a random gap. */
+    int64_t ar = g->ta ? k : m, ac = g->ta ? m : k, br = g->tb ? n : k, bc = g->tb ? k : n;
+    int64_t lda = ac + kt_randi(0, 3), ldb = bc + kt_randi(0, 3), ldc = n + kt_randi(0, 3), ldr = n + kt_randi(0, 2);
+    float *a = malloc((size_t)KILN__MAX(1, ar * lda) * sizeof *a);
+    float *b = malloc((size_t)KILN__MAX(1, br * ldb) * sizeof *b);
+    float *c = malloc((size_t)(m * ldc) * sizeof *c), *want = malloc((size_t)(m * ldc) * sizeof *want);
+    float *bias = malloc((size_t)m * sizeof *bias), *res = malloc((size_t)(m * ldr) * sizeof *res);
+    kt_fill(a, KILN__MAX(1, ar * lda), -1, 1);
+    kt_fill(b, KILN__MAX(1, br * ldb), -1, 1);
+    kt_fill(bias, m, -1, 1);
+    kt_fill(res, m * ldr, -1, 1);
+    for (int64_t i = 0; i < m * ldc; i++) c[i] = g->beta == 0 && i % ldc < n ? NAN : kt_randf(-1, 1);
+    memcpy(want, c, (size_t)(m * ldc) * sizeof *c);
+    kiln__act act = {g->act, 0.1f, 0.6f};
+    if (g->act == KILN_ACT_CLIP) act.alpha = -0.5f;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < k; p++)
+                acc += (double)(g->ta ? a[p * lda + i] : a[i * lda + p]) * (g->tb ? b[j * ldb + p] : b[p * ldb + j]);
+            double v = g->alpha * acc + (g->beta != 0 ? g->beta * (double)want[i * ldc + j] : 0.0);
+            if (g->bias) v += bias[i];
+            if (g->res) v += res[i * ldr + j];
+            want[i * ldc + j] = g->act >= 0 ? kiln__act_f32(g->act, act.alpha, act.beta, (float)v) : (float)v;
+        }
+    kiln__gemm_epilogue ep = {g->bias ? bias : NULL, g->res ? res : NULL, ldr, &act};
+    KT_OK(kiln__sgemm(pool, &g_alloc, g->ta, g->tb, m, n, k, g->alpha, a, lda, b, ldb, g->beta, c, ldc, &ep));
+    char name[256];
+    snprintf(name, sizeof name, "%s m=%lld n=%lld k=%lld ta=%d tb=%d alpha=%g beta=%g bias=%d res=%d act=%d %s",
+             what, (long long)m, (long long)n, (long long)k, g->ta, g->tb, g->alpha, g->beta, g->bias, g->res,
+             g->act, pool ? "4 threads" : "serial");
+    /* Gaps between rows included: they must be unchanged. */
+    kt_close(name, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+    free(a);
+    free(b);
+    free(c);
+    free(want);
+    free(bias);
+    free(res);
+}
+
+static int64_t rand_dim(void) {
+    switch (kt_randi(0, 5)) {
+    case 0: return 1;
+    case 1: return kt_randi(2, 7);
+    case 2: return kt_randi(8, 40);
+    default: return kt_randi(1, 200);
+    }
+}
+
+static void random_cases(kiln__pool *pool, int count, const char *what) {
+    static const int acts[] = {-1, -1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
+    for (int it = 0; it < count; it++) {
+        gcase g = {rand_dim(), rand_dim(), rand_dim(), kt_randi(0, 1), kt_randi(0, 1), 1.0f, 0.0f, false, false, -1};
+        if (it % 3 == 1) g.alpha = kt_randf(-2, 2);
+        if (it % 4 == 1) g.beta = kt_randf(-2, 2);
+        if (it % 4 == 2) g.beta = 1.0f;
+        g.bias = kt_randi(0, 1);
+        g.res = kt_randi(0, 1);
+        g.act = acts[kt_randi(0, 5)];
+        run(what, &g, pool);
+    }
+}
+
+static void fixed_cases(kiln__pool *pool, const char *what) {
+    const gcase cases[] = {
+        {1, 1, 1, false, false, 1, 0, false, false, -1},
+        {1, 300, 70, false, false, 1, 0, true, false, KILN_ACT_RELU},  /* m = 1 */
+        {300, 1, 70, false, true, 1, 0.5f, false, true, -1},           /* n = 1 */
+        {37, 45, 1, true, false, 2, 0, true, true, KILN_ACT_CLIP},      /* k = 1 */
+        {13, 17, 0, false, false, 1, 0, true, true, KILN_ACT_SIGMOID},  /* k = 0: epilogue only */
+        {9, 11, 0, false, false, 1, 0.5f, false, false, -1},            /* k = 0: beta * C */
+        {150, 1100, 600, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* crosses MC, NC, KC */
+        {293, 67, 513, true, true, -0.5f, 1, false, false, -1},
+        {64, 3136, 147, false, false, 1, 0, true, false, KILN_ACT_RELU}, /* a conv's shape */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
+}
+
+int main(void) {
+    kt_seed();
+    kiln__alloc_init(&g_alloc, NULL);
+    kiln__pool *pool = NULL;
+    KT_OK(kiln__pool_create(&g_alloc, 4, &pool));
+    printf("AVX2/FMA kernels: %s\n", kiln__cpu_simd() ? "yes" : "no (portable path only)");
+    for (int simd = 1; simd >= 0; simd--) {
+        kiln__cpu_set_simd(simd);
+        const char *what = simd ? "gemm" : "gemm (portable)";
+        fixed_cases(NULL, what);
+        fixed_cases(pool, what);
+        random_cases(NULL, simd ? 300 : 60, what);
+        random_cases(pool, simd ? 300 : 60, what);
+    }
+    kiln__cpu_set_simd(true);
+    kiln__pool_destroy(pool);
+    return kt_summary("test_cpu_gemm");
+}
