@@ -3,7 +3,7 @@
 # kiln picks the GPU when one is present and the CPU otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh build
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 ./build/kiln build --onnx=models/demo_cnn.onnx --saveEngine=build/demo_cnn.plan \

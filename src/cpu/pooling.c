@@ -1,6 +1,7 @@
 /* CPU pooling: max (with optional ONNX indices), average and Lp over 1-3 spatial dims (run as
- * 3-D with leading unit dims) or globally. Accumulates in double; float16/bfloat16 run
- * through float32. */
+ * 3-D with leading unit dims) or globally. Float32 max/average without indices or dilation over
+ * 1-2 spatial dims take a fast float path; the rest accumulates in double. float16/bfloat16
+ * run through float32. */
 #include "cpu.h"
 
 #include <math.h>
@@ -91,8 +92,117 @@ static void window_plane(const pool_job *j, int64_t t) {
             }
 }
 
+/* Float32 max/average over 2-D windows without dilation (1-D runs as 2-D): each output row
+ * first reduces its valid input rows column by column into `col` (contiguous, vectorizes),
+ * then reduces kx windows of `col`; the interior columns (window fully inside the input) run
+ * without bounds checks. Max propagates NaN; sums are float32 (at most a few hundred terms). */
+static float max_nan(float a, float v) { return v > a || v != v ? v : a; }
+
+static void fast_plane(const pool_job *j, int64_t t, float *col) {
+    const float *x = (const float *)j->x + t * j->in_plane;
+    float *y = (float *)j->y + t * j->out_plane;
+    int64_t ih = j->in[1], iw = j->in[2], oh = j->out[1], ow = j->out[2];
+    int64_t kh = j->k[1], kw = j->k[2], sh = j->s[1], sw = j->s[2], pt = j->pb[1], pl = j->pb[2];
+    bool is_max = j->type == KILN_POOL_MAX;
+    /* Interior output columns: ox in [ox0, ox1) read iw columns ox*sw - pl .. + kw - 1 all inside. */
+    int64_t ox0 = (pl + sw - 1) / sw, ox1 = iw - kw + pl >= 0 ? (iw - kw + pl) / sw + 1 : 0;
+    ox0 = KILN__MIN(ox0, ow);
+    ox1 = KILN__MAX(KILN__MIN(ox1, ow), ox0);
+    for (int64_t oy = 0; oy < oh; oy++, y += ow) {
+        int64_t y0 = oy * sh - pt, ky0 = KILN__MAX(0, -y0), ky1 = KILN__MIN(kh, ih - y0);
+        if (ky1 <= ky0) { /* the window sees only padding */
+            for (int64_t ox = 0; ox < ow; ox++) y[ox] = is_max ? -INFINITY : 0.0f;
+            continue;
+        }
+        const float *r = x + (y0 + ky0) * iw;
+        for (int64_t i = 0; i < iw; i++) col[i] = r[i];
+        for (int64_t ky = ky0 + 1; ky < ky1; ky++) {
+            r = x + (y0 + ky) * iw;
+            if (is_max)
+                for (int64_t i = 0; i < iw; i++) col[i] = max_nan(col[i], r[i]);
+            else
+                for (int64_t i = 0; i < iw; i++) col[i] += r[i];
+        }
+        /* Rows counted by the divisor: inside the input, or inside the padding too. */
+        int64_t rows_in = ky1 - ky0;
+        int64_t rows_pad = KILN__MIN(kh, ih + j->pe[1] - y0) - KILN__MAX(0, -pt - y0);
+        for (int64_t ox = 0; ox < ow; ox++) {
+            if (ox == ox0 && ox1 > ox0) { /* interior */
+                if (is_max && kw == 3 && sw == 2) {
+                    for (int64_t o = ox0; o < ox1; o++) {
+                        const float *c = col + o * 2 - pl;
+                        y[o] = max_nan(max_nan(c[0], c[1]), c[2]);
+                    }
+                } else if (is_max && kw == 2 && sw == 2) {
+                    for (int64_t o = ox0; o < ox1; o++) {
+                        const float *c = col + o * 2 - pl;
+                        y[o] = max_nan(c[0], c[1]);
+                    }
+                } else {
+                    float inv = 1.0f / (float)(rows_in * kw), inv_pad = 1.0f / (float)(rows_pad * kw);
+                    float scale = j->count_include_pad ? inv_pad : inv;
+                    for (int64_t o = ox0; o < ox1; o++) {
+                        const float *c = col + o * sw - pl;
+                        float acc = c[0];
+                        for (int64_t kx = 1; kx < kw; kx++) acc = is_max ? max_nan(acc, c[kx]) : acc + c[kx];
+                        y[o] = is_max ? acc : acc * scale;
+                    }
+                }
+                ox = ox1 - 1;
+                continue;
+            }
+            int64_t x0 = ox * sw - pl, kx0 = KILN__MAX(0, -x0), kx1 = KILN__MIN(kw, iw - x0);
+            if (kx1 <= kx0) {
+                y[ox] = is_max ? -INFINITY : 0.0f;
+                continue;
+            }
+            float acc = col[x0 + kx0];
+            for (int64_t kx = kx0 + 1; kx < kx1; kx++) acc = is_max ? max_nan(acc, col[x0 + kx]) : acc + col[x0 + kx];
+            if (!is_max) {
+                int64_t cols_pad = KILN__MIN(kw, iw + j->pe[2] - x0) - KILN__MAX(0, -pl - x0);
+                acc /= (float)(j->count_include_pad ? rows_pad * cols_pad : rows_in * (kx1 - kx0));
+            }
+            y[ox] = acc;
+        }
+    }
+}
+
+/* Global average/max over contiguous float32 planes. */
+static void fast_global(const pool_job *j, int64_t t) {
+    const float *x = (const float *)j->x + t * j->in_plane;
+    int64_t n = j->in_plane;
+    float acc[8];
+    for (int k = 0; k < 8; k++) acc[k] = j->type == KILN_POOL_MAX ? -INFINITY : 0.0f;
+    int64_t i = 0;
+    /* Eight independent accumulators: vectorizes, and shortens the sum's rounding chains. */
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] = j->type == KILN_POOL_MAX ? max_nan(acc[k], x[i + k]) : acc[k] + x[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] = j->type == KILN_POOL_MAX ? max_nan(acc[k], x[i]) : acc[k] + x[i];
+    float r = acc[0];
+    for (int k = 1; k < 8; k++) r = j->type == KILN_POOL_MAX ? max_nan(r, acc[k]) : r + acc[k];
+    ((float *)j->y)[t] = j->type == KILN_POOL_MAX ? r : r / (float)n;
+}
+
+static bool fast_ok(const pool_job *j) {
+    if (j->is64 || j->idx || (j->type != KILN_POOL_MAX && j->type != KILN_POOL_AVERAGE)) return false;
+    if (j->global) return true;
+    return j->in[0] == 1 && j->k[0] == 1 && j->pb[0] == 0 && j->pe[0] == 0 && j->out[0] == 1 && j->d[1] == 1 &&
+           j->d[2] == 1;
+}
+
 static void pool_range(void *arg, int64_t begin, int64_t end) {
     const pool_job *j = arg;
+    if (fast_ok(j) && j->global) {
+        for (int64_t t = begin; t < end; t++) fast_global(j, t);
+        return;
+    }
+    if (fast_ok(j)) {
+        float col[1024]; /* one reduced input row; wider rows take the general path */
+        if (j->in[2] <= 1024) {
+            for (int64_t t = begin; t < end; t++) fast_plane(j, t, col);
+            return;
+        }
+    }
     for (int64_t t = begin; t < end; t++) {
         if (j->global)
             global_plane(j, t);

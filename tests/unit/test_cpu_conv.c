@@ -2,7 +2,7 @@
  * (shapes, strides, pads, dilations, groups, depthwise, 1-D/3-D, auto_pad, output_shape, fused
  * bias/residual/activation, all float dtypes, serial and threaded), shape inference and its
  * errors, the network API and one end-to-end engine run per layer. */
-#include "cpu/cpu.h"
+#include "cpu/gemm.h"
 #include "kt.h"
 
 /* Named so the linker pulls the kernels out of the static library (the registry's references
@@ -322,6 +322,48 @@ static void test_conv_kernels(void) {
     }
 }
 
+/* Rows wide enough for the vectorized depthwise blocks (32 and 8 outputs) and their borders,
+ * and GEMMs larger than one cache block, with the AVX2 kernels and with the portable paths. */
+static void test_wide_kernels(void) {
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
+    for (int simd = 1; simd >= 0; simd--) {
+        kiln__cpu_set_simd(simd);
+        for (int it = 0; it < 40; it++) {
+            int64_t k = 2 * kt_randi(0, 3) + 1, s = kt_randi(1, 3), d = kt_randi(1, 2), c = kt_randi(1, 5);
+            conv_case r = c2d(kt_randi(1, 2), c, c, (k - 1) * d + kt_randi(1, 12), (k - 1) * d + kt_randi(1, 90), k, s,
+                              kt_randi(0, k), d, (int)c);
+            r.pe[1] = kt_randi(0, k);
+            r.bias = (int)kt_randi(0, 1);
+            r.res = (int)kt_randi(0, 1);
+            r.act = acts[kt_randi(0, 3)];
+            if (it % 8 == 7) { /* 3-D */
+                r.ns = 3;
+                r.in[2] = r.in[1];
+                r.in[1] = r.in[0];
+                r.in[0] = (k - 1) * d + kt_randi(1, 4);
+                r.k[2] = r.k[1] = r.k[0] = k;
+                r.s[2] = r.s[1] = r.s[0] = s;
+                r.d[2] = r.d[1] = r.d[0] = d;
+                r.pb[2] = r.pb[1] = r.pb[0];
+                r.pe[2] = r.pe[1];
+            }
+            run_case(simd ? "wide depthwise" : "wide depthwise (portable)", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
+        }
+        conv_case cc = c2d(2, 40, 150, 23, 29, 3, 1, 1, 1, 1);
+        cc.bias = cc.res = 1;
+        cc.act = KILN_ACT_RELU;
+        run_case("conv 3x3 150 maps", &cc, KILN_FLOAT32, NULL);
+        run_case("conv 3x3 150 maps", &cc, KILN_FLOAT32, g_pool);
+        cc = c2d(1, 300, 70, 9, 11, 1, 1, 0, 1, 1);
+        cc.bias = 1;
+        cc.act = KILN_ACT_SIGMOID;
+        run_case("pointwise 300 channels", &cc, KILN_FLOAT32, g_pool);
+        cc = c2d(2, 12, 18, 40, 40, 3, 2, 1, 1, 3);
+        run_case("grouped conv 40x40", &cc, KILN_FLOAT32, g_pool);
+    }
+    kiln__cpu_set_simd(true);
+}
+
 static void test_deconv_kernels(void) {
     conv_case cc = c2d(2, 3, 4, 5, 4, 3, 2, 1, 1, 1);
     cc.deconv = 1;
@@ -610,6 +652,7 @@ int main(void) {
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_CONVOLUTION) == kiln__cpu_conv);
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_DECONVOLUTION) == kiln__cpu_deconv);
     test_conv_kernels();
+    test_wide_kernels();
     test_deconv_kernels();
     test_infer();
     test_oom();

@@ -1,0 +1,49 @@
+/* MatMul followed by the Add of a constant bias along the last dim (every exported Linear layer
+ * whose input has more than two dims: BERT, ViT) becomes the matmul's c input with beta 1. */
+#include "graph.h"
+#include "passes.h"
+
+static bool float_dtype(kiln_dtype t) { return t == KILN_FLOAT32 || t == KILN_FLOAT16; }
+
+/* Whether adding `bias` to a tensor of dims `out` is the same as the matmul's broadcast of c:
+ * bias has at most out's rank, every dim but the last is 1, and the last is 1 or out's last
+ * (known). Then the Add's result has exactly out's dims. */
+static bool bias_along_last_dim(const kiln_tensor *bias, const kiln_dims *out) {
+    const kiln_dims *b = &bias->dims;
+    if (b->nb_dims > out->nb_dims || kiln__dims_volume(b) < 1) return false;
+    if (b->nb_dims == 0) return true;
+    for (int32_t i = 0; i + 1 < b->nb_dims; i++)
+        if (b->d[i] != 1) return false;
+    int64_t last = b->d[b->nb_dims - 1], out_last = out->d[out->nb_dims - 1];
+    return last == 1 || (out_last >= 0 && last == out_last);
+}
+
+kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused) {
+    *fused = 0;
+    int32_t *consumers;
+    KILN__TRY(kiln__graph_consumers(net, &consumers));
+    kiln_status st = KILN_OK;
+    for (int64_t i = 0; st == KILN_OK && i < net->nb_layers; i++) {
+        kiln_layer *mm = net->layers[i];
+        if (mm->type != KILN_LAYER_MATMUL || (mm->nb_inputs > 2 && mm->inputs[2]) || mm->p.matmul.act.kind >= 0)
+            continue;
+        kiln_tensor *y = mm->outputs[0];
+        if (!float_dtype(y->dtype)) continue;
+        kiln_layer *add = kiln__graph_sole_consumer(net, consumers, y);
+        if (!add || add->type != KILN_LAYER_ELEMENTWISE || add->p.ew.op != KILN_EW_ADD || add->nb_inputs != 2)
+            continue;
+        kiln_tensor *bias = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+        if (!bias || bias == y || !bias->producer || bias->producer->type != KILN_LAYER_CONSTANT ||
+            bias->dtype != y->dtype || add->outputs[0]->dtype != y->dtype || !bias_along_last_dim(bias, &y->dims))
+            continue;
+        st = kiln__graph_set_input(mm, 2, bias);
+        if (st != KILN_OK) break;
+        mm->p.matmul.beta = 1.0f;
+        kiln__graph_absorb(mm, add);
+        /* The bias keeps its count: it moved from the Add to the matmul. */
+        ++*fused;
+    }
+    kiln__free(&net->alloc, consumers);
+    KILN__TRY(st);
+    return *fused ? kiln__graph_tidy(net) : KILN_OK;
+}
