@@ -646,7 +646,9 @@ typedef struct kiln_runtime_options {
     size_t struct_size;
     const kiln_allocator *allocator; /* NULL: malloc/free */
     const kiln_logger *logger;       /* NULL: no logging */
-    int32_t nb_threads;              /* CPU worker threads; 0: one per core */
+    int32_t nb_threads;              /* CPU worker threads; 0: one per core. The CPU kernels use
+                                        only these: creating the thread pool sets OpenBLAS (float64
+                                        GEMMs, CPUs without AVX2/FMA) to one thread, process-wide */
 } kiln_runtime_options;
 
 KILN_API kiln_status kiln_runtime_create(const kiln_runtime_options *options, kiln_runtime **runtime);

@@ -1,5 +1,6 @@
 /* Activation kernels and the shared activation formulas used by fused epilogues. */
 #include "cpu.h"
+#include "vmath.h"
 
 #include <math.h>
 
@@ -51,25 +52,54 @@ static double act_f64(int32_t kind, double alpha, double beta, double x) {
     KILN__ACT_BODY(double, exp, log1p, tanh, erf, fabs)
 }
 
-/* Out of place over n floats (x may equal y); the common kinds get their own loops so the
- * compiler can vectorize them. */
+/* The piecewise-linear kinds as plain loops the compiler vectorizes: compiled once for the
+ * baseline ISA and once for AVX2 (picked at run time). Returns false for other kinds. */
+#define SIMPLE_ACT_BODY                                                                                        \
+    switch (kind) {                                                                                            \
+    case KILN_ACT_RELU:                                                                                        \
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0 ? 0.0f : x[i];                                         \
+        return true;                                                                                           \
+    case KILN_ACT_LEAKY_RELU:                                                                                  \
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0 ? x[i] : alpha * x[i];                                \
+        return true;                                                                                           \
+    case KILN_ACT_CLIP:                                                                                        \
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] < alpha ? alpha : x[i] > beta ? beta : x[i];               \
+        return true;                                                                                           \
+    case KILN_ACT_HARD_SWISH:                                                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                                      \
+            float t = x[i] / 6 + 0.5f;                                                                         \
+            y[i] = x[i] * (t < 0 ? 0.0f : t > 1 ? 1.0f : t);                                                   \
+        }                                                                                                      \
+        return true;                                                                                           \
+    default: return false;                                                                                     \
+    }
+
+static bool simple_act(int32_t kind, float alpha, float beta, const float *x, float *y, int64_t n) {
+    SIMPLE_ACT_BODY
+}
+
+#ifdef KILN__VM_X86
+static KILN__VM_AVX2 bool simple_act_avx2(int32_t kind, float alpha, float beta, const float *x, float *y,
+                                          int64_t n) {
+    SIMPLE_ACT_BODY
+}
+#endif
+
+/* Out of place over n floats (x may equal y): piecewise-linear kinds as plain loops, the
+ * transcendental ones through vmath.h, the rest through the shared formulas. */
 static void act_row_f32(int32_t kind, float alpha, float beta, const float *x, float *y, int64_t n) {
+#ifdef KILN__VM_X86
+    if (kiln__vm_have_avx2() ? simple_act_avx2(kind, alpha, beta, x, y, n) : simple_act(kind, alpha, beta, x, y, n))
+        return;
+#else
+    if (simple_act(kind, alpha, beta, x, y, n)) return;
+#endif
     switch (kind) {
-    case KILN_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0 ? 0.0f : x[i];
-        return;
-    case KILN_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0 ? x[i] : alpha * x[i];
-        return;
-    case KILN_ACT_CLIP:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] < alpha ? alpha : x[i] > beta ? beta : x[i];
-        return;
-    case KILN_ACT_HARD_SWISH:
-        for (int64_t i = 0; i < n; i++) {
-            float t = x[i] / 6 + 0.5f;
-            y[i] = x[i] * (t < 0 ? 0.0f : t > 1 ? 1.0f : t);
-        }
-        return;
+    case KILN_ACT_SIGMOID: kiln__vm_row(KILN__VM_SIGMOID, x, y, n); return;
+    case KILN_ACT_SILU: kiln__vm_row(KILN__VM_SILU, x, y, n); return;
+    case KILN_ACT_TANH: kiln__vm_row(KILN__VM_TANH, x, y, n); return;
+    case KILN_ACT_GELU_ERF: kiln__vm_row(KILN__VM_GELU_ERF, x, y, n); return;
+    case KILN_ACT_GELU_TANH: kiln__vm_row(KILN__VM_GELU_TANH, x, y, n); return;
     default:
         for (int64_t i = 0; i < n; i++) y[i] = kiln__act_f32(kind, alpha, beta, x[i]);
         return;

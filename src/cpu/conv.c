@@ -275,7 +275,7 @@ __attribute__((target("avx2,fma"))) static void depthwise_plane_avx2(const conv_
 
 static void depthwise_range(void *arg, int64_t begin, int64_t end) {
     const conv_job *j = arg;
-    bool simd = kiln__cpu_simd() && (j->g.s[2] == 1 || j->g.s[2] == 2) && j->g.k[0] * j->g.k[1] <= DW_MAX_ROWS;
+    bool simd = kiln__cpu_simd() >= KILN__SIMD_AVX2 && (j->g.s[2] == 1 || j->g.s[2] == 2) && j->g.k[0] * j->g.k[1] <= DW_MAX_ROWS;
     for (int64_t t = begin; t < end; t++) {
         if (simd)
             depthwise_plane_avx2(j, t / j->g.c, t % j->g.c);

@@ -1,14 +1,14 @@
-/* CPU deconvolution (ONNX ConvTranspose): per (image, group) col = w_g^T x x_g with sgemm, then
+/* CPU deconvolution (ONNX ConvTranspose): per (image, group) col = w_g^T x x_g with kiln's sgemm, then
  * col2im scatters the columns into the output, then the bias / residual / activation epilogue.
  * float16/bfloat16 run through float32; float64 is a plain scatter loop. */
-#include "cpu.h"
+#include "gemm.h"
 
-#include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
-/* Below this many flops per sgemm, running several sgemm calls at once beats OpenBLAS's own
- * threading of each. */
+/* Below this many flops per GEMM, running several GEMMs at once, one per thread, beats
+ * spreading each over the threads. */
 #define KILN__SMALL_GEMM_FLOPS 8e6
 
 /* Geometry with spatial dims padded to 3 (leading dims of size 1). */
@@ -27,6 +27,8 @@ typedef struct deconv_job {
     int64_t col_size, slots;
     /* Serial-task mode: the (image, group) whose col matrix is in col. */
     int64_t n_cur, grp_cur;
+    const kiln__alloc *alloc;
+    atomic_int status; /* the first failure of a parallel GEMM task */
 } deconv_job;
 
 static int64_t floor_half(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
@@ -110,22 +112,25 @@ static void col2im_map(const deconv_job *j, const float *col, int64_t n, int64_t
     if (j->act->kind >= 0) kiln__apply_act_f32(j->act, y, g->out_plane);
 }
 
-static void gemm_task(const deconv_job *j, int64_t n, int64_t grp, float *col) {
+static kiln_status gemm_task(const deconv_job *j, int64_t n, int64_t grp, float *col, kiln__pool *pool) {
     const deconv_geom *g = &j->g;
     int64_t rows = g->mg * g->kvol;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)g->in_plane, (int)g->cg, 1.0f,
-                j->w + grp * g->cg * rows, (int)rows, j->x + (n * g->c + grp * g->cg) * g->in_plane,
-                (int)g->in_plane, 0.0f, col, (int)g->in_plane);
+    return kiln__sgemm(pool, j->alloc, true, false, rows, g->in_plane, g->cg, 1.0f, j->w + grp * g->cg * rows, rows,
+                       j->x + (n * g->c + grp * g->cg) * g->in_plane, g->in_plane, 0.0f, col, g->in_plane, NULL);
 }
 
 static void slot_range(void *arg, int64_t begin, int64_t end) {
-    const deconv_job *j = arg;
+    deconv_job *j = arg;
     int64_t tasks = j->g.n * j->g.groups;
     for (int64_t s = begin; s < end; s++) {
         float *col = j->col + s * j->col_size;
         for (int64_t t = s; t < tasks; t += j->slots) {
             int64_t n = t / j->g.groups, grp = t % j->g.groups;
-            gemm_task(j, n, grp, col);
+            kiln_status st = gemm_task(j, n, grp, col, NULL);
+            if (st != KILN_OK) {
+                atomic_store(&j->status, st);
+                continue;
+            }
             for (int64_t mi = 0; mi < j->g.mg; mi++) col2im_map(j, col, n, grp, mi);
         }
     }
@@ -139,7 +144,7 @@ static void col2im_range(void *arg, int64_t begin, int64_t end) {
 static kiln_status deconv_f32(deconv_job *j, kiln__cpu_ctx *ctx) {
     const deconv_geom *g = &j->g;
     int64_t tasks = g->n * g->groups, threads = ctx->pool ? kiln__pool_threads(ctx->pool) : 1;
-    /* Many small tasks: one pipeline per thread; otherwise OpenBLAS threads each sgemm. */
+    /* Many small tasks: one pipeline per thread; otherwise each GEMM uses all the threads. */
     double flops = 2.0 * (double)g->mg * (double)g->kvol * (double)g->in_plane * (double)g->cg;
     j->slots = threads > 1 && tasks >= threads && flops < KILN__SMALL_GEMM_FLOPS ? threads : 1;
     j->col_size = g->mg * g->kvol * g->in_plane;
@@ -148,18 +153,22 @@ static kiln_status deconv_f32(deconv_job *j, kiln__cpu_ctx *ctx) {
         return kiln__error(KILN_OUT_OF_MEMORY, "deconvolution scratch size overflows");
     j->col = kiln__malloc_aligned(ctx->alloc, KILN__MAX(bytes, 1), 64);
     if (!j->col) return KILN_OUT_OF_MEMORY;
+    j->alloc = ctx->alloc;
+    atomic_init(&j->status, KILN_OK);
+    kiln_status st = KILN_OK;
     if (j->slots > 1) {
         kiln__parallel_for(ctx->pool, j->slots, 1, slot_range, j);
+        st = atomic_load(&j->status);
     } else {
-        for (int64_t t = 0; t < tasks; t++) {
+        for (int64_t t = 0; t < tasks && st == KILN_OK; t++) {
             j->n_cur = t / g->groups;
             j->grp_cur = t % g->groups;
-            gemm_task(j, j->n_cur, j->grp_cur, j->col);
-            kiln__parallel_for(ctx->pool, g->mg, 1, col2im_range, j);
+            st = gemm_task(j, j->n_cur, j->grp_cur, j->col, ctx->pool);
+            if (st == KILN_OK) kiln__parallel_for(ctx->pool, g->mg, 1, col2im_range, j);
         }
     }
     kiln__free(ctx->alloc, j->col);
-    return KILN_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------- float64: a scatter loop */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define MR 6
-#define NR 16
+#define NR 16        /* AVX2; AVX-512 panels are 2 * NR wide */
 #define KC 256       /* a 6 x KC panel of A plus a KC x 16 panel of B stay in L1 */
 #define MC 144       /* an MC x KC block of A stays in L2 */
 #define NC 1024      /* a KC x NC block of B stays in L2/L3 */
@@ -21,18 +21,21 @@
 
 static atomic_int simd_state = -1; /* -1: not detected yet */
 
-static bool cpu_supports_simd(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-
-bool kiln__cpu_simd(void) {
-    int s = atomic_load_explicit(&simd_state, memory_order_relaxed);
-    if (s < 0) {
-        s = cpu_supports_simd();
-        atomic_store_explicit(&simd_state, s, memory_order_relaxed);
-    }
-    return s != 0;
+static int cpu_simd_level(void) {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return KILN__SIMD_NONE;
+    return __builtin_cpu_supports("avx512f") ? KILN__SIMD_AVX512 : KILN__SIMD_AVX2;
 }
 
-void kiln__cpu_set_simd(bool on) { atomic_store(&simd_state, on && cpu_supports_simd()); }
+int kiln__cpu_simd(void) {
+    int s = atomic_load_explicit(&simd_state, memory_order_relaxed);
+    if (s < 0) {
+        s = cpu_simd_level();
+        atomic_store_explicit(&simd_state, s, memory_order_relaxed);
+    }
+    return s;
+}
+
+void kiln__cpu_set_simd(int max_level) { atomic_store(&simd_state, KILN__MIN(max_level, cpu_simd_level())); }
 
 typedef struct gemm_job {
     bool ta, tb, load_c; /* load_c: beta != 0, so the first K block reads C */
@@ -45,6 +48,7 @@ typedef struct gemm_job {
     const kiln__act *act; /* NULL when none */
     bool act_inline;      /* relu / clip: applied in registers */
     float lo, hi;         /* their bounds */
+    int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
@@ -74,32 +78,31 @@ __attribute__((target("avx2,fma"))) static void pack_a(const gemm_job *j, int64_
     }
 }
 
-/* K [p0, p0 + kc) x columns [j0, j0 + cols) of op(B) into 16-column panels [kc][16], zero-padded. */
+/* K [p0, p0 + kc) x columns [j0, j0 + cols) of op(B) into nr-column panels [kc][nr], zero-padded. */
 __attribute__((target("avx2,fma"))) static void pack_b(const gemm_job *j, int64_t p0, int64_t kc, int64_t j0,
                                                        int64_t cols, float *dst) {
-    for (int64_t jr = 0; jr < cols; jr += NR, dst += kc * NR) {
-        int64_t c_n = KILN__MIN(NR, cols - jr);
+    int64_t nr = j->nr;
+    for (int64_t jr = 0; jr < cols; jr += nr, dst += kc * nr) {
+        int64_t c_n = KILN__MIN(nr, cols - jr);
         if (!j->tb) {
             const float *src = j->b + p0 * j->ldb + j0 + jr;
-            if (c_n == NR) {
-                for (int64_t p = 0; p < kc; p++, src += j->ldb) {
-                    _mm256_storeu_ps(dst + p * NR, _mm256_loadu_ps(src));
-                    _mm256_storeu_ps(dst + p * NR + 8, _mm256_loadu_ps(src + 8));
-                }
+            if (c_n == nr) {
+                for (int64_t p = 0; p < kc; p++, src += j->ldb)
+                    for (int64_t c = 0; c < nr; c += 8) _mm256_storeu_ps(dst + p * nr + c, _mm256_loadu_ps(src + c));
             } else {
                 for (int64_t p = 0; p < kc; p++, src += j->ldb) {
                     int64_t c = 0;
-                    for (; c < c_n; c++) dst[p * NR + c] = src[c];
-                    for (; c < NR; c++) dst[p * NR + c] = 0.0f;
+                    for (; c < c_n; c++) dst[p * nr + c] = src[c];
+                    for (; c < nr; c++) dst[p * nr + c] = 0.0f;
                 }
             }
         } else {
             for (int64_t c = 0; c < c_n; c++) {
                 const float *src = j->b + (j0 + jr + c) * j->ldb + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * NR + c] = src[p];
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + c] = src[p];
             }
-            for (int64_t c = c_n; c < NR; c++)
-                for (int64_t p = 0; p < kc; p++) dst[p * NR + c] = 0.0f;
+            for (int64_t c = c_n; c < nr; c++)
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + c] = 0.0f;
         }
     }
 }
@@ -192,6 +195,76 @@ __attribute__((target("avx2,fma"))) static void kernel_6x16(const gemm_job *j, i
     if (rows > 5) store_row(j, c50, c51, c + 5 * ldc, i + 5, col, cols, first, last);
 }
 
+/* Finishes one row of up to 32 values of C (AVX-512; partial rows through masks). */
+__attribute__((target("avx512f"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1, float *c,
+                                                                   int64_t i, int64_t col, int cols, bool first,
+                                                                   bool last) {
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+    if (!first || j->load_c) {
+        __m512 beta = _mm512_set1_ps(first ? j->beta : 1.0f);
+        v0 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m0, c), v0);
+        v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+    }
+    if (last) {
+        if (j->bias) {
+            __m512 b = _mm512_set1_ps(j->bias[i]);
+            v0 = _mm512_add_ps(v0, b);
+            v1 = _mm512_add_ps(v1, b);
+        }
+        if (j->res) {
+            const float *r = j->res + i * j->ldr + col;
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, r));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r + 16));
+        }
+        if (j->act_inline) {
+            __m512 lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
+            v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+            v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+        }
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+    if (last && j->act && !j->act_inline) kiln__apply_act_f32(j->act, c, cols);
+}
+
+/* The AVX-512 micro-kernel: 6 x 32 from panels pa [kc][6] and pb [kc][32]. */
+__attribute__((target("avx512f"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
+                                                           const float *pb, int64_t i, int64_t col, int rows,
+                                                           int cols, bool first, bool last) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t p = 0; p < kc; p++, pa += MR, pb += 2 * NR) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
+        a = _mm512_set1_ps(pa[0]);
+        c00 = _mm512_fmadd_ps(a, b0, c00);
+        c01 = _mm512_fmadd_ps(a, b1, c01);
+        a = _mm512_set1_ps(pa[1]);
+        c10 = _mm512_fmadd_ps(a, b0, c10);
+        c11 = _mm512_fmadd_ps(a, b1, c11);
+        a = _mm512_set1_ps(pa[2]);
+        c20 = _mm512_fmadd_ps(a, b0, c20);
+        c21 = _mm512_fmadd_ps(a, b1, c21);
+        a = _mm512_set1_ps(pa[3]);
+        c30 = _mm512_fmadd_ps(a, b0, c30);
+        c31 = _mm512_fmadd_ps(a, b1, c31);
+        a = _mm512_set1_ps(pa[4]);
+        c40 = _mm512_fmadd_ps(a, b0, c40);
+        c41 = _mm512_fmadd_ps(a, b1, c41);
+        a = _mm512_set1_ps(pa[5]);
+        c50 = _mm512_fmadd_ps(a, b0, c50);
+        c51 = _mm512_fmadd_ps(a, b1, c51);
+    }
+    float *c = j->c + i * j->ldc + col;
+    int64_t ldc = j->ldc;
+    store_row512(j, c00, c01, c, i, col, cols, first, last);
+    if (rows > 1) store_row512(j, c10, c11, c + ldc, i + 1, col, cols, first, last);
+    if (rows > 2) store_row512(j, c20, c21, c + 2 * ldc, i + 2, col, cols, first, last);
+    if (rows > 3) store_row512(j, c30, c31, c + 3 * ldc, i + 3, col, cols, first, last);
+    if (rows > 4) store_row512(j, c40, c41, c + 4 * ldc, i + 4, col, cols, first, last);
+    if (rows > 5) store_row512(j, c50, c51, c + 5 * ldc, i + 5, col, cols, first, last);
+}
+
 /* One tile of C: rows [i0, i0 + rows), columns [j0, j0 + cols). */
 __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int64_t i0, int64_t rows, int64_t j0,
                                                          int64_t cols, float *pa, float *pb) {
@@ -200,11 +273,15 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
         bool first = p0 == 0, last = p0 + kc >= j->k;
         pack_b(j, p0, kc, j0, cols, pb);
         pack_a(j, i0, rows, p0, kc, pa);
-        for (int64_t jr = 0; jr < cols; jr += NR) {
-            int c_n = (int)KILN__MIN(NR, cols - jr);
-            for (int64_t ir = 0; ir < rows; ir += MR)
-                kernel_6x16(j, kc, pa + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, (int)KILN__MIN(MR, rows - ir), c_n,
-                            first, last);
+        for (int64_t jr = 0; jr < cols; jr += j->nr) {
+            int c_n = (int)KILN__MIN(j->nr, cols - jr);
+            for (int64_t ir = 0; ir < rows; ir += MR) {
+                int r_n = (int)KILN__MIN(MR, rows - ir);
+                if (j->nr == NR)
+                    kernel_6x16(j, kc, pa + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else
+                    kernel_6x32(j, kc, pa + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+            }
         }
     }
 }
@@ -279,7 +356,8 @@ kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a
         return KILN_OK;
     }
     int64_t threads = kiln__pool_threads(pool);
-    if (!kiln__cpu_simd()) {
+    int simd = kiln__cpu_simd();
+    if (simd == KILN__SIMD_NONE) {
         int64_t grain = KILN__MAX(1, (int64_t)(4e5 / ((double)n * (double)k + 1.0)));
         kiln__parallel_for(threads > 1 ? pool : NULL, m, grain, blas_rows, &j);
         return KILN_OK;
@@ -289,13 +367,14 @@ kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a
     int64_t kblocks = (k + KC - 1) / KC;
     j.kc = (k + kblocks - 1) / kblocks;
     j.mc = KILN__MIN(MC, (m + MR - 1) / MR * MR);
-    j.nc = KILN__MIN(NC, (n + NR - 1) / NR * NR);
+    j.nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
+    j.nc = KILN__MIN(NC, (n + j.nr - 1) / j.nr * j.nr);
     for (;;) {
         int64_t tiles = ((m + j.mc - 1) / j.mc) * ((n + j.nc - 1) / j.nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;
         bool cut_n = j.nc / 2 >= MIN_NC && (j.nc >= j.mc || j.mc / 2 < MIN_MC);
         if (cut_n)
-            j.nc = (j.nc / 2 + NR - 1) / NR * NR;
+            j.nc = (j.nc / 2 + j.nr - 1) / j.nr * j.nr;
         else if (j.mc / 2 >= MIN_MC)
             j.mc = (j.mc / 2 + MR - 1) / MR * MR;
         else

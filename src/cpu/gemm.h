@@ -1,5 +1,6 @@
-/* kiln's own single-precision GEMM (packed panels, an AVX2/FMA 6x16 micro-kernel, cache blocking,
- * threads from kiln's pool) with a fused per-row bias / residual / activation epilogue. CPUs
+/* kiln's own single-precision GEMM (packed panels, an AVX2/FMA 6x16 or AVX-512 6x32 micro-kernel,
+ * cache blocking, threads from kiln's pool) with a fused per-row bias / residual / activation
+ * epilogue. CPUs
  * without AVX2 and FMA run OpenBLAS instead, split over the pool's threads by rows of C. */
 #ifndef KILN_CPU_GEMM_H
 #define KILN_CPU_GEMM_H
@@ -21,10 +22,11 @@ kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a
                         int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
 
-/* Whether the AVX2/FMA kernels (GEMM, depthwise convolution) run: detected once at first use.
- * kiln__cpu_set_simd(false) forces the portable paths (tests reach them this way); true
- * re-enables them only where the CPU supports them. Not meant to change while kernels run. */
-bool kiln__cpu_simd(void);
-void kiln__cpu_set_simd(bool on);
+/* Which kernels run: the best the CPU supports, detected once at first use (AVX-512 adds a
+ * 6x32 GEMM micro-kernel). kiln__cpu_set_simd(level) caps it at level, never above what the CPU
+ * supports (tests reach every path this way). Not meant to change while kernels run. */
+enum { KILN__SIMD_NONE = 0, KILN__SIMD_AVX2 = 1, KILN__SIMD_AVX512 = 2 };
+int kiln__cpu_simd(void);
+void kiln__cpu_set_simd(int max_level);
 
 #endif

@@ -1,11 +1,13 @@
 /* CPU matmul: out = alpha * op(a) op(b) + beta * c with numpy batch broadcasting and 1-D
- * operands, then the fused activation. float32/float64 through sgemm/dgemm (one call per batch,
- * or one for all batches when b has none), half types through float32, integers (wrapping, as
- * numpy) through plain loops. */
-#include "cpu.h"
+ * operands, then the fused activation. float32 through kiln's sgemm (activation fused),
+ * float64 through OpenBLAS's dgemm split by rows over the pool (one call per batch, or one for
+ * all batches when b has none), half types through float32, integers (wrapping, as numpy)
+ * through plain loops. */
+#include "gemm.h"
 
 #include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
 typedef struct mm_job {
@@ -16,20 +18,43 @@ typedef struct mm_job {
     kiln_dtype dtype;
     const void *a, *b;
     void *y;
+    kiln__pool *pool;     /* threads for one batch's GEMM; NULL when batches run in parallel */
+    const kiln__alloc *alloc;
+    const kiln__act *act; /* fused into float32 GEMMs */
+    atomic_int status;    /* the first failure among the batches */
+    int64_t batch;        /* float64: the batch whose rows are being split */
 } mm_job;
 
-static void gemm_one(const mm_job *j, int64_t batch) {
-    int m = (int)j->m, n = (int)j->n, k = (int)j->k;
-    int lda = KILN__MAX(1, j->op_a ? m : k), ldb = KILN__MAX(1, j->op_b ? k : n);
-    enum CBLAS_TRANSPOSE ta = j->op_a ? CblasTrans : CblasNoTrans, tb = j->op_b ? CblasTrans : CblasNoTrans;
-    if (j->dtype == KILN_FLOAT64)
-        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, j->alpha, (const double *)j->a + j->aoff[batch], lda,
-                    (const double *)j->b + j->boff[batch], ldb, j->beta, (double *)j->y + batch * j->m * j->n,
-                    KILN__MAX(1, n));
-    else
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, (float)j->alpha, (const float *)j->a + j->aoff[batch], lda,
-                    (const float *)j->b + j->boff[batch], ldb, (float)j->beta, (float *)j->y + batch * j->m * j->n,
-                    KILN__MAX(1, n));
+/* Rows [r0, r1) of one float64 batch. */
+static void dgemm_rows(void *arg, int64_t r0, int64_t r1) {
+    const mm_job *j = arg;
+    int n = (int)j->n, k = (int)j->k;
+    int lda = (int)KILN__MAX(1, j->op_a ? j->m : k), ldb = KILN__MAX(1, j->op_b ? k : n);
+    const double *a = (const double *)j->a + j->aoff[j->batch] + (j->op_a ? r0 : r0 * lda);
+    cblas_dgemm(CblasRowMajor, j->op_a ? CblasTrans : CblasNoTrans, j->op_b ? CblasTrans : CblasNoTrans,
+                (int)(r1 - r0), n, k, j->alpha, a, lda, (const double *)j->b + j->boff[j->batch], ldb, j->beta,
+                (double *)j->y + (j->batch * j->m + r0) * j->n, KILN__MAX(1, n));
+}
+
+static void gemm_one(mm_job *j, int64_t batch) {
+    if (j->dtype == KILN_FLOAT64) {
+        if (j->pool) {
+            j->batch = batch;
+            int64_t grain = KILN__MAX(1, (int64_t)(2e5 / ((double)j->n * (double)j->k + 1.0)));
+            kiln__parallel_for(j->pool, j->m, grain, dgemm_rows, j);
+        } else {
+            mm_job one = *j; /* batches run in parallel: each its own row-range job */
+            one.batch = batch;
+            dgemm_rows(&one, 0, j->m);
+        }
+        return;
+    }
+    kiln__gemm_epilogue ep = {.act = j->act};
+    kiln_status st = kiln__sgemm(j->pool, j->alloc, j->op_a, j->op_b, j->m, j->n, j->k, (float)j->alpha,
+                                 (const float *)j->a + j->aoff[batch], j->op_a ? j->m : j->k,
+                                 (const float *)j->b + j->boff[batch], j->op_b ? j->k : j->n, (float)j->beta,
+                                 (float *)j->y + batch * j->m * j->n, j->n, &ep);
+    if (st != KILN_OK) atomic_store(&j->status, st);
 }
 
 static uint64_t ld_int(const void *p, kiln_dtype t, int64_t i) {
@@ -65,7 +90,7 @@ static void int_one(const mm_job *j, int64_t batch) {
 }
 
 static void batch_range(void *arg, int64_t begin, int64_t end) {
-    const mm_job *j = arg;
+    mm_job *j = arg;
     for (int64_t b = begin; b < end; b++) {
         if (kiln__dtype_is_float(j->dtype))
             gemm_one(j, b);
@@ -109,20 +134,28 @@ static double act_f64(const kiln__act *a, double x) {
 }
 
 /* Runs the job on y (prefilled with c when beta != 0), then the activation. */
-static void run_job(mm_job *j, const kiln__act *act, int64_t ny, kiln__cpu_ctx *ctx) {
-    /* Small matrices: one batch per thread; large ones: OpenBLAS threads each call (concurrent
-     * large calls oversubscribe the cores). Integer loops always split over batches. */
+static kiln_status run_job(mm_job *j, const kiln__act *act, int64_t ny, kiln__cpu_ctx *ctx) {
+    /* Small matrices: one batch per thread; large ones: each GEMM spread over the threads.
+     * Integer loops always split over batches. */
     double flops = 2.0 * (double)j->m * (double)j->n * (double)j->k;
     bool split = !kiln__dtype_is_float(j->dtype) || flops < 8e6;
-    if (split && j->batches > 1 && ctx->pool && kiln__pool_threads(ctx->pool) > 1)
+    j->alloc = ctx->alloc;
+    j->act = act;
+    atomic_init(&j->status, KILN_OK);
+    if (split && j->batches > 1 && ctx->pool && kiln__pool_threads(ctx->pool) > 1) {
+        j->pool = NULL;
         kiln__parallel_for(ctx->pool, j->batches, 1, batch_range, j);
-    else
+    } else {
+        j->pool = ctx->pool;
         batch_range(j, 0, j->batches);
-    if (act->kind < 0) return;
+    }
+    kiln_status st = atomic_load(&j->status);
+    if (st != KILN_OK || act->kind < 0 || j->dtype == KILN_FLOAT32) return st;
     if (j->dtype == KILN_FLOAT64)
         for (int64_t i = 0; i < ny; i++) ((double *)j->y)[i] = act_f64(act, ((double *)j->y)[i]);
     else
         kiln__apply_act_f32(act, j->y, ny);
+    return KILN_OK;
 }
 
 static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t count) {
@@ -203,7 +236,7 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
             j.a = a;
             j.b = b;
             j.y = y;
-            run_job(&j, &p->act, ny, ctx);
+            st = run_job(&j, &p->act, ny, ctx);
             uint16_t *h = out[0].data;
             for (int64_t i = 0; i < ny; i++)
                 h[i] = t == KILN_FLOAT16 ? kiln__float_to_half(y[i]) : kiln__float_to_bf16(y[i]);
@@ -220,7 +253,7 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
         j.a = in[0].data;
         j.b = in[1].data;
         j.y = out[0].data;
-        run_job(&j, &p->act, ny, ctx);
+        st = run_job(&j, &p->act, ny, ctx);
     }
     kiln__free(ctx->alloc, offs);
     return st;

@@ -1,7 +1,10 @@
 /* Normalization kernels. Layer, RMS, instance and group normalization all normalize
- * contiguous blocks of x: statistics in double (two passes, so no cancellation), then
+ * contiguous blocks of x: statistics in two passes (so no cancellation), then
  * y = (x - mean) * rstd * scale + bias with scale/bias indexed per element (layer, rms) or
- * per channel. Batch normalization uses its given per-channel statistics the same way. */
+ * per channel. Batch normalization uses its given per-channel statistics the same way.
+ * Float32 blocks sum in eight float32 partial sums (vectorizes; relative error about
+ * block / 8 * 2^-24 on the mean and variance, well inside float32 outputs' tolerance for the
+ * block sizes of real models) and apply with float32 parameters; other dtypes use double. */
 #include "cpu.h"
 
 #include <math.h>
@@ -16,40 +19,51 @@ typedef struct norm_job {
     int64_t sub;         /* elements sharing one scale/bias entry inside a block */
     int64_t groups_per;  /* blocks per sample along the channel dim (C for instance, G for group) */
     const double *scale, *bias; /* batch: scale already divided by sqrt(var + eps) */
+    const float *fscale, *fbias; /* layer/rms with float32 x: the same as float */
     const double *mean;  /* batch: per channel */
     int64_t channels;    /* batch: C */
 } norm_job;
 
+/* Sum of x[i] - center (squared when sq) in eight float32 lanes. */
+static float sum8_f32(const float *x, int64_t n, float center, bool sq) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    if (sq)
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (x[i + k] - center) * (x[i + k] - center);
+    else
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k] - center;
+    for (int k = 0; i < n; i++, k++) acc[k] += sq ? (x[i] - center) * (x[i] - center) : x[i] - center;
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 static double stat_mean(const norm_job *j, int64_t base) {
+    if (j->dtype == KILN_FLOAT32) return sum8_f32((const float *)j->x + base, j->block, 0, false) / (double)j->block;
     double sum = 0;
-    if (j->dtype == KILN_FLOAT32) {
-        const float *x = (const float *)j->x + base;
-        for (int64_t i = 0; i < j->block; i++) sum += x[i];
-    } else {
-        for (int64_t i = 0; i < j->block; i++) sum += kiln__load_f64(j->x, j->dtype, base + i);
-    }
+    for (int64_t i = 0; i < j->block; i++) sum += kiln__load_f64(j->x, j->dtype, base + i);
     return sum / (double)j->block;
 }
 
 /* Mean of (x - center)^2 over the block. */
 static double stat_sq(const norm_job *j, int64_t base, double center) {
+    if (j->dtype == KILN_FLOAT32)
+        return sum8_f32((const float *)j->x + base, j->block, (float)center, true) / (double)j->block;
     double sum = 0;
-    if (j->dtype == KILN_FLOAT32) {
-        const float *x = (const float *)j->x + base;
-        for (int64_t i = 0; i < j->block; i++) {
-            double t = x[i] - center;
-            sum += t * t;
-        }
-    } else {
-        for (int64_t i = 0; i < j->block; i++) {
-            double t = kiln__load_f64(j->x, j->dtype, base + i) - center;
-            sum += t * t;
-        }
+    for (int64_t i = 0; i < j->block; i++) {
+        double t = kiln__load_f64(j->x, j->dtype, base + i) - center;
+        sum += t * t;
     }
     return sum / (double)j->block;
 }
 
 static void apply(const norm_job *j, int64_t base, int64_t first_param, double mean, double rstd) {
+    if (j->fscale) { /* per-element float32 parameters */
+        const float *x = (const float *)j->x + base, *sc = j->fscale, *bi = j->fbias;
+        float *y = (float *)j->y + base, fm = (float)mean, fr = (float)rstd;
+        for (int64_t i = 0; i < j->block; i++) y[i] = (x[i] - fm) * fr * sc[i] + bi[i];
+        return;
+    }
     int64_t nb = j->block / j->sub;
     for (int64_t k = 0; k < nb; k++) {
         double a = rstd * j->scale[first_param + k], b = j->bias ? j->bias[first_param + k] : 0;
@@ -133,12 +147,18 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
         for (int32_t i = axis; i < d->nb_dims; i++) j.block *= d->d[i];
         j.sub = 1;
         nparams = j.block;
-        double *buf = kiln__malloc(ctx->alloc, 2 * (size_t)nparams * sizeof(double));
+        double *buf = kiln__malloc(ctx->alloc, 3 * (size_t)nparams * sizeof(double));
         if (!buf) return KILN_OUT_OF_MEMORY;
         load_param(&inputs[1], buf, nparams, d->d + axis, d->nb_dims - axis, 1);
         load_param(&inputs[2], buf + nparams, nparams, d->d + axis, d->nb_dims - axis, 0);
         j.scale = buf;
         j.bias = buf + nparams;
+        if (j.dtype == KILN_FLOAT32) {
+            float *f = (float *)(buf + 2 * nparams);
+            for (int64_t i = 0; i < nparams; i++) f[i] = (float)buf[i], f[nparams + i] = (float)buf[nparams + i];
+            j.fscale = f;
+            j.fbias = f + nparams;
+        }
         kiln__parallel_for(ctx->pool, volume / j.block, KILN__MAX(1, 16384 / j.block), norm_range, &j);
         kiln__free(ctx->alloc, buf);
         return KILN_OK;

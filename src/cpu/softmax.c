@@ -1,7 +1,10 @@
 /* Softmax kernel: x is viewed as [outer, n, inner] and each of the outer * inner rows of n
  * values (stride inner) is normalized. The maximum is subtracted first so exp never
- * overflows; sums accumulate in double. */
+ * overflows. Contiguous float32 rows use vmath.h's exp (max 1.3 ulp) and sum in eight float32
+ * partial sums (every term is in (0, 1]: relative error about n / 8 * 2^-24); strided rows and
+ * other dtypes sum in double. */
 #include "cpu.h"
+#include "vmath.h"
 
 #include <math.h>
 
@@ -15,10 +18,27 @@ typedef struct softmax_job {
 
 static void row_f32(const float *x, float *y, int64_t n, int64_t s, bool take_log) {
     float mx = -INFINITY;
+    if (s == 1) {
+        float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) m8[k] = x[i + k] > m8[k] ? x[i + k] : m8[k];
+        for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+        for (int k = 0; k < 8; k++) mx = m8[k] > mx ? m8[k] : mx;
+        float sum = kiln__vm_exp_sum(x, y, n, mx);
+        if (take_log) {
+            float lse = logf(sum);
+            for (int64_t k = 0; k < n; k++) y[k] = (x[k] - mx) - lse;
+        } else {
+            float inv = 1.0f / sum;
+            for (int64_t k = 0; k < n; k++) y[k] *= inv;
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++) mx = x[i * s] > mx ? x[i * s] : mx;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        float e = expf(x[i * s] - mx);
+        float e = kiln__vm_exp1(x[i * s] - mx);
         if (!take_log) y[i * s] = e;
         sum += e;
     }

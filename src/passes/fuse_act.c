@@ -151,7 +151,7 @@ static int32_t match_factor(const matcher *m, const kiln_tensor *x, const kiln_t
     if (f->type == KILN_LAYER_UNARY && f->p.unary.op == KILN_UNARY_ERF && as_poly(m, f->inputs[0], x, 0, &p) &&
         poly_is(m, &p, sqrt(0.5), 0))
         return KILN_ACT_GELU_ERF;
-    double c = sqrt(2 / M_PI);
+    double c = 0.79788456080286535588; /* sqrt(2 / pi) */
     if (f->type == KILN_LAYER_ACTIVATION && f->p.act.kind == KILN_ACT_TANH && as_poly(m, f->inputs[0], x, 0, &p) &&
         poly_is(m, &p, c, c * 0.044715))
         return KILN_ACT_GELU_TANH;

@@ -1,5 +1,7 @@
 /* MatMul followed by the Add of a constant bias along the last dim (every exported Linear layer
- * whose input has more than two dims: BERT, ViT) becomes the matmul's c input with beta 1. */
+ * whose input has more than two dims: BERT, ViT) becomes the matmul's c input with beta 1; a
+ * Mul or Div by a scalar constant right after a matmul without c (attention's scores / sqrt(d))
+ * becomes its alpha. */
 #include "graph.h"
 #include "passes.h"
 
@@ -30,6 +32,19 @@ kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused) {
         kiln_tensor *y = mm->outputs[0];
         if (!float_dtype(y->dtype)) continue;
         kiln_layer *add = kiln__graph_sole_consumer(net, consumers, y);
+        double s;
+        if (add && add->type == KILN_LAYER_ELEMENTWISE && add->nb_inputs == 2 && add->outputs[0]->dtype == y->dtype &&
+            ((add->p.ew.op == KILN_EW_MUL && (add->inputs[0] == y || add->inputs[1] == y) &&
+              kiln__graph_scalar(add->inputs[add->inputs[0] == y], y->dims.nb_dims, &s)) ||
+             (add->p.ew.op == KILN_EW_DIV && add->inputs[0] == y &&
+              kiln__graph_scalar(add->inputs[1], y->dims.nb_dims, &s) && s != 0))) {
+            mm->p.matmul.alpha = (float)(add->p.ew.op == KILN_EW_MUL ? mm->p.matmul.alpha * s : mm->p.matmul.alpha / s);
+            kiln__graph_absorb(mm, add);
+            ++*fused;
+            /* The scaled result may itself get a bias: look again at the same matmul. */
+            y = mm->outputs[0];
+            add = kiln__graph_sole_consumer(net, consumers, y);
+        }
         if (!add || add->type != KILN_LAYER_ELEMENTWISE || add->p.ew.op != KILN_EW_ADD || add->nb_inputs != 2)
             continue;
         kiln_tensor *bias = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];

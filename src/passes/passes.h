@@ -8,4 +8,18 @@
  * layers absorbed. */
 kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused);
 
+/* Replaces layers whose inputs are all constants by constant layers computed with the CPU
+ * kernels (outputs bounded in size); *folded counts the layers replaced. */
+kiln_status kiln__pass_fold_constants(kiln_network *net, int32_t *folded);
+/* Turns exported GELU (erf and tanh forms), SiLU and HardSwish arithmetic into one activation
+ * layer each; *fused counts the activations made. */
+kiln_status kiln__pass_fuse_activations(kiln_network *net, int32_t *fused);
+/* Moves a Mul/Div by a scalar constant after a matmul into its alpha, and the Add of a constant
+ * bias along the last dim into its c input (beta 1); *fused counts the layers absorbed. */
+kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused);
+/* Runs the three passes above in the order that lets kiln__pass_fuse then put the activation
+ * into the matmul's epilogue: folding first (patterns then see constants), then activations,
+ * then biases. *changed counts the rewrites. */
+kiln_status kiln__pass_simplify(kiln_network *net, int32_t *changed);
+
 #endif

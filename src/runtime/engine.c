@@ -204,7 +204,8 @@ kiln_status kiln_builder_build_engine(kiln_builder *b, const kiln_network *netwo
     e->workspace_limit = config->workspace_limit;
     kiln_status st = kiln__network_clone(network, &e->net);
     if (st == KILN_OK) st = kiln__network_remove_dead(e->net);
-    int32_t fused = 0;
+    int32_t fused = 0, simplified = 0;
+    if (st == KILN_OK) st = kiln__pass_simplify(e->net, &simplified);
     if (st == KILN_OK) st = kiln__pass_fuse(e->net, &fused);
     if (st == KILN_OK && fused) kiln__logf(&b->log, KILN_LOG_VERBOSE, "fusion absorbed %d layers", fused);
     if (st == KILN_OK && config->nb_profiles) {

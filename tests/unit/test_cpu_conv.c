@@ -326,7 +326,7 @@ static void test_conv_kernels(void) {
  * and GEMMs larger than one cache block, with the AVX2 kernels and with the portable paths. */
 static void test_wide_kernels(void) {
     static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
-    for (int simd = 1; simd >= 0; simd--) {
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
         kiln__cpu_set_simd(simd);
         for (int it = 0; it < 40; it++) {
             int64_t k = 2 * kt_randi(0, 3) + 1, s = kt_randi(1, 3), d = kt_randi(1, 2), c = kt_randi(1, 5);
@@ -347,7 +347,8 @@ static void test_wide_kernels(void) {
                 r.pb[2] = r.pb[1] = r.pb[0];
                 r.pe[2] = r.pe[1];
             }
-            run_case(simd ? "wide depthwise" : "wide depthwise (portable)", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
+            run_case(simd ? "wide depthwise" : "wide depthwise (portable)", &r, KILN_FLOAT32,
+                     it % 2 ? g_pool : NULL);
         }
         conv_case cc = c2d(2, 40, 150, 23, 29, 3, 1, 1, 1, 1);
         cc.bias = cc.res = 1;
@@ -361,7 +362,7 @@ static void test_wide_kernels(void) {
         cc = c2d(2, 12, 18, 40, 40, 3, 2, 1, 1, 3);
         run_case("grouped conv 40x40", &cc, KILN_FLOAT32, g_pool);
     }
-    kiln__cpu_set_simd(true);
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
 static void test_deconv_kernels(void) {

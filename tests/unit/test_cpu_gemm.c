@@ -1,8 +1,8 @@
 /* kiln__sgemm against a naive double-precision reference: random shapes (odd sizes, m/n/k = 1,
  * k = 0, sizes crossing the cache blocks), transposes, leading dims wider than the matrix (the
  * gaps must stay untouched), alpha/beta (beta = 0 must not read C: it starts as NaN), the fused
- * bias / residual / activation epilogue, serially and on 4 threads, with the AVX2 kernels and
- * with the portable (OpenBLAS) path. */
+ * bias / residual / activation epilogue, serially and on 4 threads, with the AVX-512 and AVX2
+ * kernels (where the CPU has them) and with the portable (OpenBLAS) path. */
 #include "cpu/gemm.h"
 #include "kt.h"
 
@@ -104,16 +104,18 @@ int main(void) {
     kiln__alloc_init(&g_alloc, NULL);
     kiln__pool *pool = NULL;
     KT_OK(kiln__pool_create(&g_alloc, 4, &pool));
-    printf("AVX2/FMA kernels: %s\n", kiln__cpu_simd() ? "yes" : "no (portable path only)");
-    for (int simd = 1; simd >= 0; simd--) {
+    printf("kernels: %s\n", kiln__cpu_simd() == KILN__SIMD_AVX512 ? "AVX-512, AVX2, portable"
+                             : kiln__cpu_simd() == KILN__SIMD_AVX2  ? "AVX2, portable (no AVX-512 here)"
+                                                                     : "portable only");
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
         kiln__cpu_set_simd(simd);
-        const char *what = simd ? "gemm" : "gemm (portable)";
+        const char *what = simd == KILN__SIMD_AVX512 ? "gemm avx512" : simd ? "gemm avx2" : "gemm (portable)";
         fixed_cases(NULL, what);
         fixed_cases(pool, what);
         random_cases(NULL, simd ? 300 : 60, what);
         random_cases(pool, simd ? 300 : 60, what);
     }
-    kiln__cpu_set_simd(true);
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
     kiln__pool_destroy(pool);
     return kt_summary("test_cpu_gemm");
 }

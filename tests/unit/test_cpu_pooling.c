@@ -266,6 +266,47 @@ static void test_kernels(void) {
         }
         run_case("random pooling", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL);
     }
+    /* The float32 fast path's special cases (2x2 and 3x3 stride 2 max, global without indices)
+     * and a wide plane with a long interior, with odd and even sizes. */
+    pc = p2d(KILN_POOL_MAX, 1, 3, 10, 9, 2, 2, 0);
+    run_all("max 2x2 s2", &pc);
+    pc = p2d(KILN_POOL_MAX, 1, 2, 57, 70, 3, 2, 1);
+    run_all("max 3x3 s2 p1 wide", &pc);
+    pc.pe[1] = 0;
+    pc.ceil = 1;
+    run_all("max 3x3 s2 ceil asymmetric", &pc);
+    pc = p2d(KILN_POOL_AVERAGE, 1, 2, 33, 64, 3, 1, 1);
+    pc.cip = 1;
+    run_all("average 3x3 s1 include pad wide", &pc);
+    pc = p2d(KILN_POOL_AVERAGE, 1, 2, 8, 9, 5, 1, 2);
+    run_all("average 5x5 window larger than half the plane", &pc);
+    for (int type = KILN_POOL_MAX; type <= KILN_POOL_AVERAGE; type++) {
+        pool_case g = {.ns = 2, .type = type, .global = 1, .n = 2, .c = 5, .in = {7, 9}};
+        run_all("global without indices", &g);
+    }
+}
+
+/* Max pooling propagates NaN (fast path: 3x3 stride 2, a NaN inside and at a border). */
+static void test_max_nan(void) {
+    pool_case pc = p2d(KILN_POOL_MAX, 1, 1, 6, 6, 3, 2, 1);
+    float x[36];
+    for (int i = 0; i < 36; i++) x[i] = (float)i;
+    x[14] = NAN; /* row 2, col 2: only window (1, 1) sees it */
+    x[5] = NAN;  /* row 0, col 5: window (0, 2), at the border */
+    float y[9];
+    kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 1, 6, 6}}, x, sizeof x}};
+    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 1, 3, 3}}, y, sizeof y}};
+    kiln_layer l = make_layer(&pc);
+    kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
+    KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
+    /* Output (oy, ox) covers rows 2oy-1..2oy+1 and columns 2ox-1..2ox+1. */
+    KT_CHECK(isnan(y[4]) && isnan(y[2]));
+    KT_CHECK(y[0] == 7 && y[1] == 9 && y[3] == 19 && y[5] == 23 && y[6] == 31 && y[7] == 33 && y[8] == 35);
+    pool_case g = {.ns = 2, .type = KILN_POOL_MAX, .global = 1, .n = 1, .c = 1, .in = {6, 6}};
+    l = make_layer(&g);
+    out[0].dims = (kiln_dims){4, {1, 1, 1, 1}};
+    KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
+    KT_CHECK(isnan(y[0]));
 }
 
 /* Known values, independent of the reference loops. */
@@ -408,6 +449,7 @@ int main(void) {
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_POOLING) == kiln__cpu_pooling);
     test_kernels();
     test_known_values();
+    test_max_nan();
     test_infer_errors();
     test_api_and_engine();
     kiln__pool_destroy(g_pool);
