@@ -45,8 +45,18 @@ else
     row "bench demo_cnn" "skipped (no kiln tool or model)"
 fi
 
+# CPU_VS_ORT=resnet50,mobilenet_v2,bert_base: kiln against ONNX Runtime on two pinned cores
+# of this machine (the torchvision/transformers models), batch 1, 1 and 2 threads.
+if [ -n "${CPU_VS_ORT:-}" ] && [ -x "$BUILD/kiln" ]; then
+    taskset -c 0,1 python3 "$ROOT/bench/cpu_vs_ort.py" --kiln "$BUILD/kiln" --out "$OUT/cpu-models" \
+        --models "$CPU_VS_ORT" --threads 1,2 --duration "${CPU_VS_ORT_SECONDS:-3}" --json "$OUT/cpu_vs_ort.json" \
+        >"$OUT/cpu_vs_ort.log" 2>&1
+    row "cpu vs ort" "rc=$? (table in cpu_vs_ort.log)"
+fi
+
 echo
 echo "==== gpu-check summary (logs in $OUT) ===="
 grep -E 'ok$|FAILED$' "$OUT/test_cuda_layers.log" 2>/dev/null | grep FAILED | sed 's/^/  cuda case /'
 cat "$OUT/ctest_failed.txt" 2>/dev/null
+[ -f "$OUT/cpu_vs_ort.log" ] && tail -n 25 "$OUT/cpu_vs_ort.log"
 for r in "${ROWS[@]}"; do echo "$r"; done
