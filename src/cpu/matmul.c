@@ -102,6 +102,17 @@ static void batch_range(void *arg, int64_t begin, int64_t end) {
 /* Copies c, broadcast, into every element of y (dims od); elements of esz bytes. */
 static void fill_broadcast(const kiln_dims *od, const kiln_dims *cd, const void *c, void *y, size_t esz) {
     int32_t r = od->nb_dims;
+    /* c equal to y's trailing dims and 1 (or absent) before them (a bias row, an [m, n] block):
+     * y is that block repeated, copied whole. */
+    int64_t block = 1, total_y = kiln__dims_volume(od);
+    int32_t lead = cd->nb_dims <= r ? cd->nb_dims - 1 : -1;
+    if (cd->nb_dims > r) block = 0;
+    while (lead >= 0 && cd->d[lead] == od->d[r - cd->nb_dims + lead]) block *= cd->d[lead--];
+    while (lead >= 0 && cd->d[lead] == 1) lead--;
+    if (lead < 0 && block > 0) {
+        for (int64_t e = 0; e < total_y; e += block) memcpy((char *)y + e * esz, c, (size_t)block * esz);
+        return;
+    }
     int64_t cs[KILN_MAX_DIMS], idx[KILN_MAX_DIMS] = {0}, total = kiln__dims_volume(od);
     int64_t run = 1;
     for (int32_t i = r - 1; i >= 0; i--) {
