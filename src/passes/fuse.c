@@ -1,33 +1,11 @@
 /* Layer fusion on the engine's network: batch normalization folded into the preceding
  * convolution's weights, a residual add and an activation folded into the convolution's
  * epilogue, an activation folded into a matmul's epilogue. */
+#include "graph.h"
 #include "passes.h"
 
 #include <math.h>
 #include <string.h>
-
-/* consumers[t]: number of layer inputs reading tensor t, plus one when it is an output. */
-static kiln_status count_consumers(const kiln_network *net, int32_t **out) {
-    int32_t *c = kiln__calloc(&net->alloc, (size_t)(net->nb_tensors ? net->nb_tensors : 1), sizeof *c);
-    if (!c) return KILN_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < net->nb_layers; i++)
-        for (int32_t k = 0; k < net->layers[i]->nb_inputs; k++)
-            if (net->layers[i]->inputs[k]) c[net->layers[i]->inputs[k]->index]++;
-    for (int64_t i = 0; i < net->nb_outputs; i++) c[net->outputs[i]->index]++;
-    *out = c;
-    return KILN_OK;
-}
-
-/* `first` takes over `second`'s output; `second` is left with no inputs, writing `first`'s
- * old output that nothing reads, so kiln__network_remove_dead drops both. */
-static void absorb(kiln_layer *first, kiln_layer *second) {
-    kiln_tensor *mid = first->outputs[0], *out = second->outputs[0];
-    first->outputs[0] = out;
-    out->producer = first;
-    second->outputs[0] = mid;
-    mid->producer = second;
-    for (int32_t k = 0; k < second->nb_inputs; k++) second->inputs[k] = NULL;
-}
 
 static const kiln_layer *constant_of(const kiln_tensor *t, kiln_dtype dtype, int64_t count) {
     if (!t || !t->producer || t->producer->type != KILN_LAYER_CONSTANT || t->dtype != dtype) return NULL;
@@ -41,19 +19,6 @@ static kiln_status new_constant(kiln_network *net, const kiln_dims *dims, const 
     size_t bytes = (size_t)kiln__dims_volume(dims) * sizeof(float);
     KILN__TRY(kiln__network_add_constant_raw(net, KILN_FLOAT32, dims, values, bytes, &l));
     *out = l->outputs[0];
-    return KILN_OK;
-}
-
-static kiln_status set_input(kiln_layer *l, int32_t index, kiln_tensor *t) {
-    if (index >= l->nb_inputs) {
-        kiln_tensor **grown = kiln__calloc(&l->net->alloc, (size_t)index + 1, sizeof *grown);
-        if (!grown) return KILN_OUT_OF_MEMORY;
-        for (int32_t k = 0; k < l->nb_inputs; k++) grown[k] = l->inputs[k];
-        kiln__free(&l->net->alloc, l->inputs);
-        l->inputs = grown;
-        l->nb_inputs = index + 1;
-    }
-    l->inputs[index] = t;
     return KILN_OK;
 }
 
@@ -90,10 +55,10 @@ static kiln_status fold_batchnorm(kiln_network *net, kiln_layer *conv, kiln_laye
         kiln_dims bd = {1, {maps}};
         st = new_constant(net, &kt->dims, w, &nw);
         if (st == KILN_OK) st = new_constant(net, &bd, b, &nb);
-        if (st == KILN_OK) st = set_input(conv, 1, nw);
-        if (st == KILN_OK) st = set_input(conv, 2, nb);
+        if (st == KILN_OK) st = kiln__graph_set_input(conv, 1, nw);
+        if (st == KILN_OK) st = kiln__graph_set_input(conv, 2, nb);
         if (st == KILN_OK) {
-            absorb(conv, bn);
+            kiln__graph_absorb(conv, bn);
             *done = true;
         }
     }
@@ -106,15 +71,6 @@ static bool fusable_conv(const kiln_layer *l) {
     return l->type == KILN_LAYER_CONVOLUTION && l->outputs[0]->dtype == KILN_FLOAT32 && l->p.conv.act.kind < 0;
 }
 
-/* The single consumer of t (which must not be a network output), or NULL. */
-static kiln_layer *sole_consumer(const kiln_network *net, const int32_t *consumers, const kiln_tensor *t) {
-    if (consumers[t->index] != 1 || t->is_output) return NULL;
-    for (int64_t i = 0; i < net->nb_layers; i++)
-        for (int32_t k = 0; k < net->layers[i]->nb_inputs; k++)
-            if (net->layers[i]->inputs[k] == t) return net->layers[i];
-    return NULL;
-}
-
 static bool same_known_dims(const kiln_dims *a, const kiln_dims *b) {
     return kiln__dims_equal(a, b) && kiln__dims_volume(a) >= 0;
 }
@@ -123,7 +79,7 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
     *fused = 0;
     for (int round = 0; round < 3; round++) {
         int32_t *consumers;
-        KILN__TRY(count_consumers(net, &consumers));
+        KILN__TRY(kiln__graph_consumers(net, &consumers));
         /* Layers absorbed this round are dead but still wired; never match them again. */
         int64_t nb_layers = net->nb_layers;
         bool *absorbed = kiln__calloc(&net->alloc, (size_t)(nb_layers ? nb_layers : 1), sizeof *absorbed);
@@ -131,7 +87,7 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
         for (int64_t i = 0; st == KILN_OK && i < nb_layers; i++) {
             kiln_layer *l = net->layers[i];
             if (absorbed[i] || (l->type != KILN_LAYER_CONVOLUTION && l->type != KILN_LAYER_MATMUL)) continue;
-            kiln_layer *next = sole_consumer(net, consumers, l->outputs[0]);
+            kiln_layer *next = kiln__graph_sole_consumer(net, consumers, l->outputs[0]);
             if (!next || next->index >= nb_layers || absorbed[next->index] || next->inputs[0] == NULL) continue;
             bool done = false;
             if (round == 0 && fusable_conv(l) && conv_input(l, 3) == NULL && next->type == KILN_LAYER_NORMALIZATION &&
@@ -142,9 +98,9 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
                 kiln_tensor *other = next->inputs[0] == l->outputs[0] ? next->inputs[1] : next->inputs[0];
                 if (other && other != l->outputs[0] && other->dtype == KILN_FLOAT32 &&
                     same_known_dims(&other->dims, &l->outputs[0]->dims)) {
-                    st = set_input(l, 3, other);
+                    st = kiln__graph_set_input(l, 3, other);
                     if (st == KILN_OK) {
-                        absorb(l, next);
+                        kiln__graph_absorb(l, next);
                         done = true;
                     }
                 }
@@ -153,7 +109,7 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
                 kiln__act *act = l->type == KILN_LAYER_CONVOLUTION ? &l->p.conv.act : &l->p.matmul.act;
                 if (act->kind < 0) {
                     *act = (kiln__act){next->p.act.kind, next->p.act.alpha, next->p.act.beta};
-                    absorb(l, next);
+                    kiln__graph_absorb(l, next);
                     done = true;
                 }
             }
@@ -165,8 +121,7 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
         kiln__free(&net->alloc, absorbed);
         kiln__free(&net->alloc, consumers);
         KILN__TRY(st);
-        KILN__TRY(kiln__network_toposort(net));
-        KILN__TRY(kiln__network_remove_dead(net));
+        KILN__TRY(kiln__graph_tidy(net));
     }
     return KILN_OK;
 }
