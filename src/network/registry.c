@@ -1,58 +1,9 @@
 /* Maps each layer type to its family's ops. Families live one per file in this folder. */
+#include "families.h"
 #include "ir.h"
 
-/* X(enum suffix, family) for every layer type, in kiln_layer_type order. */
-#define KILN__LAYER_FAMILIES(X)                                                                                \
-    X(CONSTANT, constant)                                                                                      \
-    X(CONVOLUTION, conv)                                                                                       \
-    X(DECONVOLUTION, deconv)                                                                                   \
-    X(POOLING, pooling)                                                                                        \
-    X(MATMUL, matmul)                                                                                          \
-    X(ACTIVATION, activation)                                                                                  \
-    X(ELEMENTWISE, elementwise)                                                                                \
-    X(UNARY, unary)                                                                                            \
-    X(SCALE, scale)                                                                                            \
-    X(SOFTMAX, softmax)                                                                                        \
-    X(NORMALIZATION, normalization)                                                                            \
-    X(SHUFFLE, shuffle)                                                                                        \
-    X(CONCAT, concat)                                                                                          \
-    X(SLICE, slice)                                                                                            \
-    X(GATHER, gather)                                                                                          \
-    X(REDUCE, reduce)                                                                                          \
-    X(RESIZE, resize)                                                                                          \
-    X(CAST, cast)                                                                                              \
-    X(SHAPE, shape)                                                                                            \
-    X(IDENTITY, identity)                                                                                      \
-    X(SELECT, select)                                                                                          \
-    X(TOPK, topk)                                                                                              \
-    X(FILL, fill)                                                                                              \
-    X(PADDING, padding)                                                                                        \
-    X(SCATTER, scatter)                                                                                        \
-    X(EINSUM, einsum)                                                                                          \
-    X(EXPAND, expand)                                                                                          \
-    X(TILE, tile)                                                                                              \
-    X(CUMSUM, cumsum)                                                                                          \
-    X(ONE_HOT, onehot)                                                                                         \
-    X(NONZERO, nonzero)                                                                                        \
-    X(TRILU, trilu)                                                                                            \
-    X(QUANTIZE, quantize)                                                                                      \
-    X(DEQUANTIZE, dequantize)                                                                                  \
-    X(GRID_SAMPLE, gridsample)                                                                                 \
-    X(LRN, lrn)                                                                                                \
-    X(AFFINE_GRID, affinegrid)                                                                                 \
-    X(DFT, dft)                                                                                                \
-    X(NMS, nms)                                                                                                \
-    X(UNIQUE, unique)                                                                                          \
-    X(COL2IM, col2im)                                                                                          \
-    X(ROI_ALIGN, roialign)                                                                                     \
-    X(DET, det)                                                                                                \
-    X(LINEAR_ATTENTION, linear_attention)                                                                      \
-    X(BITCAST, bitcast)                                                                                        \
-    X(RANDOM, random)                                                                                          \
-    X(RNN, rnn)                                                                                                \
-    X(TREE_ENSEMBLE, tree_ensemble)                                                                            \
-    X(TFIDF, tfidf)                                                                                            \
-    X(LABEL_ENCODER, label_encoder)
+#define KILN__COUNT(E, fam) +1
+_Static_assert(0 KILN__LAYER_FAMILIES(KILN__COUNT) == KILN_LAYER_TYPE_COUNT, "families.h must list every layer type");
 
 #define KILN__DECLARE(E, fam) extern const kiln__layer_ops kiln__##fam##_ops;
 KILN__LAYER_FAMILIES(KILN__DECLARE)
