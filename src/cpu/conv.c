@@ -13,8 +13,9 @@
  * thread, beats spreading each over the threads. */
 #define KILN__SMALL_GEMM_FLOPS 8e6
 
-/* Depthwise rows gather at most this many (kz, ky) input rows per output row. */
+/* The vector depthwise path takes kernels of at most this many (kz, ky) rows and kx taps. */
 #define DW_MAX_ROWS 64
+#define DW_MAX_TAPS 64
 
 /* Geometry with spatial dims padded to 3 (leading dims of size 1). */
 typedef struct conv_geom {
@@ -26,6 +27,7 @@ typedef struct conv_geom {
 typedef struct conv_job {
     conv_geom g;
     const float *x, *w, *bias, *res;
+    const float *wpack; /* w packed for the GEMM, one block per group, or NULL */
     float *y;
     const kiln__act *act;
     float *col;      /* im2col scratch: one block of col_size per slot */
@@ -155,133 +157,267 @@ static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
     epilogue(j, n, c, c + 1);
 }
 
-/* The input rows (and their kernel rows) that output row (oz, oy) of one plane reads. */
-typedef struct dw_rows {
-    const float *x[DW_MAX_ROWS], *w[DW_MAX_ROWS];
-    int32_t count;
-} dw_rows;
+/* The vector depthwise path works on a zero-padded copy of each input plane, so every output is
+ * vector work: rows padded along y/z by the pads, along x by the pads plus slack up to whole
+ * vectors, and stored as s phases (s: the stride along x; phase ph holds padded columns ph, ph +
+ * s, ...), so the input of tap kx for 16 consecutive outputs is one contiguous load at any
+ * stride. Output rows are done in pairs, with bias, residual and relu/clip applied before the
+ * store and partial vectors stored through masks. */
+typedef struct dw_plan {
+    int64_t phase;            /* floats per phase of a padded row (a multiple of 16) */
+    int64_t row;              /* floats per padded row: s * phase */
+    int64_t rows_y, rows_z;   /* padded rows per slice, slices */
+    int64_t pair;             /* floats from one output row's inputs to the next's: s_y rows */
+    int64_t nrows, kw;        /* (kz, ky) taps, kx taps */
+    int64_t yoff[DW_MAX_ROWS]; /* tap (kz, ky): its row's offset from the output row's first */
+    int64_t xoff[DW_MAX_TAPS]; /* tap kx: its column's offset within a padded row */
+} dw_plan;
 
-static void dw_gather_rows(const conv_geom *g, const float *x, const float *w, int64_t oz, int64_t oy, dw_rows *r) {
-    r->count = 0;
-    for (int64_t kz = 0; kz < g->k[0]; kz++) {
-        int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
-        if (iz < 0 || iz >= g->in[0]) continue;
-        for (int64_t ky = 0; ky < g->k[1]; ky++) {
-            int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
-            if (iy < 0 || iy >= g->in[1]) continue;
-            r->x[r->count] = x + (iz * g->in[1] + iy) * g->in[2];
-            r->w[r->count++] = w + (kz * g->k[1] + ky) * g->k[2];
+static void dw_plan_init(const conv_geom *g, dw_plan *p) {
+    int64_t s = g->s[2], kreach = (g->k[2] - 1) * g->d[2];
+    p->phase = ((g->out[2] + 15) / 16 * 16 + kreach / s + 1 + 15) / 16 * 16;
+    p->row = s * p->phase;
+    p->rows_y = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
+    p->rows_z = (g->out[0] - 1) * g->s[0] + (g->k[0] - 1) * g->d[0] + 1;
+    p->pair = g->s[1] * p->row;
+    p->kw = g->k[2];
+    p->nrows = g->k[0] * g->k[1];
+    for (int64_t kz = 0, r = 0; kz < g->k[0]; kz++)
+        for (int64_t ky = 0; ky < g->k[1]; ky++, r++) p->yoff[r] = (kz * g->d[0] * p->rows_y + ky * g->d[1]) * p->row;
+    for (int64_t kx = 0; kx < g->k[2]; kx++) {
+        int64_t o = kx * g->d[2];
+        p->xoff[kx] = o % s * p->phase + o / s;
+    }
+}
+
+/* Floats of one slot's scratch: the padded plane, then one linear padded row. */
+static int64_t dw_scratch_floats(const dw_plan *p) { return p->rows_z * p->rows_y * p->row + p->row; }
+
+/* Splits a linear padded row into its 2 phases (AVX-512 shuffles). */
+__attribute__((target("avx512f"))) static void dw_phases2_512(const float *lin, int64_t phase, float *dst) {
+    __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int64_t q = 0; q < phase; q += 16) {
+        __m512 a = _mm512_loadu_ps(lin + 2 * q), b = _mm512_loadu_ps(lin + 2 * q + 16);
+        _mm512_storeu_ps(dst + q, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(dst + phase + q, _mm512_permutex2var_ps(a, odd, b));
+    }
+}
+
+/* Splits a linear padded row into its s phases. */
+static void dw_phases(const float *lin, int64_t s, int64_t phase, float *dst, bool avx512) {
+    if (s == 2 && avx512) {
+        dw_phases2_512(lin, phase, dst);
+        return;
+    }
+    for (int64_t ph = 0; ph < s; ph++)
+        for (int64_t q = 0; q < phase; q++) dst[ph * phase + q] = lin[q * s + ph];
+}
+
+/* Copies input plane x into the padded, phase-split layout at buf (lin: one row of scratch). */
+static void dw_pad_plane(const conv_geom *g, const dw_plan *p, const float *x, float *buf, float *lin, bool avx512) {
+    int64_t s = g->s[2], pl = g->pb[2];
+    /* Input columns [c0, c1) land at padded columns [c0 + pl, c1 + pl) < row. */
+    int64_t c0 = KILN__MIN(KILN__MAX(0, -pl), g->in[2]);
+    int64_t c1 = KILN__MAX(c0, KILN__MIN(g->in[2], p->row - pl));
+    for (int64_t pz = 0; pz < p->rows_z; pz++) {
+        int64_t iz = pz - g->pb[0];
+        for (int64_t py = 0; py < p->rows_y; py++) {
+            int64_t iy = py - g->pb[1];
+            float *dst = buf + (pz * p->rows_y + py) * p->row;
+            if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1] || c1 <= c0) {
+                memset(dst, 0, (size_t)p->row * sizeof *dst);
+                continue;
+            }
+            const float *src = x + (iz * g->in[1] + iy) * g->in[2];
+            float *row = s == 1 ? dst : lin;
+            memset(row, 0, (size_t)(c0 + pl) * sizeof *row);
+            memcpy(row + c0 + pl, src + c0, (size_t)(c1 - c0) * sizeof *row);
+            memset(row + c1 + pl, 0, (size_t)(p->row - c1 - pl) * sizeof *row);
+            if (s > 1) dw_phases(lin, s, p->phase, dst, avx512);
         }
     }
 }
 
-/* Eight consecutive inputs at stride s (1 or 2) from p. */
-__attribute__((target("avx2,fma"))) static inline __m256 dw_load(const float *p, int64_t s) {
-    if (s == 1) return _mm256_loadu_ps(p);
-    __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+/* Everything one output row pair needs. */
+typedef struct dw_rowpair {
+    const dw_plan *p;
+    const float *src; /* the padded inputs of the first row's first tap row */
+    const float *w;
+    float bias;
+    float *y0, *y1;         /* y1 NULL: one row */
+    const float *r0, *r1;   /* residual rows or NULL */
+    int64_t out_w;
+    bool clamp;
+    float lo, hi;
+} dw_rowpair;
+
+/* Outputs [ox, ox + 16 * nv) of the row pair (AVX-512); nv and two are constants where inlined. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_block512(const dw_rowpair *rp, int64_t ox, int nv,
+                                                                               bool two) {
+    const dw_plan *p = rp->p;
+    __m512 a0[4], a1[4];
+    for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm512_set1_ps(rp->bias);
+    for (int64_t r = 0; r < p->nrows; r++) {
+        const float *s0 = rp->src + p->yoff[r] + ox, *s1 = s0 + p->pair, *w = rp->w + r * p->kw;
+        for (int64_t kx = 0; kx < p->kw; kx++) {
+            __m512 wv = _mm512_set1_ps(w[kx]);
+            int64_t o = p->xoff[kx];
+            for (int v = 0; v < nv; v++) a0[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s0 + o + 16 * v), a0[v]);
+            if (two)
+                for (int v = 0; v < nv; v++) a1[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s1 + o + 16 * v), a1[v]);
+        }
+    }
+    __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 16 * v, left = rp->out_w - x0;
+        __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m512 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + x0));
+            if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, m, a);
+        }
+    }
 }
 
-/* One depthwise plane with AVX2: each output row accumulates all its taps in registers, 32 or 8
- * outputs at a time where every tap lies inside the input row, one at a time at the borders;
- * bias, residual and relu/clip are applied before the store. Strides along the row of 1 or 2. */
-__attribute__((target("avx2,fma"))) static void depthwise_plane_avx2(const conv_job *j, int64_t n, int64_t c) {
+__attribute__((target("avx512f"))) static void dw_rowpair512(const dw_rowpair *rp) {
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w; ox += 64) {
+        int nv = (int)KILN__MIN(4, (rp->out_w - ox + 15) / 16);
+        switch (nv * 2 + two) {
+        case 2: dw_block512(rp, ox, 1, false); break;
+        case 3: dw_block512(rp, ox, 1, true); break;
+        case 4: dw_block512(rp, ox, 2, false); break;
+        case 5: dw_block512(rp, ox, 2, true); break;
+        case 6: dw_block512(rp, ox, 3, false); break;
+        case 7: dw_block512(rp, ox, 3, true); break;
+        case 8: dw_block512(rp, ox, 4, false); break;
+        default: dw_block512(rp, ox, 4, true); break;
+        }
+    }
+}
+
+/* The same with AVX2: 8 outputs per vector, partial vectors through masks. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_block256(const dw_rowpair *rp, int64_t ox, int nv,
+                                                                                bool two) {
+    const dw_plan *p = rp->p;
+    __m256 a0[4], a1[4];
+    for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_set1_ps(rp->bias);
+    for (int64_t r = 0; r < p->nrows; r++) {
+        const float *s0 = rp->src + p->yoff[r] + ox, *s1 = s0 + p->pair, *w = rp->w + r * p->kw;
+        for (int64_t kx = 0; kx < p->kw; kx++) {
+            __m256 wv = _mm256_set1_ps(w[kx]);
+            int64_t o = p->xoff[kx];
+            for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s0 + o + 8 * v), a0[v]);
+            if (two)
+                for (int v = 0; v < nv; v++) a1[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s1 + o + 8 * v), a1[v]);
+        }
+    }
+    __m256 lo = _mm256_set1_ps(rp->lo), hi = _mm256_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 8 * v, left = rp->out_w - x0;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)KILN__MIN(left, 8)),
+                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m256 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            if (res) a = _mm256_add_ps(a, _mm256_maskload_ps(res + x0, m));
+            if (rp->clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
+            _mm256_maskstore_ps((row ? rp->y1 : rp->y0) + x0, m, a);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dw_rowpair256(const dw_rowpair *rp) {
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w; ox += 32) {
+        int nv = (int)KILN__MIN(4, (rp->out_w - ox + 7) / 8);
+        switch (nv * 2 + two) {
+        case 2: dw_block256(rp, ox, 1, false); break;
+        case 3: dw_block256(rp, ox, 1, true); break;
+        case 4: dw_block256(rp, ox, 2, false); break;
+        case 5: dw_block256(rp, ox, 2, true); break;
+        case 6: dw_block256(rp, ox, 3, false); break;
+        case 7: dw_block256(rp, ox, 3, true); break;
+        case 8: dw_block256(rp, ox, 4, false); break;
+        default: dw_block256(rp, ox, 4, true); break;
+        }
+    }
+}
+
+/* One plane through the padded copy in buf. */
+static void depthwise_plane_simd(const conv_job *j, const dw_plan *p, int64_t n, int64_t c, float *buf, bool avx512) {
     const conv_geom *g = &j->g;
-    const float *x = j->x + (n * g->c + c) * g->in_plane, *w = j->w + c * g->kvol;
+    dw_pad_plane(g, p, j->x + (n * g->c + c) * g->in_plane, buf, buf + p->rows_z * p->rows_y * p->row, avx512);
     float *y = j->y + (n * g->m + c) * g->out_plane;
     const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
-    float bias = j->bias ? j->bias[c] : 0.0f;
-    int64_t kw = g->k[2], s = g->s[2], d = g->d[2], pb = g->pb[2], in_w = g->in[2], out_w = g->out[2];
-    /* Vector blocks of 8 outputs start in [vlo, vmax]: the first tap's first input is >= 0 and
-     * the last tap's last loaded input (8 * s of them) is < in_w. */
-    int64_t reach = in_w + pb - (kw - 1) * d;
-    int64_t vlo = (pb + s - 1) / s, vmax = reach >= 0 ? reach / s - 8 : -1;
     int kind = j->act->kind;
-    bool clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP;
-    float lo_v = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f;
-    float hi_v = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff();
-    __m256 lo = _mm256_set1_ps(lo_v), hi = _mm256_set1_ps(hi_v);
-    dw_rows r;
+    dw_rowpair rp = {.p = p, .w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
+                     .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
+                     .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
+                     .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
+    int64_t ow = g->out[2];
     for (int64_t oz = 0; oz < g->out[0]; oz++)
-        for (int64_t oy = 0; oy < g->out[1]; oy++) {
-            dw_gather_rows(g, x, w, oz, oy, &r);
-            int64_t row = (oz * g->out[1] + oy) * out_w;
-            float *yr = y + row;
-            const float *rr = res ? res + row : NULL;
-            int64_t ox = 0;
-            while (ox < out_w) {
-                if (ox >= vlo && ox + 32 <= out_w && ox + 24 <= vmax) {
-                    __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0;
-                    for (int32_t i = 0; i < r.count; i++) {
-                        const float *xp = r.x[i] + ox * s - pb;
-                        for (int64_t kx = 0; kx < kw; kx++, xp += d) {
-                            __m256 wv = _mm256_set1_ps(r.w[i][kx]);
-                            a0 = _mm256_fmadd_ps(wv, dw_load(xp, s), a0);
-                            a1 = _mm256_fmadd_ps(wv, dw_load(xp + 8 * s, s), a1);
-                            a2 = _mm256_fmadd_ps(wv, dw_load(xp + 16 * s, s), a2);
-                            a3 = _mm256_fmadd_ps(wv, dw_load(xp + 24 * s, s), a3);
-                        }
-                    }
-                    if (rr) {
-                        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(rr + ox));
-                        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(rr + ox + 8));
-                        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(rr + ox + 16));
-                        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(rr + ox + 24));
-                    }
-                    if (clamp) {
-                        a0 = _mm256_min_ps(_mm256_max_ps(a0, lo), hi);
-                        a1 = _mm256_min_ps(_mm256_max_ps(a1, lo), hi);
-                        a2 = _mm256_min_ps(_mm256_max_ps(a2, lo), hi);
-                        a3 = _mm256_min_ps(_mm256_max_ps(a3, lo), hi);
-                    }
-                    _mm256_storeu_ps(yr + ox, a0);
-                    _mm256_storeu_ps(yr + ox + 8, a1);
-                    _mm256_storeu_ps(yr + ox + 16, a2);
-                    _mm256_storeu_ps(yr + ox + 24, a3);
-                    ox += 32;
-                } else if (ox >= vlo && ox + 8 <= out_w && ox <= vmax) {
-                    /* Two accumulators split the taps so the FMA chain is half as long. */
-                    __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();
-                    for (int32_t i = 0; i < r.count; i++) {
-                        const float *xp = r.x[i] + ox * s - pb;
-                        int64_t kx = 0;
-                        for (; kx + 1 < kw; kx += 2, xp += 2 * d) {
-                            a0 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx]), dw_load(xp, s), a0);
-                            a1 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx + 1]), dw_load(xp + d, s), a1);
-                        }
-                        if (kx < kw) a0 = _mm256_fmadd_ps(_mm256_set1_ps(r.w[i][kx]), dw_load(xp, s), a0);
-                    }
-                    a0 = _mm256_add_ps(a0, a1);
-                    if (rr) a0 = _mm256_add_ps(a0, _mm256_loadu_ps(rr + ox));
-                    if (clamp) a0 = _mm256_min_ps(_mm256_max_ps(a0, lo), hi);
-                    _mm256_storeu_ps(yr + ox, a0);
-                    ox += 8;
-                } else {
-                    float acc = bias;
-                    for (int32_t i = 0; i < r.count; i++)
-                        for (int64_t kx = 0; kx < kw; kx++) {
-                            int64_t ix = ox * s - pb + kx * d;
-                            if (ix >= 0 && ix < in_w) acc += r.w[i][kx] * r.x[i][ix];
-                        }
-                    if (rr) acc += rr[ox];
-                    if (clamp) acc = acc < lo_v ? lo_v : (acc > hi_v ? hi_v : acc);
-                    yr[ox] = acc;
-                    ox++;
-                }
-            }
-            if (kind >= 0 && !clamp) kiln__apply_act_f32(j->act, yr, out_w);
+        for (int64_t oy = 0; oy < g->out[1]; oy += 2) {
+            int64_t o = (oz * g->out[1] + oy) * ow;
+            bool two = oy + 1 < g->out[1];
+            rp.src = buf + (oz * g->s[0] * p->rows_y + oy * g->s[1]) * p->row;
+            rp.y0 = y + o;
+            rp.y1 = two ? y + o + ow : NULL;
+            rp.r0 = res ? res + o : NULL;
+            rp.r1 = res && two ? res + o + ow : NULL;
+            if (avx512)
+                dw_rowpair512(&rp);
+            else
+                dw_rowpair256(&rp);
+            if (kind >= 0 && !rp.clamp) kiln__apply_act_f32(j->act, y + o, two ? 2 * ow : ow);
         }
+}
+
+typedef struct dw_job {
+    const conv_job *j;
+    dw_plan plan;
+    float *scratch; /* slots blocks of dw_scratch_floats */
+    int64_t slots;
+    bool avx512;
+} dw_job;
+
+static void dw_slot_range(void *arg, int64_t begin, int64_t end) {
+    const dw_job *d = arg;
+    const conv_geom *g = &d->j->g;
+    for (int64_t s = begin; s < end; s++) {
+        float *buf = d->scratch + s * dw_scratch_floats(&d->plan);
+        for (int64_t t = s; t < g->n * g->c; t += d->slots) depthwise_plane_simd(d->j, &d->plan, t / g->c, t % g->c, buf, d->avx512);
+    }
 }
 
 static void depthwise_range(void *arg, int64_t begin, int64_t end) {
     const conv_job *j = arg;
-    bool simd = kiln__cpu_simd() >= KILN__SIMD_AVX2 && (j->g.s[2] == 1 || j->g.s[2] == 2) && j->g.k[0] * j->g.k[1] <= DW_MAX_ROWS;
-    for (int64_t t = begin; t < end; t++) {
-        if (simd)
-            depthwise_plane_avx2(j, t / j->g.c, t % j->g.c);
-        else
-            depthwise_plane(j, t / j->g.c, t % j->g.c);
+    for (int64_t t = begin; t < end; t++) depthwise_plane(j, t / j->g.c, t % j->g.c);
+}
+
+static kiln_status depthwise(conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS) {
+        kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
+        return KILN_OK;
     }
+    dw_job d = {.j = j, .avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512};
+    dw_plan_init(g, &d.plan);
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
+    size_t bytes;
+    if (!kiln__mul_size((size_t)d.slots * (size_t)dw_scratch_floats(&d.plan), sizeof(float), &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise convolution scratch size overflows");
+    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    if (!d.scratch) return KILN_OUT_OF_MEMORY;
+    if (d.slots > 1)
+        kiln__parallel_for(ctx->pool, d.slots, 1, dw_slot_range, &d);
+    else
+        dw_slot_range(&d, 0, 1);
+    kiln__free(ctx->alloc, d.scratch);
+    return KILN_OK;
 }
 
 /* y_g[mg, plane] = w_g[mg, cg*kvol] x col (or x itself for pointwise convolutions) + epilogue,
@@ -293,6 +429,10 @@ static kiln_status group_gemm(const conv_job *j, int64_t n, int64_t grp, const f
     const float *b = j->pointwise ? j->x + (n * g->c + grp * g->cg) * g->in_plane : col;
     kiln__gemm_epilogue ep = {j->bias ? j->bias + grp * g->mg : NULL, j->res ? j->res + first * g->out_plane : NULL,
                               g->out_plane, j->act};
+    if (j->wpack)
+        return kiln__sgemm_packed(pool, alloc, g->mg, g->out_plane, kdim, j->w + grp * g->mg * kdim, kdim,
+                                  j->wpack + grp * kiln__sgemm_packed_a_floats(g->mg, kdim), b, g->out_plane, 0.0f,
+                                  j->y + first * g->out_plane, g->out_plane, &ep);
     return kiln__sgemm(pool, alloc, false, false, g->mg, g->out_plane, kdim, 1.0f, j->w + grp * g->mg * kdim, kdim, b,
                        g->out_plane, 0.0f, j->y + first * g->out_plane, g->out_plane, &ep);
 }
@@ -323,12 +463,43 @@ static void im2col_range(void *arg, int64_t begin, int64_t end) {
     im2col(&j->g, j->xg, j->col, begin, end);
 }
 
-static kiln_status conv_f32(conv_job *j, kiln__cpu_ctx *ctx) {
+/* The context's cache block of packed weights: a header, then the packed floats at offset 64. */
+typedef struct wpack_header {
+    const void *src; /* the constant weights they came from */
+    int64_t m, kdim, groups;
+} wpack_header;
+#define WPACK_OFFSET 64
+
+/* Constant weights are packed for the GEMM on a context's first run and kept in its layer slot
+ * (the GEMM would otherwise repack them for every tile). NULL when they cannot be cached. */
+static const float *cached_wpack(const kiln_layer *layer, const void *w_src, const conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
-    if (g->groups == g->c && g->m == g->c) {
-        kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
-        return KILN_OK;
-    }
+    if (!ctx->cache || kiln__cpu_simd() == KILN__SIMD_NONE) return NULL;
+    const kiln_tensor *wt = layer->inputs[1];
+    if (!wt || !wt->producer || wt->producer->type != KILN_LAYER_CONSTANT) return NULL;
+    int64_t kdim = g->cg * g->kvol, per_group = kiln__sgemm_packed_a_floats(g->mg, kdim);
+    wpack_header *h = *ctx->cache;
+    if (h && h->src == w_src && h->m == g->m && h->kdim == kdim && h->groups == g->groups)
+        return (const float *)((const char *)h + WPACK_OFFSET);
+    kiln__free(ctx->alloc, h);
+    *ctx->cache = NULL;
+    size_t bytes;
+    if (!kiln__mul_size((size_t)(per_group * g->groups), sizeof(float), &bytes) || bytes > SIZE_MAX - WPACK_OFFSET)
+        return NULL;
+    h = kiln__malloc_aligned(ctx->alloc, bytes + WPACK_OFFSET, 64);
+    if (!h) return NULL; /* runs unpacked */
+    *h = (wpack_header){w_src, g->m, kdim, g->groups};
+    float *dst = (float *)((char *)h + WPACK_OFFSET);
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        kiln__sgemm_pack_a(g->mg, kdim, j->w + grp * g->mg * kdim, kdim, dst + grp * per_group);
+    *ctx->cache = h;
+    return dst;
+}
+
+static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    if (g->groups == g->c && g->m == g->c) return depthwise(j, ctx);
+    j->wpack = cached_wpack(layer, w_src, j, ctx);
     int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
@@ -458,7 +629,7 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
         j.bias = bias ? bias->data : NULL;
         j.res = res ? res->data : NULL;
         j.y = out[0].data;
-        return conv_f32(&j, ctx);
+        return conv_f32(layer, in[1].data, &j, ctx);
     }
     if (t != KILN_FLOAT16 && t != KILN_BFLOAT16)
         return kiln__layer_error(layer, KILN_UNSUPPORTED, "no CPU convolution for dtype %s", kiln_dtype_name(t));
@@ -474,7 +645,7 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
         j.bias = b;
         j.res = r;
         j.y = y;
-        st = conv_f32(&j, ctx);
+        st = conv_f32(layer, in[1].data, &j, ctx);
         if (st == KILN_OK) from_f32(y, t, out[0].data, ny);
     }
     kiln__free(ctx->alloc, x);

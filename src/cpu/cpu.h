@@ -20,6 +20,11 @@ void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_
 typedef struct kiln__cpu_ctx {
     kiln__pool *pool;          /* may be NULL */
     const kiln__alloc *alloc;  /* for scratch buffers; free them before returning */
+    /* The layer's slot in the execution context that runs it, or NULL (no context, e.g. constant
+     * folding): a kernel may keep data derived from constant inputs there across runs (packed
+     * weights), as one block from kiln__malloc/kiln__malloc_aligned(alloc); the context frees it
+     * with kiln__free when destroyed. Only one run at a time touches a context's slots. */
+    void **cache;
 } kiln__cpu_ctx;
 
 /* Runs a layer. Inputs have concrete dims and data; outputs have dims and dtype from the

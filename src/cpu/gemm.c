@@ -42,6 +42,8 @@ typedef struct gemm_job {
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
     const float *a, *b;
+    const float *apack; /* A packed whole by kiln__sgemm_pack_a, or NULL: packed per tile */
+    int64_t mpad;       /* its rows, rounded up to MR */
     float *c;
     const float *bias, *res;
     int64_t ldr;
@@ -272,15 +274,19 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
         int64_t kc = KILN__MIN(j->kc, j->k - p0);
         bool first = p0 == 0, last = p0 + kc >= j->k;
         pack_b(j, p0, kc, j0, cols, pb);
-        pack_a(j, i0, rows, p0, kc, pa);
+        const float *pk = pa;
+        if (j->apack)
+            pk = j->apack + p0 * j->mpad + i0 * kc;
+        else
+            pack_a(j, i0, rows, p0, kc, pa);
         for (int64_t jr = 0; jr < cols; jr += j->nr) {
             int c_n = (int)KILN__MIN(j->nr, cols - jr);
             for (int64_t ir = 0; ir < rows; ir += MR) {
                 int r_n = (int)KILN__MIN(MR, rows - ir);
                 if (j->nr == NR)
-                    kernel_6x16(j, kc, pa + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                    kernel_6x16(j, kc, pk + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else
-                    kernel_6x32(j, kc, pa + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                    kernel_6x32(j, kc, pk + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
             }
         }
     }
@@ -289,7 +295,7 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
 static void slot_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
     for (int64_t s = begin; s < end; s++) {
-        float *pa = j->work + s * j->work_per_slot, *pb = pa + j->mc * j->kc;
+        float *pa = j->work + s * j->work_per_slot, *pb = j->apack ? pa : pa + j->mc * j->kc;
         for (;;) {
             int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
             if (t >= j->tiles) break;
@@ -330,71 +336,101 @@ static void empty_k(const gemm_job *j) {
         }
 }
 
+/* K is cut into equal blocks of at most KC; packed A follows the same cut. */
+static int64_t k_block(int64_t k) {
+    int64_t kblocks = (k + KC - 1) / KC;
+    return (k + kblocks - 1) / kblocks;
+}
+
+int64_t kiln__sgemm_packed_a_floats(int64_t m, int64_t k) { return (m + MR - 1) / MR * MR * k; }
+
+void kiln__sgemm_pack_a(int64_t m, int64_t k, const float *a, int64_t lda, float *dst) {
+    if (m <= 0 || k <= 0) return;
+    gemm_job j = {.a = a, .lda = lda, .alpha = 1.0f};
+    int64_t kc = k_block(k), mpad = (m + MR - 1) / MR * MR;
+    for (int64_t p0 = 0; p0 < k; p0 += kc) pack_a(&j, 0, m, p0, KILN__MIN(kc, k - p0), dst + p0 * mpad);
+}
+
+static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_job *j, const kiln__gemm_epilogue *ep);
+
 kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a, bool trans_b, int64_t m, int64_t n,
                         int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc, const kiln__gemm_epilogue *ep) {
-    if (m <= 0 || n <= 0) return KILN_OK;
     gemm_job j = {.ta = trans_a, .tb = trans_b, .load_c = beta != 0.0f, .m = m, .n = n, .k = k, .lda = lda,
                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+    return sgemm_run(pool, alloc, &j, ep);
+}
+
+kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
+                               const float *a, int64_t lda, const float *packed_a, const float *b, int64_t ldb,
+                               float beta, float *c, int64_t ldc, const kiln__gemm_epilogue *ep) {
+    gemm_job j = {.load_c = beta != 0.0f, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+                  .alpha = 1.0f, .beta = beta, .a = a, .b = b, .c = c, .apack = packed_a,
+                  .mpad = (m + MR - 1) / MR * MR};
+    return sgemm_run(pool, alloc, &j, ep);
+}
+
+static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_job *j, const kiln__gemm_epilogue *ep) {
+    int64_t m = j->m, n = j->n, k = j->k;
+    if (m <= 0 || n <= 0) return KILN_OK;
     if (ep) {
-        j.bias = ep->bias;
-        j.res = ep->res;
-        j.ldr = ep->ldr;
-        j.act = ep->act && ep->act->kind >= 0 ? ep->act : NULL;
+        j->bias = ep->bias;
+        j->res = ep->res;
+        j->ldr = ep->ldr;
+        j->act = ep->act && ep->act->kind >= 0 ? ep->act : NULL;
     }
-    if (j.act && j.act->kind == KILN_ACT_RELU) {
-        j.act_inline = true;
-        j.lo = 0.0f;
-        j.hi = __builtin_inff();
-    } else if (j.act && j.act->kind == KILN_ACT_CLIP) {
-        j.act_inline = true;
-        j.lo = j.act->alpha;
-        j.hi = j.act->beta;
+    if (j->act && j->act->kind == KILN_ACT_RELU) {
+        j->act_inline = true;
+        j->lo = 0.0f;
+        j->hi = __builtin_inff();
+    } else if (j->act && j->act->kind == KILN_ACT_CLIP) {
+        j->act_inline = true;
+        j->lo = j->act->alpha;
+        j->hi = j->act->beta;
     }
     if (k <= 0) {
-        empty_k(&j);
+        empty_k(j);
         return KILN_OK;
     }
     int64_t threads = kiln__pool_threads(pool);
     int simd = kiln__cpu_simd();
     if (simd == KILN__SIMD_NONE) {
         int64_t grain = KILN__MAX(1, (int64_t)(4e5 / ((double)n * (double)k + 1.0)));
-        kiln__parallel_for(threads > 1 ? pool : NULL, m, grain, blas_rows, &j);
+        kiln__parallel_for(threads > 1 ? pool : NULL, m, grain, blas_rows, j);
         return KILN_OK;
     }
     /* K in equal blocks of at most KC; tiles shrunk (the larger side first) until every
      * thread has several to take, so a slow thread does not hold the others up. */
-    int64_t kblocks = (k + KC - 1) / KC;
-    j.kc = (k + kblocks - 1) / kblocks;
-    j.mc = KILN__MIN(MC, (m + MR - 1) / MR * MR);
-    j.nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
-    j.nc = KILN__MIN(NC, (n + j.nr - 1) / j.nr * j.nr);
+    j->kc = k_block(k);
+    j->mc = KILN__MIN(MC, (m + MR - 1) / MR * MR);
+    j->nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
+    j->nc = KILN__MIN(NC, (n + j->nr - 1) / j->nr * j->nr);
     for (;;) {
-        int64_t tiles = ((m + j.mc - 1) / j.mc) * ((n + j.nc - 1) / j.nc);
+        int64_t tiles = ((m + j->mc - 1) / j->mc) * ((n + j->nc - 1) / j->nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;
-        bool cut_n = j.nc / 2 >= MIN_NC && (j.nc >= j.mc || j.mc / 2 < MIN_MC);
+        bool cut_n = j->nc / 2 >= MIN_NC && (j->nc >= j->mc || j->mc / 2 < MIN_MC);
         if (cut_n)
-            j.nc = (j.nc / 2 + j.nr - 1) / j.nr * j.nr;
-        else if (j.mc / 2 >= MIN_MC)
-            j.mc = (j.mc / 2 + MR - 1) / MR * MR;
+            j->nc = (j->nc / 2 + j->nr - 1) / j->nr * j->nr;
+        else if (j->mc / 2 >= MIN_MC)
+            j->mc = (j->mc / 2 + MR - 1) / MR * MR;
         else
             break;
     }
-    j.tiles_n = (n + j.nc - 1) / j.nc;
-    j.tiles = ((m + j.mc - 1) / j.mc) * j.tiles_n;
-    int64_t slots = KILN__MIN(threads, j.tiles);
-    j.work_per_slot = (j.mc + j.nc) * j.kc + 16; /* + 16 keeps each slot's start 64-byte aligned */
-    j.work_per_slot -= j.work_per_slot % 16;
+    j->tiles_n = (n + j->nc - 1) / j->nc;
+    j->tiles = ((m + j->mc - 1) / j->mc) * j->tiles_n;
+    int64_t slots = KILN__MIN(threads, j->tiles);
+    j->work_per_slot = (j->apack ? j->nc : j->mc + j->nc) * j->kc + 16; /* + 16 keeps each slot's start 64-byte aligned */
+    j->work_per_slot -= j->work_per_slot % 16;
     size_t bytes;
-    if (!kiln__mul_size((size_t)(slots * j.work_per_slot), sizeof(float), &bytes))
+    if (!kiln__mul_size((size_t)(slots * j->work_per_slot), sizeof(float), &bytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "GEMM packing buffer size overflows");
-    j.work = kiln__malloc_aligned(alloc, bytes, 64);
-    if (!j.work) return KILN_OUT_OF_MEMORY;
-    atomic_init(&j.next, 0);
+    j->work = kiln__malloc_aligned(alloc, bytes, 64);
+    if (!j->work) return KILN_OUT_OF_MEMORY;
+    atomic_init(&j->next, 0);
     if (slots > 1)
-        kiln__parallel_for(pool, slots, 1, slot_range, &j);
+        kiln__parallel_for(pool, slots, 1, slot_range, j);
     else
-        slot_range(&j, 0, 1);
-    kiln__free(alloc, j.work);
+        slot_range(j, 0, 1);
+    kiln__free(alloc, j->work);
     return KILN_OK;
 }

@@ -22,6 +22,16 @@ kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a
                         int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
 
+/* Weights used many times (convolutions) are packed once: kiln__sgemm_pack_a writes A [m, k]
+ * (row-major, leading dim lda) as kiln__sgemm_packed_a_floats(m, k) floats in the micro-kernel's
+ * panel layout, and kiln__sgemm_packed computes C = epilogue(A B + beta * C) from them. Packing
+ * needs AVX2 (kiln__cpu_simd() != KILN__SIMD_NONE); without it kiln__sgemm_packed reads a. */
+int64_t kiln__sgemm_packed_a_floats(int64_t m, int64_t k);
+void kiln__sgemm_pack_a(int64_t m, int64_t k, const float *a, int64_t lda, float *dst);
+kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
+                               const float *a, int64_t lda, const float *packed_a, const float *b, int64_t ldb,
+                               float beta, float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
+
 /* Which kernels run: the best the CPU supports, detected once at first use (AVX-512 adds a
  * 6x32 GEMM micro-kernel). kiln__cpu_set_simd(level) caps it at level, never above what the CPU
  * supports (tests reach every path this way). Not meant to change while kernels run. */

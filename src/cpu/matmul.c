@@ -1,5 +1,7 @@
 /* CPU matmul: out = alpha * op(a) op(b) + beta * c with numpy batch broadcasting and 1-D
- * operands, then the fused activation. float32 through kiln's sgemm (activation fused),
+ * operands, then the fused activation. float32 through kiln's sgemm (activation fused; a c
+ * with beta 1 whose rows are n wide, a bias row or attention's mask or a whole [m, n] block, is
+ * added by the GEMM's epilogue straight from where it lies, so y is not prefilled),
  * float64 through OpenBLAS's dgemm split by rows over the pool (one call per batch, or one for
  * all batches when b has none), half types through float32, integers (wrapping, as numpy)
  * through plain loops. */
@@ -12,12 +14,14 @@
 
 typedef struct mm_job {
     int64_t batches, m, k, n;
-    const int64_t *aoff, *boff; /* element offset of each batch's matrix in a and b */
+    const int64_t *aoff, *boff, *coff; /* element offset of each batch's matrix in a, b and res */
     int32_t op_a, op_b;
     double alpha, beta; /* beta is 0 when c is absent: y was not prefilled */
     kiln_dtype dtype;
     const void *a, *b;
     void *y;
+    const float *res; /* float32 c added by the epilogue (rows ldr apart), or NULL */
+    int64_t ldr;
     kiln__pool *pool;     /* threads for one batch's GEMM; NULL when batches run in parallel */
     const kiln__alloc *alloc;
     const kiln__act *act; /* fused into float32 GEMMs */
@@ -49,7 +53,7 @@ static void gemm_one(mm_job *j, int64_t batch) {
         }
         return;
     }
-    kiln__gemm_epilogue ep = {.act = j->act};
+    kiln__gemm_epilogue ep = {.act = j->act, .res = j->res ? j->res + j->coff[batch] : NULL, .ldr = j->ldr};
     kiln_status st = kiln__sgemm(j->pool, j->alloc, j->op_a, j->op_b, j->m, j->n, j->k, (float)j->alpha,
                                  (const float *)j->a + j->aoff[batch], j->op_a ? j->m : j->k,
                                  (const float *)j->b + j->boff[batch], j->op_b ? j->k : j->n, (float)j->beta,
@@ -198,41 +202,63 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
     int32_t nbr = od->nb_dims - (ra > 1) - (rb > 1);
     j.batches = 1;
     for (int32_t i = 0; i < nbr; i++) j.batches *= od->d[i];
+    /* c through the epilogue: float (not float64) with beta 1, y ending in [m, n], c's last dim
+     * n and the one before it 1 (ldr 0: one row for every row of y) or m. */
+    const kiln_dims *cd = c ? &c->dims : NULL;
+    int32_t rc = cd ? cd->nb_dims : 0;
+    bool res = c && p->beta == 1.0f && in[0].dtype != KILN_FLOAT64 && kiln__dtype_is_float(in[0].dtype) && ra > 1 &&
+               rb > 1 && rc >= 1 && cd->d[rc - 1] == j.n && (rc == 1 || cd->d[rc - 2] == 1 || cd->d[rc - 2] == j.m);
+    int64_t c_rows = res && rc >= 2 ? cd->d[rc - 2] : 1;
     bool fold = rb <= 2 && !p->op_a && ra > 2; /* a's batches stack into one [batches * m, k] matrix */
+    bool whole = false; /* c holds every row of y: under fold, one [batches * m, n] block */
+    if (fold && res) {
+        whole = c_rows == j.m && rc == od->nb_dims;
+        for (int32_t i = 0; i < rc - 2; i++) whole = whole && cd->d[i] == od->d[i];
+        res = whole || kiln__dims_volume(cd) == j.n; /* or the same row for all */
+    }
     int64_t nb_off = fold ? 1 : j.batches;
-    int64_t *offs = kiln__malloc(ctx->alloc, (size_t)nb_off * 2 * sizeof(int64_t));
+    int64_t *offs = kiln__malloc(ctx->alloc, (size_t)nb_off * 3 * sizeof(int64_t));
     if (!offs) return KILN_OUT_OF_MEMORY;
     j.aoff = offs;
     j.boff = offs + nb_off;
+    j.coff = offs + 2 * nb_off;
+    j.ldr = (fold ? whole : c_rows > 1) ? j.n : 0;
     if (fold) {
-        offs[0] = offs[1] = 0;
+        offs[0] = offs[1] = offs[2] = 0;
         j.m *= j.batches;
         j.batches = 1;
     } else {
-        int64_t sa[KILN_MAX_DIMS], sb[KILN_MAX_DIMS], idx[KILN_MAX_DIMS] = {0};
-        int64_t run_a = j.m * j.k, run_b = j.k * j.n;
+        int64_t sa[KILN_MAX_DIMS], sb[KILN_MAX_DIMS], sc[KILN_MAX_DIMS], idx[KILN_MAX_DIMS] = {0};
+        int64_t run_a = j.m * j.k, run_b = j.k * j.n, run_c = c_rows * j.n;
         for (int32_t i = nbr - 1; i >= 0; i--) {
             int32_t ia = i - (nbr - KILN__MAX(ra - 2, 0)), ib = i - (nbr - KILN__MAX(rb - 2, 0));
-            int64_t da = ia >= 0 ? ad->d[ia] : 1, db = ib >= 0 ? bd->d[ib] : 1;
+            int32_t ic = i - (nbr - KILN__MAX(rc - 2, 0));
+            int64_t da = ia >= 0 ? ad->d[ia] : 1, db = ib >= 0 ? bd->d[ib] : 1, dc = res && ic >= 0 ? cd->d[ic] : 1;
             sa[i] = da == 1 ? 0 : run_a;
             sb[i] = db == 1 ? 0 : run_b;
+            sc[i] = dc == 1 ? 0 : run_c;
             run_a *= da;
             run_b *= db;
+            run_c *= dc;
         }
-        int64_t oa = 0, ob = 0;
+        int64_t oa = 0, ob = 0, oc = 0;
         for (int64_t b = 0; b < j.batches; b++) {
             offs[b] = oa;
             offs[nb_off + b] = ob;
+            offs[2 * nb_off + b] = oc;
             for (int32_t i = nbr - 1; i >= 0; i--) {
                 oa += sa[i];
                 ob += sb[i];
+                oc += sc[i];
                 if (++idx[i] < od->d[i]) break;
                 oa -= sa[i] * idx[i];
                 ob -= sb[i] * idx[i];
+                oc -= sc[i] * idx[i];
                 idx[i] = 0;
             }
         }
     }
+    if (res) j.beta = 0; /* c goes in through the epilogue */
 
     kiln_status st = KILN_OK;
     kiln_dtype t = in[0].dtype;
@@ -243,6 +269,7 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
         float *y = to_f32(ctx->alloc, NULL, ny);
         if (a && b && y && (cf || !c)) {
             if (j.beta != 0) fill_broadcast(od, &c->dims, cf, y, sizeof(float));
+            j.res = res ? cf : NULL;
             j.dtype = KILN_FLOAT32;
             j.a = a;
             j.b = b;
@@ -261,6 +288,7 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
     } else {
         size_t esz = kiln_dtype_bits(t) / 8;
         if (j.beta != 0) fill_broadcast(od, &c->dims, c->data, out[0].data, esz);
+        j.res = res ? c->data : NULL;
         j.a = in[0].data;
         j.b = in[1].data;
         j.y = out[0].data;

@@ -178,6 +178,21 @@ struct kiln_tensor {
     bool is_input, is_output;
 };
 
+/* A reference count on memory that layers borrow: the last kiln__shared_unref calls
+ * release(ctx), which frees the memory and whatever holds this struct. Counts change
+ * atomically, since engines (which share their network's borrowed weights) may be destroyed
+ * on any thread. */
+typedef struct kiln__shared {
+    int64_t refs;
+    void (*release)(void *ctx);
+    void *ctx;
+} kiln__shared;
+
+/* A new owner with one reference (the creator's). */
+void kiln__shared_init(kiln__shared *s, void (*release)(void *ctx), void *ctx);
+void kiln__shared_ref(kiln__shared *s);
+void kiln__shared_unref(kiln__shared *s);
+
 struct kiln_layer {
     kiln_network *net;
     int32_t index;
@@ -188,9 +203,12 @@ struct kiln_layer {
     int32_t nb_outputs;
     kiln_tensor **outputs;
     kiln__params p;
-    /* Constant layers: the values, owned, 64-byte aligned. */
+    /* Constant layers: the values, 64-byte aligned, read-only once set. Owned and freed with
+     * the layer when weights_owner is NULL; otherwise borrowed (an imported model's mapped
+     * file, say) and kept alive by one reference on weights_owner. */
     void *weights;
     size_t weights_bytes;
+    kiln__shared *weights_owner;
     /* Chosen by the backend at build time. */
     int32_t tactic;
 };
@@ -261,14 +279,18 @@ kiln_status kiln__network_new_layer_wired(kiln_network *net, kiln_layer_type typ
 /* Registers an existing tensor as a network input / output (in call order). */
 kiln_status kiln__network_set_input(kiln_network *net, kiln_tensor *tensor);
 kiln_status kiln__network_set_output(kiln_network *net, kiln_tensor *tensor);
-/* Sets a constant layer's values (copied into 64-byte aligned memory). */
+/* Sets a constant layer's values (copied into 64-byte aligned memory), dropping its previous
+ * values, borrowed or not. */
 kiln_status kiln__layer_set_weights(kiln_layer *layer, const void *data, size_t bytes);
+/* Sets a constant layer's values to `data` (64-byte aligned, never written) without copying,
+ * taking a reference on `owner`, which keeps the data alive; drops the previous values. */
+void kiln__layer_borrow_weights(kiln_layer *layer, const void *data, size_t bytes, kiln__shared *owner);
 /* Checks that a public API handle belongs to `net`. */
 kiln_status kiln__check_tensor(const kiln_network *net, const kiln_tensor *t, const char *what);
 
 /* Creates an empty network with the given allocator/logger (used by the plan reader too). */
 kiln_status kiln__network_create(const kiln__alloc *alloc, const kiln__log *log, kiln_network **net);
-/* Deep copy (used by the builder, which optimizes a copy). */
+/* Deep copy (used by the builder, which optimizes a copy); borrowed weights are shared, not copied. */
 kiln_status kiln__network_clone(const kiln_network *src, kiln_network **dst);
 /* Reorders layers so each comes after the producers of its inputs, keeping the current
  * order where it already is; KILN_INVALID_ARGUMENT naming a layer on a cycle. */

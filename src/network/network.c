@@ -11,12 +11,34 @@ static void tensor_free(const kiln__alloc *alloc, kiln_tensor *t) {
     kiln__free(alloc, t);
 }
 
+void kiln__shared_init(kiln__shared *s, void (*release)(void *ctx), void *ctx) {
+    s->refs = 1;
+    s->release = release;
+    s->ctx = ctx;
+}
+
+void kiln__shared_ref(kiln__shared *s) { __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED); }
+
+void kiln__shared_unref(kiln__shared *s) {
+    /* Release ordering on every drop, acquire on the last: the releaser sees all prior uses. */
+    if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) s->release(s->ctx);
+}
+
+/* Drops a layer's values: frees owned ones, gives back the reference on borrowed ones. */
+static void drop_weights(const kiln__alloc *alloc, kiln_layer *l) {
+    if (l->weights_owner) kiln__shared_unref(l->weights_owner);
+    else kiln__free(alloc, l->weights);
+    l->weights = NULL;
+    l->weights_bytes = 0;
+    l->weights_owner = NULL;
+}
+
 static void layer_free(const kiln__alloc *alloc, kiln_layer *l) {
     if (!l) return;
     kiln__free(alloc, l->name);
     kiln__free(alloc, l->inputs);
     kiln__free(alloc, l->outputs);
-    kiln__free(alloc, l->weights);
+    drop_weights(alloc, l);
     kiln__free(alloc, l);
 }
 
@@ -194,10 +216,18 @@ kiln_status kiln__layer_set_weights(kiln_layer *layer, const void *data, size_t 
     void *copy = kiln__malloc_aligned(alloc, bytes ? bytes : 1, 64);
     if (!copy) return KILN_OUT_OF_MEMORY;
     if (bytes) memcpy(copy, data, bytes);
-    kiln__free(alloc, layer->weights);
+    drop_weights(alloc, layer);
     layer->weights = copy;
     layer->weights_bytes = bytes;
     return KILN_OK;
+}
+
+void kiln__layer_borrow_weights(kiln_layer *layer, const void *data, size_t bytes, kiln__shared *owner) {
+    kiln__shared_ref(owner); /* before the drop: the previous values may have the same owner */
+    drop_weights(&layer->net->alloc, layer);
+    layer->weights = (void *)data; /* never written: kernels read constants only */
+    layer->weights_bytes = bytes;
+    layer->weights_owner = owner;
 }
 
 kiln_status kiln__network_add_constant_raw(kiln_network *net, kiln_dtype dtype, const kiln_dims *dims,
@@ -425,7 +455,8 @@ kiln_status kiln__network_clone(const kiln_network *src, kiln_network **out) {
         if (st != KILN_OK) break;
         l->p = s->p;
         l->tactic = s->tactic;
-        if (s->weights) st = kiln__layer_set_weights(l, s->weights, s->weights_bytes);
+        if (s->weights_owner) kiln__layer_borrow_weights(l, s->weights, s->weights_bytes, s->weights_owner);
+        else if (s->weights) st = kiln__layer_set_weights(l, s->weights, s->weights_bytes);
     }
     for (int64_t i = 0; st == KILN_OK && i < src->nb_inputs; i++)
         st = kiln__network_set_input(dst, dst->tensors[src->inputs[i]->index]);

@@ -70,6 +70,11 @@ struct kiln__onnx_ctx {
     int64_t bound_cap;
     list_block *lists;
     int32_t node_layers; /* layers made so far for the node being imported */
+    /* Keeps the model alive for initializers borrowed rather than copied; NULL: copy all.
+     * borrow_raw: raw_data may be borrowed too (it lies in a file the model maps, not in
+     * the caller's buffer). */
+    kiln__shared *owner;
+    bool borrow_raw;
 };
 
 static size_t map_slot(const value_map *m, const char *key) {
@@ -519,6 +524,23 @@ static kiln_status check_opsets(const kiln__onnx_model *model) {
     return KILN_OK;
 }
 
+/* Initializer data used in place: bytes straight from a file the model maps, 64-byte aligned
+ * (kernels make aligned typed loads). Decoded typed fields and unaligned data are copied. */
+static bool borrowable(const kiln__onnx_ctx *ctx, const kiln__onnx_tensor *t, const kiln__onnx_data *data) {
+    bool mapped = t->source == KILN__ONNX_DATA_EXTERNAL || (t->source == KILN__ONNX_DATA_RAW && ctx->borrow_raw);
+    return ctx->owner && mapped && !data->owned && data->size && ((uintptr_t)data->data & 63) == 0;
+}
+
+static kiln_status add_borrowed_constant(kiln__onnx_ctx *ctx, kiln_dtype dtype, const kiln_dims *dims,
+                                         const kiln__onnx_data *data, kiln_layer **out) {
+    kiln_layer *l;
+    KILN__TRY(kiln__network_new_layer(ctx->net, KILN_LAYER_CONSTANT, NULL, 0, 1, &l));
+    l->p.constant.dims = *dims;
+    l->p.constant.dtype = dtype;
+    kiln__layer_borrow_weights(l, data->data, data->size, ctx->owner);
+    return kiln__network_finish_layer(ctx->net, l, out);
+}
+
 static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g) {
     kiln_network *net = ctx->net;
     for (int32_t i = 0; i < g->nb_initializers; i++) {
@@ -535,7 +557,8 @@ static kiln_status import_initializers(kiln__onnx_ctx *ctx, const kiln__onnx_gra
         kiln_status st = kiln__onnx_tensor_data(&net->alloc, t, &data);
         if (st != KILN_OK) return kiln__error_prefix(st, "initializer '%s'", t->name);
         kiln_layer *l;
-        st = kiln__network_add_constant_raw(net, t->dtype, &dims, data.data, data.size, &l);
+        if (borrowable(ctx, t, &data)) st = add_borrowed_constant(ctx, t->dtype, &dims, &data, &l);
+        else st = kiln__network_add_constant_raw(net, t->dtype, &dims, data.data, data.size, &l);
         kiln__onnx_data_release(&net->alloc, &data);
         if (st == KILN_OK) st = kiln_layer_set_name(l, t->name);
         if (st == KILN_OK) st = bind(ctx, t->name, l->outputs[0]);
@@ -737,13 +760,16 @@ static kiln_status import_outputs(kiln__onnx_ctx *ctx, const kiln__onnx_graph *g
     return KILN_OK;
 }
 
-kiln_status kiln__onnx_import(kiln_builder *builder, const kiln__onnx_model *model, const kiln__onnx_input_form *forms,
-                              int32_t nb_forms, kiln_network **out) {
+/* Imports `model`; with `owner` (which keeps the model alive), mapped initializer data is
+ * borrowed by the network's constants instead of copied. */
+static kiln_status import_model(kiln_builder *builder, const kiln__onnx_model *model, kiln__shared *owner,
+                                bool borrow_raw, const kiln__onnx_input_form *forms, int32_t nb_forms,
+                                kiln_network **out) {
     *out = NULL;
     KILN__TRY(check_opsets(model));
     const kiln__onnx_graph *g = model->graph;
     if (!g) return kiln__error(KILN_INVALID_ARGUMENT, "the model has no graph");
-    kiln__onnx_ctx ctx = {.model = model};
+    kiln__onnx_ctx ctx = {.model = model, .owner = owner, .borrow_raw = borrow_raw};
     scope top = {.prefix = ""};
     ctx.scope = &top;
     KILN__TRY(kiln__network_create(&builder->alloc, &builder->log, &ctx.net));
@@ -771,6 +797,43 @@ kiln_status kiln__onnx_import(kiln_builder *builder, const kiln__onnx_model *mod
     return KILN_OK;
 }
 
+kiln_status kiln__onnx_import(kiln_builder *builder, const kiln__onnx_model *model, const kiln__onnx_input_form *forms,
+                              int32_t nb_forms, kiln_network **out) {
+    /* The caller keeps the model: every initializer is copied. */
+    return import_model(builder, model, NULL, false, forms, nb_forms, out);
+}
+
+/* Owns a model whose mapped files the network's constants may borrow; freed with the last
+ * constant (of the network or of any engine built from it). */
+typedef struct model_owner {
+    kiln__shared shared;
+    kiln__alloc alloc;
+    kiln__onnx_model *model;
+} model_owner;
+
+static void model_owner_release(void *ctx) {
+    model_owner *o = ctx;
+    kiln__alloc alloc = o->alloc;
+    kiln__onnx_model_free(o->model);
+    kiln__free(&alloc, o);
+}
+
+/* Imports a model it takes over: freed here unless constants borrow its data. */
+static kiln_status import_owned(kiln_builder *builder, kiln__onnx_model *model, bool borrow_raw,
+                                kiln_network **network) {
+    model_owner *o = kiln__malloc(&builder->alloc, sizeof *o);
+    if (!o) {
+        kiln__onnx_model_free(model);
+        return KILN_OUT_OF_MEMORY;
+    }
+    o->alloc = builder->alloc;
+    o->model = model;
+    kiln__shared_init(&o->shared, model_owner_release, o);
+    kiln_status st = import_model(builder, model, &o->shared, borrow_raw, NULL, 0, network);
+    kiln__shared_unref(&o->shared); /* the import's reference; borrowing constants hold theirs */
+    return st;
+}
+
 kiln_status kiln_onnx_parse(kiln_builder *builder, const void *data, size_t size, const char *base_dir,
                             kiln_network **network) {
     if (network) *network = NULL;
@@ -778,9 +841,9 @@ kiln_status kiln_onnx_parse(kiln_builder *builder, const void *data, size_t size
         return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse: builder, data or output pointer is NULL");
     kiln__onnx_model *model;
     KILN__TRY(kiln__onnx_model_parse(&builder->alloc, data, size, base_dir, &model));
-    kiln_status st = kiln__onnx_import(builder, model, NULL, 0, network);
-    kiln__onnx_model_free(model);
-    return st;
+    /* raw_data points into the caller's bytes, which may go once this returns; only
+     * external data (files the model maps) is borrowed. */
+    return import_owned(builder, model, false, network);
 }
 
 kiln_status kiln_onnx_parse_file(kiln_builder *builder, const char *path, kiln_network **network) {
@@ -789,8 +852,7 @@ kiln_status kiln_onnx_parse_file(kiln_builder *builder, const char *path, kiln_n
         return kiln__error(KILN_INVALID_ARGUMENT, "onnx_parse_file: builder, path or output pointer is NULL");
     kiln__onnx_model *model;
     KILN__TRY(kiln__onnx_model_load(&builder->alloc, path, &model));
-    kiln_status st = kiln__onnx_import(builder, model, NULL, 0, network);
-    kiln__onnx_model_free(model);
+    kiln_status st = import_owned(builder, model, true, network);
     if (st != KILN_OK) kiln__error_prefix(st, "%s", path);
     return st;
 }

@@ -17,9 +17,12 @@ kiln_status kiln__pass_fuse_activations(kiln_network *net, int32_t *fused);
 /* Moves a Mul/Div by a scalar constant after a matmul into its alpha, and the Add of a constant
  * bias along the last dim into its c input (beta 1); *fused counts the layers absorbed. */
 kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused);
-/* Runs the three passes above in the order that lets kiln__pass_fuse then put the activation
+/* Moves the Add of a tensor with rows as wide as a matmul's result (attention's mask, a residual
+ * block) into the matmul's c input (beta 1) when the matmul has none; *fused counts the Adds. */
+kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, int32_t *fused);
+/* Runs the four passes above in the order that lets kiln__pass_fuse then put the activation
  * into the matmul's epilogue: folding first (patterns then see constants), then activations,
- * then biases. *changed counts the rewrites. */
+ * then biases, then other adds. *changed counts the rewrites. */
 kiln_status kiln__pass_simplify(kiln_network *net, int32_t *changed);
 
 #endif

@@ -2,13 +2,15 @@
 #include "passes.h"
 
 kiln_status kiln__pass_simplify(kiln_network *net, int32_t *changed) {
-    int32_t folded = 0, acts = 0, biases = 0;
+    int32_t folded = 0, acts = 0, biases = 0, adds = 0;
     *changed = 0;
     KILN__TRY(kiln__pass_fold_constants(net, &folded));
     KILN__TRY(kiln__pass_fuse_activations(net, &acts));
     KILN__TRY(kiln__pass_fuse_matmul_bias(net, &biases));
-    kiln__logf(&net->log, KILN_LOG_VERBOSE, "folded %d constant layers, made %d activations, fused %d matmul biases",
-               folded, acts, biases);
-    *changed = folded + acts + biases;
+    KILN__TRY(kiln__pass_fuse_matmul_add(net, &adds));
+    kiln__logf(&net->log, KILN_LOG_VERBOSE,
+               "folded %d constant layers, made %d activations, fused %d matmul biases and %d matmul adds", folded,
+               acts, biases, adds);
+    *changed = folded + acts + biases + adds;
     return KILN_OK;
 }

@@ -25,6 +25,7 @@ struct kiln_context {
     bool plan_ready;
     uint8_t *arena;
     uint64_t arena_capacity;
+    void **layer_cache; /* CPU engines: one kernel cache slot per layer (kiln__cpu_ctx.cache) */
     void *device_state; /* device engines: the backend's per-context state */
     void **io_data;     /* device engines: IO pointers in engine order, for the backend */
     size_t *io_bytes;
@@ -59,6 +60,14 @@ kiln_status kiln_engine_create_context(kiln_engine *e, kiln_context **out) {
         c->io[i].dims = e->net->inputs[i]->dims;
         c->io[i].dims_set = kiln__dims_volume(&c->io[i].dims) >= 0;
     }
+    if (e->device == KILN_DEVICE_CPU) {
+        c->layer_cache = kiln__calloc(&e->alloc, (size_t)(e->net->nb_layers ? e->net->nb_layers : 1),
+                                      sizeof *c->layer_cache);
+        if (!c->layer_cache) {
+            kiln_context_destroy(c);
+            return KILN_OUT_OF_MEMORY;
+        }
+    }
     if (e->device == KILN_DEVICE_CUDA) {
         kiln_status st = KILN_OK;
         size_t n = (size_t)(nb_io(c) ? nb_io(c) : 1);
@@ -88,6 +97,9 @@ void kiln_context_destroy(kiln_context *c) {
     drop_eval(c);
     kiln__arena_plan_free(&alloc, &c->plan);
     kiln__free(&alloc, c->arena);
+    if (c->layer_cache)
+        for (int64_t i = 0; i < c->engine->net->nb_layers; i++) kiln__free(&alloc, c->layer_cache[i]);
+    kiln__free(&alloc, c->layer_cache);
     if (c->device_state) kiln__cuda()->context_destroy(c->device_state);
     kiln__free(&alloc, c->io_data);
     kiln__free(&alloc, c->io_bytes);
@@ -284,6 +296,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
     c->ev_ready = true;
     c->ev.plan = &c->plan;
     c->ev.arena = c->arena;
+    c->ev.layer_cache = c->layer_cache;
     for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, c->io[i].data);
     for (int64_t o = 0; o < net->nb_outputs; o++) {
         const io_slot *s = &c->io[net->nb_inputs + o];

@@ -36,6 +36,8 @@ typedef struct kiln__eval {
     /* Execute mode: planned placement (both NULL when none). */
     const kiln__arena_plan *plan;
     uint8_t *arena;
+    /* Execute mode: one persistent kernel cache slot per layer (kiln__cpu_ctx.cache), or NULL. */
+    void **layer_cache;
 } kiln__eval;
 
 /* Prepares an evaluator for net (arrays sized to its tensors). */

@@ -182,7 +182,10 @@ static void reference(const conv_case *cc, const int64_t *out, const int64_t *pb
     }
 }
 
-static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool) {
+/* cache: run the kernel twice with this layer slot (the first run may fill it, the second reads
+ * it); constant: whether the weights come from a constant layer. */
+static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool, void **cache,
+                            bool constant) {
     char label[160];
     snprintf(label, sizeof label, "%s [%s, %s]", what, kiln_dtype_name(t), pool ? "threads" : "serial");
     int64_t out[3], pb[3];
@@ -203,6 +206,10 @@ static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__
     if (cc->bias) in[2] = rand_value(t, (kiln_dims){1, {cc->m}}, &rb);
     if (cc->res) in[3] = rand_value(t, yd, &rr);
     kiln_layer l = make_layer(cc, cc->res ? 4 : 3);
+    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = constant ? &cl : NULL}, tb = {.name = "b"};
+    kiln_tensor tr = {.name = "r"}, *tens[4] = {&tx, &tw, &tb, &tr};
+    if (cache) l.inputs = tens;
     kiln__value o[1];
     memset(o, 0, sizeof o);
     const kiln__layer_ops *ops = kiln__layer_ops_for(l.type);
@@ -218,17 +225,20 @@ static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__
     int64_t ny = kiln__dims_volume(&yd);
     o[0].bytes = (size_t)ny * esize(t);
     o[0].data = malloc(o[0].bytes);
-    kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc};
-    KT_OK(kiln__cpu_kernel_for(l.type)(&l, in, o, &ctx));
+    kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc, .cache = cache};
     double *ry = malloc(sizeof(double) * (size_t)ny);
     reference(cc, out, pb, rx, rw, rb, rr, ry);
     float *got = malloc(sizeof(float) * (size_t)ny), *want = malloc(sizeof(float) * (size_t)ny);
-    for (int64_t i = 0; i < ny; i++) {
-        got[i] = (float)load(o[0].data, t, i);
-        want[i] = (float)ry[i];
+    for (int run = 0; run < (cache ? 2 : 1); run++) {
+        memset(o[0].data, 0xff, o[0].bytes); /* NaNs: every output must be written */
+        KT_OK(kiln__cpu_kernel_for(l.type)(&l, in, o, &ctx));
+        for (int64_t i = 0; i < ny; i++) {
+            got[i] = (float)load(o[0].data, t, i);
+            want[i] = (float)ry[i];
+        }
+        float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
+        kt_close(label, got, want, ny, tol, tol);
     }
-    float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
-    kt_close(label, got, want, ny, tol, tol);
     free(got);
     free(want);
     free(ry);
@@ -239,6 +249,10 @@ done:
     free(rw);
     free(rb);
     free(rr);
+}
+
+static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool) {
+    run_case_cached(what, cc, t, pool, NULL, false);
 }
 
 static conv_case c2d(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t k, int64_t s, int64_t p,
@@ -361,6 +375,66 @@ static void test_wide_kernels(void) {
         run_case("pointwise 300 channels", &cc, KILN_FLOAT32, g_pool);
         cc = c2d(2, 12, 18, 40, 40, 3, 2, 1, 1, 3);
         run_case("grouped conv 40x40", &cc, KILN_FLOAT32, g_pool);
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+/* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
+ * weights change shape; never cached when they are not constant, for depthwise layers or without
+ * AVX2. */
+static void test_packed_weights(void) {
+    void *slot = NULL;
+    conv_case cc = c2d(2, 40, 150, 23, 29, 3, 1, 1, 1, 1);
+    cc.bias = cc.res = 1;
+    cc.act = KILN_ACT_RELU;
+    run_case_cached("packed weights", &cc, KILN_FLOAT32, g_pool, &slot, true);
+    KT_CHECK((slot != NULL) == (kiln__cpu_simd() != KILN__SIMD_NONE));
+    cc = c2d(1, 12, 18, 9, 11, 3, 2, 1, 1, 3); /* other dims: repacked */
+    run_case_cached("packed weights, groups 3", &cc, KILN_FLOAT32, NULL, &slot, true);
+    cc.m = 9;
+    run_case_cached("packed weights, groups 3, 9 maps", &cc, KILN_FLOAT16, g_pool, &slot, true);
+    kiln__free(&g_alloc, slot);
+    slot = NULL;
+    cc = c2d(1, 300, 70, 9, 11, 1, 1, 0, 1, 1);
+    run_case_cached("packed pointwise weights", &cc, KILN_BFLOAT16, NULL, &slot, true);
+    kiln__free(&g_alloc, slot);
+    slot = NULL;
+    run_case_cached("weights not constant", &cc, KILN_FLOAT32, NULL, &slot, false);
+    KT_CHECK(slot == NULL);
+    run_case_cached("float64 weights", &cc, KILN_FLOAT64, NULL, &slot, true);
+    KT_CHECK(slot == NULL);
+    cc = c2d(1, 8, 8, 9, 40, 3, 1, 1, 1, 8);
+    run_case_cached("depthwise weights", &cc, KILN_FLOAT32, NULL, &slot, true);
+    KT_CHECK(slot == NULL);
+    kiln__cpu_set_simd(KILN__SIMD_NONE);
+    cc = c2d(1, 10, 12, 9, 11, 3, 1, 1, 1, 1);
+    run_case_cached("weights without AVX2", &cc, KILN_FLOAT32, NULL, &slot, true);
+    KT_CHECK(slot == NULL);
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+/* Depthwise rows of every width class and stride (the padded, phase-split copy), with 1 and 2
+ * output rows per pass, at every SIMD level. */
+static void test_depthwise_shapes(void) {
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
+        kiln__cpu_set_simd(simd);
+        for (int64_t s = 1; s <= 4; s++)
+            for (int64_t w = 1; w <= 70; w += 23) {
+                conv_case cc = c2d(1, 3, 3, 2 * s + 1, w + 2, 3, s, 1, 1, 3);
+                cc.k[1] = 1 + s % 3;
+                cc.pe[1] = s % 2;
+                cc.bias = cc.res = 1;
+                cc.act = s == 3 ? KILN_ACT_SIGMOID : KILN_ACT_RELU;
+                char what[64];
+                snprintf(what, sizeof what, "depthwise stride %d width %d simd %d", (int)s, (int)(w + 2), simd);
+                run_case(what, &cc, KILN_FLOAT32, s % 2 ? g_pool : NULL);
+            }
+        conv_case big = c2d(1, 2, 2, 5, 9, 3, 1, 5, 1, 2); /* pads wider than the kernel */
+        big.pe[1] = 7;
+        run_case("depthwise pads 5/7", &big, KILN_FLOAT32, NULL);
+        big = c2d(1, 2, 2, 30, 100, 3, 2, 0, 1, 2); /* inputs wider than the outputs need */
+        big.k[0] = 1;
+        run_case("depthwise valid stride 2", &big, KILN_FLOAT32, NULL);
     }
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
@@ -654,6 +728,8 @@ int main(void) {
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_DECONVOLUTION) == kiln__cpu_deconv);
     test_conv_kernels();
     test_wide_kernels();
+    test_packed_weights();
+    test_depthwise_shapes();
     test_deconv_kernels();
     test_infer();
     test_oom();

@@ -1,4 +1,4 @@
-/* kiln__sgemm against a naive double-precision reference: random shapes (odd sizes, m/n/k = 1,
+/* kiln__sgemm (and kiln__sgemm_packed, from A packed once) against a naive double-precision reference: random shapes (odd sizes, m/n/k = 1,
  * k = 0, sizes crossing the cache blocks), transposes, leading dims wider than the matrix (the
  * gaps must stay untouched), alpha/beta (beta = 0 must not read C: it starts as NaN), the fused
  * bias / residual / activation epilogue, serially and on 4 threads, with the AVX-512 and AVX2
@@ -33,6 +33,8 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
     kt_fill(res, m * ldr, -1, 1);
     for (int64_t i = 0; i < m * ldc; i++) c[i] = g->beta == 0 && i % ldc < n ? NAN : kt_randf(-1, 1);
     memcpy(want, c, (size_t)(m * ldc) * sizeof *c);
+    float *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
+    memcpy(c0, c, (size_t)(m * ldc) * sizeof *c);
     kiln__act act = {g->act, 0.1f, 0.6f};
     if (g->act == KILN_ACT_CLIP) act.alpha = -0.5f;
     for (int64_t i = 0; i < m; i++)
@@ -53,6 +55,28 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
              g->act, pool ? "4 threads" : "serial");
     /* Gaps between rows included: they must be unchanged. */
     kt_close(name, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+    if (!g->ta && g->alpha == 1.0f) {
+        /* The same product from A packed once (without AVX2 the packed copy, all NaN, is unused). */
+        int64_t floats = kiln__sgemm_packed_a_floats(m, k);
+        float *pa = malloc((size_t)KILN__MAX(1, floats) * sizeof *pa);
+        for (int64_t i = 0; i < floats; i++) pa[i] = NAN;
+        if (kiln__cpu_simd() != KILN__SIMD_NONE) kiln__sgemm_pack_a(m, k, a, lda, pa);
+        memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+        if (g->tb) { /* packed A takes B as it is: transpose it here */
+            float *bt = malloc((size_t)KILN__MAX(1, k * n) * sizeof *bt);
+            for (int64_t p = 0; p < k; p++)
+                for (int64_t j = 0; j < n; j++) bt[p * n + j] = b[j * ldb + p];
+            KT_OK(kiln__sgemm_packed(pool, &g_alloc, m, n, k, a, lda, pa, bt, n, g->beta, c, ldc, &ep));
+            free(bt);
+        } else {
+            KT_OK(kiln__sgemm_packed(pool, &g_alloc, m, n, k, a, lda, pa, b, ldb, g->beta, c, ldc, &ep));
+        }
+        char pname[300];
+        snprintf(pname, sizeof pname, "packed A: %s", name);
+        kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+        free(pa);
+    }
+    free(c0);
     free(a);
     free(b);
     free(c);

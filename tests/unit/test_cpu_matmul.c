@@ -268,6 +268,32 @@ static void test_kernels(void) {
     mc.act = KILN_ACT_SIGMOID;
     mc.c = (kiln_dims){1, {6}};
     run_all("batched with bias, sigmoid", &mc);
+    /* c with beta 1 goes through the GEMM's epilogue where its rows are n wide (one row for all,
+     * or [m, n] blocks, broadcast over batch dims); other c shapes are copied into y first. */
+    static const struct {
+        kiln_dims a, b, c;
+    } ep[] = {
+        {{3, {2, 5, 7}}, {2, {7, 6}}, {1, {6}}},                    /* folded, a bias row */
+        {{3, {2, 5, 7}}, {2, {7, 6}}, {3, {1, 1, 6}}},              /* folded, the row with batch dims */
+        {{3, {2, 5, 7}}, {2, {7, 6}}, {3, {2, 5, 6}}},              /* folded, a residual */
+        {{3, {2, 5, 7}}, {2, {7, 6}}, {2, {5, 6}}},                 /* folded, one block for every batch */
+        {{3, {2, 5, 7}}, {2, {7, 6}}, {3, {2, 1, 6}}},              /* folded, a row per batch */
+        {{4, {2, 3, 5, 7}}, {4, {2, 3, 7, 6}}, {4, {2, 1, 1, 6}}}, /* attention's mask */
+        {{4, {2, 3, 5, 7}}, {4, {1, 3, 7, 6}}, {3, {3, 5, 6}}},    /* a block per head */
+        {{4, {2, 3, 5, 7}}, {3, {3, 7, 6}}, {4, {2, 3, 5, 6}}},    /* whole, not folded */
+        {{3, {2, 5, 7}}, {3, {2, 7, 6}}, {2, {5, 1}}},              /* a column: copied */
+        {{2, {5, 7}}, {2, {7, 1}}, {1, {1}}},                       /* n = 1 */
+    };
+    for (size_t i = 0; i < KILN__ARRAY_LEN(ep); i++)
+        for (int v = 0; v < 3; v++) {
+            mc = mm(ep[i].a, ep[i].b);
+            mc.has_c = 1;
+            mc.c = ep[i].c;
+            mc.alpha = v == 1 ? 0.125f : 1.0f;
+            mc.beta = v == 2 ? 2.0f : 1.0f;
+            mc.act = v == 1 ? KILN_ACT_RELU : -1;
+            run_all("c through the epilogue", &mc);
+        }
     mc = mm((kiln_dims){2, {4, 0}}, (kiln_dims){2, {0, 3}});
     mc.has_c = 1;
     mc.c = (kiln_dims){1, {3}};
