@@ -16,7 +16,7 @@ typedef struct mm_job {
     int64_t batches, m, k, n;
     const int64_t *aoff, *boff, *coff; /* element offset of each batch's matrix in a, b and res */
     int32_t op_a, op_b;
-    double alpha, beta; /* beta is 0 when c is absent: y was not prefilled */
+    double alpha, beta; /* beta is 0 when c is absent or added through res: y was not prefilled */
     kiln_dtype dtype;
     const void *a, *b;
     void *y;

@@ -61,7 +61,7 @@ static inline kiln_status lh_run(const kiln_layer *l, const kiln__value *in, kil
     if (n < 0 || !kiln__dtype_bytes(out->dtype, n, &out->bytes)) return KILN_INTERNAL_ERROR;
     out->data = malloc(out->bytes ? out->bytes : 1);
     memset(out->data, 0xCD, out->bytes); /* garbage that a missed write would leave */
-    kiln__cpu_ctx ctx = {lh_pool, &lh_alloc};
+    kiln__cpu_ctx ctx = {.pool = lh_pool, .alloc = &lh_alloc};
     return kiln__cpu_kernel_for(l->type)(l, in, out, &ctx);
 }
 

@@ -149,7 +149,7 @@ static kiln_status la_run(const kiln_layer *l, const kiln__value *in, kiln__valu
         out[i].data = malloc(out[i].bytes ? out[i].bytes : 1);
         memset(out[i].data, 0xCD, out[i].bytes);
     }
-    kiln__cpu_ctx ctx = {lh_pool, &lh_alloc};
+    kiln__cpu_ctx ctx = {.pool = lh_pool, .alloc = &lh_alloc};
     return kiln__cpu_kernel_for(l->type)(l, in, out, &ctx);
 }
 

@@ -22,7 +22,7 @@ static kiln_status run_multi(const kiln_layer *l, const kiln__value *in, kiln__v
         out[o].data = malloc(out[o].bytes ? out[o].bytes : 1);
         memset(out[o].data, 0xCD, out[o].bytes);
     }
-    kiln__cpu_ctx ctx = {lh_pool, &lh_alloc};
+    kiln__cpu_ctx ctx = {.pool = lh_pool, .alloc = &lh_alloc};
     return kiln__cpu_kernel_for(l->type)(l, in, out, &ctx);
 }
 

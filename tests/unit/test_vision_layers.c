@@ -35,7 +35,7 @@ static kiln_status run_n(const kiln_layer *l, const kiln__value *in, kiln__value
         out[k].data = malloc(out[k].bytes ? out[k].bytes : 1);
         memset(out[k].data, 0xCD, out[k].bytes);
     }
-    kiln__cpu_ctx ctx = {lh_pool, &lh_alloc};
+    kiln__cpu_ctx ctx = {.pool = lh_pool, .alloc = &lh_alloc};
     return kiln__cpu_kernel_for(l->type)(l, in, out, &ctx);
 }
 
