@@ -757,7 +757,10 @@ int main(void) {
         {"resize f16", net_resize, KILN_FLOAT16, 0, F16, 1e-3f, -1, 1},
         {"cast", net_cast, KILN_FLOAT32, 0, 0, 0, -8, 8},
         {"small cnn f32", net_cnn, KILN_FLOAT32, 0, F32, 1e-6f, -1, 1},
-        {"small cnn f16", net_cnn, KILN_FLOAT16, 0, 2e-2f, 1e-3f, -1, 1},
+        /* Several fp16 layers: each rounds its output to fp16 and the two backends sum in different
+         * orders, so a near-cancelling logit can move a probability by ~1e-2 (seen once in four
+         * runs on an H200 with seed 88514635739). */
+        {"small cnn f16", net_cnn, KILN_FLOAT16, 0, 2e-2f, 2e-2f, -1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int before = kt_failures;
