@@ -2,6 +2,7 @@
  * with the bias / residual / activation epilogue fused into the GEMM's stores, a direct AVX2
  * kernel for depthwise convolutions, float16/bfloat16 through float32, and a plain loop for
  * float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+#include "conv_common.h"
 #include "gemm.h"
 
 #include <immintrin.h>
@@ -9,20 +10,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* Below this many flops per GEMM, running several (image, group) GEMMs at once, one per
- * thread, beats spreading each over the threads. */
-#define KILN__SMALL_GEMM_FLOPS 8e6
-
 /* The vector depthwise path takes kernels of at most this many (kz, ky) rows and kx taps. */
 #define DW_MAX_ROWS 64
 #define DW_MAX_TAPS 64
 
-/* Geometry with spatial dims padded to 3 (leading dims of size 1). */
-typedef struct conv_geom {
-    int64_t n, c, m, groups, cg, mg;
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
-    int64_t in_plane, out_plane, kvol;
-} conv_geom;
+typedef kiln__conv_geom conv_geom;
 
 typedef struct conv_job {
     conv_geom g;
@@ -38,49 +30,6 @@ typedef struct conv_job {
     atomic_int status; /* the first failure of a parallel GEMM task */
 } conv_job;
 
-static void geom_init(const kiln_layer *layer, const kiln__value *in, const kiln__value *out, conv_geom *g) {
-    const kiln__conv_params *p = &layer->p.conv;
-    int32_t ns = p->nb_spatial, off = 3 - ns;
-    g->n = in[0].dims.d[0];
-    g->c = in[0].dims.d[1];
-    g->m = out[0].dims.d[1];
-    g->groups = p->groups;
-    g->cg = g->c / g->groups;
-    g->mg = g->m / g->groups;
-    g->in_plane = g->out_plane = g->kvol = 1;
-    for (int32_t j = 0; j < 3; j++) {
-        int32_t i = j - off;
-        if (i < 0) {
-            g->in[j] = g->out[j] = g->k[j] = g->s[j] = g->d[j] = 1;
-            g->pb[j] = 0;
-        } else {
-            g->in[j] = in[0].dims.d[2 + i];
-            g->out[j] = out[0].dims.d[2 + i];
-            g->k[j] = in[1].dims.d[2 + i];
-            g->s[j] = p->stride[i];
-            g->d[j] = p->dilation[i];
-            if (p->auto_pad == KILN__PAD_SAME_UPPER || p->auto_pad == KILN__PAD_SAME_LOWER) {
-                int64_t total = (g->out[j] - 1) * g->s[j] + g->d[j] * (g->k[j] - 1) + 1 - g->in[j];
-                total = KILN__MAX(total, 0);
-                g->pb[j] = p->auto_pad == KILN__PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            } else {
-                g->pb[j] = p->auto_pad == KILN__PAD_VALID ? 0 : p->pad_begin[i];
-            }
-        }
-        g->in_plane *= g->in[j];
-        g->out_plane *= g->out[j];
-        g->kvol *= g->k[j];
-    }
-}
-
-/* Output positions [lo, hi) along the last dim whose input index o*s + base lies in [0, n). */
-static void valid_range(int64_t base, int64_t s, int64_t n, int64_t out, int64_t *lo, int64_t *hi) {
-    int64_t l = base >= 0 ? 0 : (-base + s - 1) / s;
-    int64_t h = n - base <= 0 ? 0 : (n - base + s - 1) / s;
-    *lo = KILN__MIN(l, out);
-    *hi = KILN__MAX(*lo, KILN__MIN(h, out));
-}
-
 /* Rows [r0, r1) of the col matrix [cg * kvol, out_plane] of one group's input. */
 static void im2col(const conv_geom *g, const float *x, float *col, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
@@ -89,7 +38,7 @@ static void im2col(const conv_geom *g, const float *x, float *col, int64_t r0, i
         const float *xc = x + c * g->in_plane;
         float *dst = col + r * g->out_plane;
         int64_t base_x = kx * g->d[2] - g->pb[2], lo, hi;
-        valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
+        kiln__conv_valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
         for (int64_t oz = 0; oz < g->out[0]; oz++) {
             int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
             for (int64_t oy = 0; oy < g->out[1]; oy++, dst += g->out[2]) {
@@ -138,7 +87,7 @@ static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
             for (int64_t kx = 0; kx < g->k[2]; kx++, t++) {
                 float wv = w[t];
                 int64_t base_x = kx * g->d[2] - g->pb[2], lo, hi;
-                valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
+                kiln__conv_valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
                 for (int64_t oz = 0; oz < g->out[0]; oz++) {
                     int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
                     if (iz < 0 || iz >= g->in[0]) continue;
@@ -536,15 +485,6 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
 
 /* ---------------------------------------------------------------- float64: direct loops */
 
-static double act_f64(const kiln__act *a, double x) {
-    switch (a->kind) {
-    case KILN_ACT_RELU: return x > 0 ? x : 0;
-    case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : a->alpha * x;
-    case KILN_ACT_CLIP: return x < a->alpha ? a->alpha : (x > a->beta ? a->beta : x);
-    default: return kiln__act_f32(a->kind, a->alpha, a->beta, (float)x);
-    }
-}
-
 typedef struct conv_job64 {
     conv_geom g;
     const double *x, *w, *bias, *res;
@@ -582,76 +522,29 @@ static void conv64_range(void *arg, int64_t begin, int64_t end) {
                         }
                     }
                     if (res) acc += res[o];
-                    y[o] = j->act->kind >= 0 ? act_f64(j->act, acc) : acc;
+                    y[o] = j->act->kind >= 0 ? kiln__conv_act_f64(j->act, acc) : acc;
                 }
     }
-}
-
-/* ---------------------------------------------------------------- half types through float32 */
-
-static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t count) {
-    if (!v || !v->data) return NULL;
-    float *f = kiln__malloc_aligned(alloc, (size_t)KILN__MAX(count, 1) * sizeof(float), 64);
-    if (!f) return NULL;
-    const uint16_t *h = v->data;
-    for (int64_t i = 0; i < count; i++)
-        f[i] = v->dtype == KILN_FLOAT16 ? kiln__half_to_float(h[i]) : kiln__bf16_to_float(h[i]);
-    return f;
-}
-
-static void from_f32(const float *f, kiln_dtype dtype, void *out, int64_t count) {
-    uint16_t *h = out;
-    for (int64_t i = 0; i < count; i++)
-        h[i] = dtype == KILN_FLOAT16 ? kiln__float_to_half(f[i]) : kiln__float_to_bf16(f[i]);
 }
 
 kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
     const kiln__conv_params *p = &layer->p.conv;
     conv_geom g;
-    geom_init(layer, in, out, &g);
-    const kiln__value *bias = layer->nb_inputs > 2 && in[2].data ? &in[2] : NULL;
-    const kiln__value *res = layer->nb_inputs > 3 && in[3].data ? &in[3] : NULL;
-    int64_t ny = g.n * g.m * g.out_plane;
-    if (ny == 0) return KILN_OK;
+    kiln__conv_geom_init(layer, in, out, &g);
+    if (g.n * g.m * g.out_plane == 0) return KILN_OK;
     if (g.out_plane > INT_MAX || g.cg * g.kvol > INT_MAX || g.mg > INT_MAX)
         return kiln__layer_error(layer, KILN_UNSUPPORTED, "the GEMM dims exceed the BLAS int range");
-    kiln_dtype t = in[0].dtype;
-    if (t == KILN_FLOAT64) {
+    if (in[0].dtype == KILN_FLOAT64) {
+        const kiln__value *bias = kiln__conv_optional(layer, in, 2), *res = kiln__conv_optional(layer, in, 3);
         conv_job64 j = {g, in[0].data, in[1].data, bias ? bias->data : NULL, res ? res->data : NULL, out[0].data,
                         &p->act};
         kiln__parallel_for(ctx->pool, g.n * g.m, 1, conv64_range, &j);
         return KILN_OK;
     }
-    conv_job j = {.g = g, .act = &p->act};
-    if (t == KILN_FLOAT32) {
-        j.x = in[0].data;
-        j.w = in[1].data;
-        j.bias = bias ? bias->data : NULL;
-        j.res = res ? res->data : NULL;
-        j.y = out[0].data;
-        return conv_f32(layer, in[1].data, &j, ctx);
-    }
-    if (t != KILN_FLOAT16 && t != KILN_BFLOAT16)
-        return kiln__layer_error(layer, KILN_UNSUPPORTED, "no CPU convolution for dtype %s", kiln_dtype_name(t));
-    float *x = to_f32(ctx->alloc, &in[0], g.n * g.c * g.in_plane);
-    float *w = to_f32(ctx->alloc, &in[1], g.m * g.cg * g.kvol);
-    float *b = to_f32(ctx->alloc, bias, g.m);
-    float *r = to_f32(ctx->alloc, res, ny);
-    float *y = kiln__malloc_aligned(ctx->alloc, (size_t)ny * sizeof(float), 64);
-    kiln_status st = KILN_OUT_OF_MEMORY;
-    if (x && w && y && (b || !bias) && (r || !res)) {
-        j.x = x;
-        j.w = w;
-        j.bias = b;
-        j.res = r;
-        j.y = y;
-        st = conv_f32(layer, in[1].data, &j, ctx);
-        if (st == KILN_OK) from_f32(y, t, out[0].data, ny);
-    }
-    kiln__free(ctx->alloc, x);
-    kiln__free(ctx->alloc, w);
-    kiln__free(ctx->alloc, b);
-    kiln__free(ctx->alloc, r);
-    kiln__free(ctx->alloc, y);
-    return st;
+    /* float16/bfloat16 run through float32 copies. */
+    kiln__conv_f32 f;
+    kiln_status st = kiln__conv_f32_begin(layer, in, out, &g, ctx, &f);
+    if (st != KILN_OK) return st;
+    conv_job j = {.g = g, .x = f.x, .w = f.w, .bias = f.bias, .res = f.res, .y = f.y, .act = &p->act};
+    return kiln__conv_f32_end(ctx, out, conv_f32(layer, in[1].data, &j, ctx), &f);
 }

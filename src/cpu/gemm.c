@@ -2,8 +2,12 @@
  * each tile runs over K in blocks of kc: A's block is packed into 6-row panels (scaled by
  * alpha), B's into 16-column panels, and a 6x16 register-blocked AVX2/FMA micro-kernel
  * accumulates each 6x16 piece of C, applying beta on the first K block and the epilogue on the
- * last, while the piece is still in registers. */
+ * last, while the piece is still in registers (activations too, through vmath.h, except the
+ * rare kinds without a vector form: those run over the tile's whole rows at its end). Operands
+ * packed once by the caller (constant weights) skip their packing; when C has several tiles
+ * across, A is packed once for all of them. */
 #include "gemm.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -18,6 +22,7 @@
 #define MIN_MC 24
 #define MIN_NC 64
 #define TILES_PER_THREAD 4
+#define PREPACK_A_MAX (4 << 20) /* floats: A packed whole before the tiles when it is at most this big */
 
 static atomic_int simd_state = -1; /* -1: not detected yet */
 
@@ -42,20 +47,27 @@ typedef struct gemm_job {
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
     const float *a, *b;
-    const float *apack; /* A packed whole by kiln__sgemm_pack_a, or NULL: packed per tile */
+    const float *apack; /* A packed whole (kiln__sgemm_pack_a or before the tiles), or NULL: per tile */
     int64_t mpad;       /* its rows, rounded up to MR */
+    const float *bpack; /* B packed whole by kiln__sgemm_pack_b, or NULL: packed per tile */
+    int64_t npad;       /* its columns, rounded up to nr */
     float *c;
     const float *bias, *res;
     int64_t ldr;
     const kiln__act *act; /* NULL when none */
-    bool act_inline;      /* relu / clip: applied in registers */
-    float lo, hi;         /* their bounds */
+    int act_mode;         /* how act is applied: ACT_* */
+    int vm_fn;            /* ACT_VM: the vmath.h function */
+    float lo, hi;         /* ACT_CLAMP: the bounds; ACT_LEAKY: lo is the slope */
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
     atomic_llong next;     /* next tile to take */
 } gemm_job;
+
+/* Activations in registers: relu and clip as a clamp, leaky relu, the vmath.h functions
+ * (sigmoid, SiLU, tanh, the GELUs); the others over whole rows of the finished tile. */
+enum { ACT_NONE, ACT_CLAMP, ACT_LEAKY, ACT_VM, ACT_ROWS };
 
 /* ---------------------------------------------------------------- packing */
 
@@ -111,6 +123,19 @@ __attribute__((target("avx2,fma"))) static void pack_b(const gemm_job *j, int64_
 
 /* ---------------------------------------------------------------- the micro-kernel */
 
+/* The in-register activation of 8 values (ACT_CLAMP, ACT_LEAKY or ACT_VM). */
+__attribute__((target("avx2,fma"))) static inline __m256 act8(const gemm_job *j, __m256 v) {
+    switch (j->act_mode) {
+    case ACT_CLAMP: return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(j->lo)), _mm256_set1_ps(j->hi));
+    case ACT_LEAKY: {
+        __m256 ge = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ); /* NaN takes slope * NaN, as the formula */
+        return _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(j->lo)), v, ge);
+    }
+    case ACT_VM: return kiln__vm_apply8(j->vm_fn, v);
+    default: return v;
+    }
+}
+
 /* Finishes one row of up to 16 values (v0, v1) of C at row i, columns [col, col + cols):
  * beta * C on the first K block, + C on later ones, the epilogue on the last. */
 __attribute__((target("avx2,fma"))) static inline void store_row(const gemm_job *j, __m256 v0, __m256 v1, float *c,
@@ -134,10 +159,9 @@ __attribute__((target("avx2,fma"))) static inline void store_row(const gemm_job 
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + 8));
             }
-            if (j->act_inline) {
-                __m256 lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
-                v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-                v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+            if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) {
+                v0 = act8(j, v0);
+                v1 = act8(j, v1);
             }
         }
         _mm256_storeu_ps(c, v0);
@@ -152,12 +176,15 @@ __attribute__((target("avx2,fma"))) static inline void store_row(const gemm_job 
             if (last) {
                 if (j->bias) v += j->bias[i];
                 if (j->res) v += j->res[i * j->ldr + col + x];
-                if (j->act_inline) v = v < j->lo ? j->lo : (v > j->hi ? j->hi : v);
             }
-            c[x] = v;
+            t[x] = v;
         }
+        if (last && j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) {
+            _mm256_storeu_ps(t, act8(j, _mm256_loadu_ps(t)));
+            _mm256_storeu_ps(t + 8, act8(j, _mm256_loadu_ps(t + 8)));
+        }
+        memcpy(c, t, (size_t)cols * sizeof *c);
     }
-    if (last && j->act && !j->act_inline) kiln__apply_act_f32(j->act, c, cols);
 }
 
 /* C[i .. i + rows, col .. col + cols] from packed panels pa [kc][6] and pb [kc][16]. */
@@ -197,8 +224,26 @@ __attribute__((target("avx2,fma"))) static void kernel_6x16(const gemm_job *j, i
     if (rows > 5) store_row(j, c50, c51, c + 5 * ldc, i + 5, col, cols, first, last);
 }
 
+/* act8 over 16 values. */
+__attribute__((target("avx512f,avx2,fma"))) static inline __m512 act16(const gemm_job *j, __m512 v) {
+    switch (j->act_mode) {
+    case ACT_CLAMP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(j->lo)), _mm512_set1_ps(j->hi));
+    case ACT_LEAKY: {
+        __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
+        return _mm512_mask_blend_ps(ge, _mm512_mul_ps(v, _mm512_set1_ps(j->lo)), v);
+    }
+    case ACT_VM: {
+        __m256 lo = kiln__vm_apply8(j->vm_fn, _mm512_castps512_ps256(v));
+        __m256 hi = kiln__vm_apply8(j->vm_fn, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        return _mm512_castpd_ps(
+            _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+    }
+    default: return v;
+    }
+}
+
 /* Finishes one row of up to 32 values of C (AVX-512; partial rows through masks). */
-__attribute__((target("avx512f"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1, float *c,
+__attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1, float *c,
                                                                    int64_t i, int64_t col, int cols, bool first,
                                                                    bool last) {
     __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
@@ -219,19 +264,17 @@ __attribute__((target("avx512f"))) static inline void store_row512(const gemm_jo
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, r));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r + 16));
         }
-        if (j->act_inline) {
-            __m512 lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
-            v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-            v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+        if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) {
+            v0 = act16(j, v0);
+            if (cols > 16) v1 = act16(j, v1);
         }
     }
     _mm512_mask_storeu_ps(c, m0, v0);
     _mm512_mask_storeu_ps(c + 16, m1, v1);
-    if (last && j->act && !j->act_inline) kiln__apply_act_f32(j->act, c, cols);
 }
 
 /* The AVX-512 micro-kernel: 6 x 32 from panels pa [kc][6] and pb [kc][32]. */
-__attribute__((target("avx512f"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
                                                            const float *pb, int64_t i, int64_t col, int rows,
                                                            int cols, bool first, bool last) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -273,7 +316,11 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
     for (int64_t p0 = 0; p0 < j->k; p0 += j->kc) {
         int64_t kc = KILN__MIN(j->kc, j->k - p0);
         bool first = p0 == 0, last = p0 + kc >= j->k;
-        pack_b(j, p0, kc, j0, cols, pb);
+        const float *pbk = pb;
+        if (j->bpack)
+            pbk = j->bpack + p0 * j->npad + j0 * kc;
+        else
+            pack_b(j, p0, kc, j0, cols, pb);
         const float *pk = pa;
         if (j->apack)
             pk = j->apack + p0 * j->mpad + i0 * kc;
@@ -284,12 +331,14 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             for (int64_t ir = 0; ir < rows; ir += MR) {
                 int r_n = (int)KILN__MIN(MR, rows - ir);
                 if (j->nr == NR)
-                    kernel_6x16(j, kc, pk + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                    kernel_6x16(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else
-                    kernel_6x32(j, kc, pk + ir * kc, pb + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                    kernel_6x32(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
             }
         }
     }
+    if (j->act_mode == ACT_ROWS)
+        for (int64_t r = 0; r < rows; r++) kiln__apply_act_f32(j->act, j->c + (i0 + r) * j->ldc + j0, cols);
 }
 
 static void slot_range(void *arg, int64_t begin, int64_t end) {
@@ -351,6 +400,16 @@ void kiln__sgemm_pack_a(int64_t m, int64_t k, const float *a, int64_t lda, float
     for (int64_t p0 = 0; p0 < k; p0 += kc) pack_a(&j, 0, m, p0, KILN__MIN(kc, k - p0), dst + p0 * mpad);
 }
 
+/* Sized for the wider (AVX-512) panels, so the size does not depend on the level. */
+int64_t kiln__sgemm_packed_b_floats(int64_t k, int64_t n) { return (n + 2 * NR - 1) / (2 * NR) * 2 * NR * k; }
+
+void kiln__sgemm_pack_b(bool trans_b, int64_t k, int64_t n, const float *b, int64_t ldb, float *dst) {
+    if (k <= 0 || n <= 0 || kiln__cpu_simd() == KILN__SIMD_NONE) return;
+    gemm_job j = {.tb = trans_b, .b = b, .ldb = ldb, .nr = kiln__cpu_simd() == KILN__SIMD_AVX512 ? 2 * NR : NR};
+    int64_t kc = k_block(k), npad = (n + j.nr - 1) / j.nr * j.nr;
+    for (int64_t p0 = 0; p0 < k; p0 += kc) pack_b(&j, p0, KILN__MIN(kc, k - p0), 0, n, dst + p0 * npad);
+}
+
 static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_job *j, const kiln__gemm_epilogue *ep);
 
 kiln_status kiln__sgemm(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a, bool trans_b, int64_t m, int64_t n,
@@ -370,6 +429,55 @@ kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64
     return sgemm_run(pool, alloc, &j, ep);
 }
 
+kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a, bool trans_b, int64_t m,
+                                 int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                                 int64_t ldb, const float *packed_b, float beta, float *c, int64_t ldc,
+                                 const kiln__gemm_epilogue *ep) {
+    gemm_job j = {.ta = trans_a, .tb = trans_b, .load_c = beta != 0.0f, .m = m, .n = n, .k = k, .lda = lda,
+                  .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .bpack = packed_b};
+    return sgemm_run(pool, alloc, &j, ep);
+}
+
+static void set_act(gemm_job *j, const kiln__gemm_epilogue *ep) {
+    j->act = ep && ep->act && ep->act->kind >= 0 ? ep->act : NULL;
+    j->act_mode = ACT_NONE;
+    if (!j->act) return;
+    j->act_mode = ACT_VM;
+    switch (j->act->kind) {
+    case KILN_ACT_RELU:
+        j->act_mode = ACT_CLAMP;
+        j->lo = 0.0f;
+        j->hi = __builtin_inff();
+        break;
+    case KILN_ACT_CLIP:
+        j->act_mode = ACT_CLAMP;
+        j->lo = j->act->alpha;
+        j->hi = j->act->beta;
+        break;
+    case KILN_ACT_LEAKY_RELU:
+        j->act_mode = ACT_LEAKY;
+        j->lo = j->act->alpha;
+        break;
+    case KILN_ACT_SIGMOID: j->vm_fn = KILN__VM_SIGMOID; break;
+    case KILN_ACT_SILU: j->vm_fn = KILN__VM_SILU; break;
+    case KILN_ACT_TANH: j->vm_fn = KILN__VM_TANH; break;
+    case KILN_ACT_GELU_ERF: j->vm_fn = KILN__VM_GELU_ERF; break;
+    case KILN_ACT_GELU_TANH: j->vm_fn = KILN__VM_GELU_TANH; break;
+    default: j->act_mode = ACT_ROWS; break;
+    }
+}
+
+/* Pieces (K block, row chunk) of A packed whole before the tiles. */
+static void prepack_range(void *arg, int64_t begin, int64_t end) {
+    const gemm_job *j = arg;
+    int64_t chunks = (j->m + j->mc - 1) / j->mc;
+    float *dst = (float *)j->apack;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t p0 = t / chunks * j->kc, i0 = t % chunks * j->mc;
+        pack_a(j, i0, KILN__MIN(j->mc, j->m - i0), p0, KILN__MIN(j->kc, j->k - p0), dst + p0 * j->mpad + i0 * KILN__MIN(j->kc, j->k - p0));
+    }
+}
+
 static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_job *j, const kiln__gemm_epilogue *ep) {
     int64_t m = j->m, n = j->n, k = j->k;
     if (m <= 0 || n <= 0) return KILN_OK;
@@ -377,17 +485,8 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         j->bias = ep->bias;
         j->res = ep->res;
         j->ldr = ep->ldr;
-        j->act = ep->act && ep->act->kind >= 0 ? ep->act : NULL;
     }
-    if (j->act && j->act->kind == KILN_ACT_RELU) {
-        j->act_inline = true;
-        j->lo = 0.0f;
-        j->hi = __builtin_inff();
-    } else if (j->act && j->act->kind == KILN_ACT_CLIP) {
-        j->act_inline = true;
-        j->lo = j->act->alpha;
-        j->hi = j->act->beta;
-    }
+    set_act(j, ep);
     if (k <= 0) {
         empty_k(j);
         return KILN_OK;
@@ -405,6 +504,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     j->mc = KILN__MIN(MC, (m + MR - 1) / MR * MR);
     j->nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
     j->nc = KILN__MIN(NC, (n + j->nr - 1) / j->nr * j->nr);
+    j->npad = (n + j->nr - 1) / j->nr * j->nr;
     for (;;) {
         int64_t tiles = ((m + j->mc - 1) / j->mc) * ((n + j->nc - 1) / j->nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;
@@ -418,19 +518,37 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     }
     j->tiles_n = (n + j->nc - 1) / j->nc;
     j->tiles = ((m + j->mc - 1) / j->mc) * j->tiles_n;
+    /* Several tiles across would each pack the same rows of A: pack them once instead. */
+    float *prepacked = NULL;
+    if (!j->apack && j->tiles_n > 1 && kiln__sgemm_packed_a_floats(m, k) <= PREPACK_A_MAX) {
+        j->mpad = (m + MR - 1) / MR * MR;
+        prepacked = kiln__malloc_aligned(alloc, (size_t)kiln__sgemm_packed_a_floats(m, k) * sizeof(float), 64);
+        if (!prepacked) return KILN_OUT_OF_MEMORY;
+        j->apack = prepacked;
+        int64_t pieces = (k + j->kc - 1) / j->kc * ((m + j->mc - 1) / j->mc);
+        kiln__parallel_for(threads > 1 && pieces > 1 ? pool : NULL, pieces, 1, prepack_range, j);
+    }
     int64_t slots = KILN__MIN(threads, j->tiles);
-    j->work_per_slot = (j->apack ? j->nc : j->mc + j->nc) * j->kc + 16; /* + 16 keeps each slot's start 64-byte aligned */
+    /* Per slot: an mc x kc block of A and a kc x nc block of B unless packed already; + 16 keeps
+     * each slot's start 64-byte aligned. */
+    j->work_per_slot = ((j->apack ? 0 : j->mc) + (j->bpack ? 0 : j->nc)) * j->kc + 16;
     j->work_per_slot -= j->work_per_slot % 16;
     size_t bytes;
-    if (!kiln__mul_size((size_t)(slots * j->work_per_slot), sizeof(float), &bytes))
+    if (!kiln__mul_size((size_t)(slots * j->work_per_slot), sizeof(float), &bytes)) {
+        kiln__free(alloc, prepacked);
         return kiln__error(KILN_OUT_OF_MEMORY, "GEMM packing buffer size overflows");
+    }
     j->work = kiln__malloc_aligned(alloc, bytes, 64);
-    if (!j->work) return KILN_OUT_OF_MEMORY;
+    if (!j->work) {
+        kiln__free(alloc, prepacked);
+        return KILN_OUT_OF_MEMORY;
+    }
     atomic_init(&j->next, 0);
     if (slots > 1)
         kiln__parallel_for(pool, slots, 1, slot_range, j);
     else
         slot_range(j, 0, 1);
     kiln__free(alloc, j->work);
+    kiln__free(alloc, prepacked);
     return KILN_OK;
 }

@@ -32,6 +32,19 @@ kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64
                                const float *a, int64_t lda, const float *packed_a, const float *b, int64_t ldb,
                                float beta, float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
 
+/* Constant B operands (a linear layer's weights) are packed once the same way:
+ * kiln__sgemm_pack_b writes op(B) [k, n] (B transposed when trans_b, leading dim ldb) as at most
+ * kiln__sgemm_packed_b_floats(k, n) floats, in the panel layout of the kernels kiln__cpu_simd()
+ * picks at that moment (AVX2 or AVX-512: callers keeping the copy record the level and repack
+ * when it changes; needs AVX2). kiln__sgemm_packed_b computes C = epilogue(alpha * op(A) op(B) +
+ * beta * C) from it; without AVX2 it reads b instead. */
+int64_t kiln__sgemm_packed_b_floats(int64_t k, int64_t n);
+void kiln__sgemm_pack_b(bool trans_b, int64_t k, int64_t n, const float *b, int64_t ldb, float *dst);
+kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a, bool trans_b, int64_t m,
+                                 int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                                 int64_t ldb, const float *packed_b, float beta, float *c, int64_t ldc,
+                                 const kiln__gemm_epilogue *ep);
+
 /* Which kernels run: the best the CPU supports, detected once at first use (AVX-512 adds a
  * 6x32 GEMM micro-kernel). kiln__cpu_set_simd(level) caps it at level, never above what the CPU
  * supports (tests reach every path this way). Not meant to change while kernels run. */

@@ -4,7 +4,8 @@
  * added by the GEMM's epilogue straight from where it lies, so y is not prefilled),
  * float64 through OpenBLAS's dgemm split by rows over the pool (one call per batch, or one for
  * all batches when b has none), half types through float32, integers (wrapping, as numpy)
- * through plain loops. */
+ * through plain loops. A float32 b that is one constant matrix (a linear layer's weights) is
+ * packed for the GEMM on a context's first run and kept in the layer's cache slot. */
 #include "gemm.h"
 
 #include <cblas.h>
@@ -21,6 +22,7 @@ typedef struct mm_job {
     const void *a, *b;
     void *y;
     const float *res; /* float32 c added by the epilogue (rows ldr apart), or NULL */
+    const float *bpack; /* float32 b packed once (the same matrix for every batch), or NULL */
     int64_t ldr;
     kiln__pool *pool;     /* threads for one batch's GEMM; NULL when batches run in parallel */
     const kiln__alloc *alloc;
@@ -54,10 +56,10 @@ static void gemm_one(mm_job *j, int64_t batch) {
         return;
     }
     kiln__gemm_epilogue ep = {.act = j->act, .res = j->res ? j->res + j->coff[batch] : NULL, .ldr = j->ldr};
-    kiln_status st = kiln__sgemm(j->pool, j->alloc, j->op_a, j->op_b, j->m, j->n, j->k, (float)j->alpha,
-                                 (const float *)j->a + j->aoff[batch], j->op_a ? j->m : j->k,
-                                 (const float *)j->b + j->boff[batch], j->op_b ? j->k : j->n, (float)j->beta,
-                                 (float *)j->y + batch * j->m * j->n, j->n, &ep);
+    kiln_status st = kiln__sgemm_packed_b(j->pool, j->alloc, j->op_a, j->op_b, j->m, j->n, j->k, (float)j->alpha,
+                                          (const float *)j->a + j->aoff[batch], j->op_a ? j->m : j->k,
+                                          (const float *)j->b + j->boff[batch], j->op_b ? j->k : j->n, j->bpack,
+                                          (float)j->beta, (float *)j->y + batch * j->m * j->n, j->n, &ep);
     if (st != KILN_OK) atomic_store(&j->status, st);
 }
 
@@ -182,6 +184,40 @@ static float *to_f32(const kiln__alloc *alloc, const kiln__value *v, int64_t cou
     return f;
 }
 
+/* The context's cache block of packed b: a header, then the packed floats at offset 64. */
+typedef struct bpack_header {
+    const void *src; /* the constant b they came from */
+    int64_t k, n;
+    int32_t op_b, simd; /* the packing depends on the kernels' level */
+} bpack_header;
+#define BPACK_OFFSET 64
+
+/* b packed for the GEMM, from the layer's cache slot when it still matches (the same constant,
+ * shape and kernel level), else packed now and kept there. NULL when b is not one constant
+ * matrix or cannot be cached: the GEMM packs it per call. */
+static const float *cached_bpack(const kiln_layer *layer, const kiln__value *b, const mm_job *j, kiln__cpu_ctx *ctx) {
+    int simd = kiln__cpu_simd();
+    if (!ctx->cache || simd == KILN__SIMD_NONE || b->dtype != KILN_FLOAT32 || b->dims.nb_dims > 2) return NULL;
+    const kiln_tensor *bt = layer->inputs[1];
+    if (!bt || !bt->producer || bt->producer->type != KILN_LAYER_CONSTANT) return NULL;
+    bpack_header *h = *ctx->cache;
+    if (h && h->src == b->data && h->k == j->k && h->n == j->n && h->op_b == j->op_b && h->simd == simd)
+        return (const float *)((const char *)h + BPACK_OFFSET);
+    kiln__free(ctx->alloc, h);
+    *ctx->cache = NULL;
+    size_t bytes;
+    if (!kiln__mul_size((size_t)kiln__sgemm_packed_b_floats(j->k, j->n), sizeof(float), &bytes) ||
+        bytes > SIZE_MAX - BPACK_OFFSET)
+        return NULL;
+    h = kiln__malloc_aligned(ctx->alloc, bytes + BPACK_OFFSET, 64);
+    if (!h) return NULL; /* runs unpacked */
+    *h = (bpack_header){b->data, j->k, j->n, j->op_b, simd};
+    float *dst = (float *)((char *)h + BPACK_OFFSET);
+    kiln__sgemm_pack_b(j->op_b, j->k, j->n, b->data, j->op_b ? j->k : j->n, dst);
+    *ctx->cache = h;
+    return dst;
+}
+
 kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
     const kiln__matmul_params *p = &layer->p.matmul;
     const kiln_dims *ad = &in[0].dims, *bd = &in[1].dims, *od = &out[0].dims;
@@ -289,6 +325,7 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
         size_t esz = kiln_dtype_bits(t) / 8;
         if (j.beta != 0) fill_broadcast(od, &c->dims, c->data, out[0].data, esz);
         j.res = res ? c->data : NULL;
+        if (t == KILN_FLOAT32) j.bpack = cached_bpack(layer, &in[1], &j, ctx);
         j.a = in[0].data;
         j.b = in[1].data;
         j.y = out[0].data;

@@ -12,7 +12,9 @@ kiln_status kiln__plan_write(const kiln_engine *engine, kiln__buf *out);
  * sizes, offsets, checksum, indices, weights sizes); the caller then runs
  * kiln__engine_validate. Errors: KILN_INVALID_ARGUMENT for malformed data, KILN_INCOMPATIBLE
  * for another format/library version or target. On failure the engine's partial contents are
- * left for kiln_engine_destroy to free. */
-kiln_status kiln__plan_read(const void *data, size_t size, kiln_engine *engine);
+ * left for kiln_engine_destroy to free. owner: NULL copies every constant's weights; otherwise
+ * the bytes stay valid while owner is referenced, and constants whose weights lie 64-byte
+ * aligned in memory borrow them (taking a reference each) instead of copying. */
+kiln_status kiln__plan_read(const void *data, size_t size, kiln__shared *owner, kiln_engine *engine);
 
 #endif

@@ -16,6 +16,8 @@ typedef struct section {
 typedef struct plan_reader {
     kiln_engine *engine;
     kiln_network *net;
+    /* Keeps the plan bytes alive: constants borrow their weights from it (NULL: copy). */
+    kiln__shared *owner;
     section sec[KILN__SEC_COUNT];
     /* Per tensor: produced by a layer read so far, or a network input. */
     uint8_t *ready;
@@ -339,7 +341,15 @@ static kiln_status read_layer(plan_reader *r, uint32_t i, uint64_t *pos) {
                                             &layer));
     memcpy(&layer->p, rec + KILN__L_PARAMS, sizeof layer->p);
     layer->tactic = kiln__rd_i32(rec + KILN__L_TACTIC);
-    if (wsize) KILN__TRY(kiln__layer_set_weights(layer, w->data + woff, (size_t)wsize));
+    if (wsize) {
+        const uint8_t *src = w->data + woff;
+        /* The format aligns weights within the file; the bytes themselves may not be (a
+         * caller's buffer), and kernels expect 64-byte aligned constants. */
+        if (r->owner && (uintptr_t)src % KILN__PLAN_WEIGHTS_ALIGN == 0)
+            kiln__layer_borrow_weights(layer, src, (size_t)wsize, r->owner);
+        else
+            KILN__TRY(kiln__layer_set_weights(layer, src, (size_t)wsize));
+    }
     for (int32_t k = 0; k < nb_out; k++) r->ready[io[nb_in + k]->index] = 1;
     *pos += KILN__LAYER_FIXED + padded;
     return KILN_OK;
@@ -429,10 +439,10 @@ static kiln_status read_profiles(plan_reader *r) {
     return KILN_OK;
 }
 
-kiln_status kiln__plan_read(const void *data, size_t size, kiln_engine *engine) {
+kiln_status kiln__plan_read(const void *data, size_t size, kiln__shared *owner, kiln_engine *engine) {
     if (!engine || (!data && size)) return kiln__error(KILN_INVALID_ARGUMENT, "plan reader: no engine or data");
     if (engine->net || engine->profiles) return kiln__error(KILN_INTERNAL_ERROR, "plan reader: engine is not empty");
-    plan_reader r = {.engine = engine};
+    plan_reader r = {.engine = engine, .owner = owner};
     KILN__TRY(check_header(data ? data : "", size, &r));
     KILN__TRY(kiln__network_create(&engine->alloc, &engine->log, &engine->net));
     r.net = engine->net;

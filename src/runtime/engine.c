@@ -475,13 +475,12 @@ void kiln_runtime_destroy(kiln_runtime *rt) {
     kiln__free(&alloc, rt);
 }
 
-kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, size_t size, kiln_engine **out) {
-    if (out) *out = NULL;
-    if (!rt || !out) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: runtime or output pointer is NULL");
-    if (!data && size) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: data is NULL");
+/* Reads a plan into a new engine; owner as for kiln__plan_read. */
+static kiln_status deserialize(kiln_runtime *rt, const void *data, size_t size, kiln__shared *owner,
+                               kiln_engine **out) {
     kiln_engine *e;
     KILN__TRY(kiln__engine_alloc(&rt->alloc, &rt->log, &e));
-    kiln_status st = kiln__plan_read(data, size, e);
+    kiln_status st = kiln__plan_read(data, size, owner, e);
     if (st == KILN_OK && e->device == KILN_DEVICE_CUDA) {
         char arch[KILN__GPU_ARCH_LEN] = "";
         if (!kiln_device_available(KILN_DEVICE_CUDA))
@@ -501,13 +500,43 @@ kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, 
     return KILN_OK;
 }
 
+kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, size_t size, kiln_engine **out) {
+    if (out) *out = NULL;
+    if (!rt || !out) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: runtime or output pointer is NULL");
+    if (!data && size) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: data is NULL");
+    /* The caller may free its bytes once this returns: every constant is copied. */
+    return deserialize(rt, data, size, NULL, out);
+}
+
+/* A mapped plan file, unmapped with the last constant borrowing its weights (of the engine or
+ * of any engine or network sharing them), so the weights are never held twice. */
+typedef struct plan_mapping {
+    kiln__shared shared;
+    kiln__alloc alloc;
+    kiln__file_map map;
+} plan_mapping;
+
+static void plan_mapping_release(void *ctx) {
+    plan_mapping *m = ctx;
+    kiln__alloc alloc = m->alloc;
+    kiln__unmap_file(&m->map);
+    kiln__free(&alloc, m);
+}
+
 kiln_status kiln_runtime_load_engine(kiln_runtime *rt, const char *path, kiln_engine **out) {
     if (out) *out = NULL;
     if (!rt || !path || !out) return kiln__error(KILN_INVALID_ARGUMENT, "load_engine: runtime, path or output is NULL");
-    kiln__file_map map;
-    KILN__TRY(kiln__map_file(path, &map));
-    kiln_status st = kiln_runtime_deserialize_engine(rt, map.data, map.size, out);
-    kiln__unmap_file(&map);
+    plan_mapping *m = kiln__malloc(&rt->alloc, sizeof *m);
+    if (!m) return KILN_OUT_OF_MEMORY;
+    m->alloc = rt->alloc;
+    kiln_status st = kiln__map_file(path, &m->map);
+    if (st != KILN_OK) {
+        kiln__free(&rt->alloc, m);
+        return st;
+    }
+    kiln__shared_init(&m->shared, plan_mapping_release, m);
+    st = deserialize(rt, m->map.data, m->map.size, &m->shared, out);
+    kiln__shared_unref(&m->shared); /* the load's reference: unmaps here unless constants borrow */
     if (st != KILN_OK) kiln__error_prefix(st, "plan '%s'", path);
     return st;
 }

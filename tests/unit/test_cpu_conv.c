@@ -3,48 +3,23 @@
  * bias/residual/activation, all float dtypes, serial and threaded), shape inference and its
  * errors, the network API and one end-to-end engine run per layer. */
 #include "cpu/gemm.h"
-#include "kt.h"
+#include "cpu_kernel_test.h"
 
 /* Named so the linker pulls the kernels out of the static library (the registry's references
  * are weak); the tests also check that the registry returns them. */
 kiln_status kiln__cpu_conv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 kiln_status kiln__cpu_deconv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 
-static kiln__alloc g_alloc;
-static kiln__pool *g_pool;
-
-/* ---------------------------------------------------------------- dtype helpers */
-
-static size_t esize(kiln_dtype t) { return t == KILN_FLOAT64 ? 8 : t == KILN_FLOAT32 ? 4 : 2; }
-
-static void store(void *p, kiln_dtype t, int64_t i, double v) {
-    switch (t) {
-    case KILN_FLOAT64: ((double *)p)[i] = v; break;
-    case KILN_FLOAT32: ((float *)p)[i] = (float)v; break;
-    case KILN_FLOAT16: ((uint16_t *)p)[i] = kiln__float_to_half((float)v); break;
-    default: ((uint16_t *)p)[i] = kiln__float_to_bf16((float)v); break;
-    }
-}
-
-static double load(const void *p, kiln_dtype t, int64_t i) {
-    switch (t) {
-    case KILN_FLOAT64: return ((const double *)p)[i];
-    case KILN_FLOAT32: return ((const float *)p)[i];
-    case KILN_FLOAT16: return kiln__half_to_float(((const uint16_t *)p)[i]);
-    default: return kiln__bf16_to_float(((const uint16_t *)p)[i]);
-    }
-}
-
 /* A value of random data in [-1, 1); ref gets the values as stored (rounded to the dtype). */
 static kiln__value rand_value(kiln_dtype t, kiln_dims dims, double **ref) {
     kiln__value v = {.dtype = t, .dims = dims};
     int64_t n = kiln__dims_volume(&dims);
-    v.bytes = (size_t)n * esize(t);
+    v.bytes = (size_t)n * ck_esize(t);
     v.data = malloc(v.bytes ? v.bytes : 1);
     *ref = malloc(sizeof(double) * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++) {
-        store(v.data, t, i, kt_randf(-1, 1));
-        (*ref)[i] = load(v.data, t, i);
+        ck_store(v.data, t, i, kt_randf(-1, 1));
+        (*ref)[i] = ck_load(v.data, t, i);
     }
     return v;
 }
@@ -223,7 +198,7 @@ static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t,
         goto done;
     }
     int64_t ny = kiln__dims_volume(&yd);
-    o[0].bytes = (size_t)ny * esize(t);
+    o[0].bytes = (size_t)ny * ck_esize(t);
     o[0].data = malloc(o[0].bytes);
     kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc, .cache = cache};
     double *ry = malloc(sizeof(double) * (size_t)ny);
@@ -233,7 +208,7 @@ static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t,
         memset(o[0].data, 0xff, o[0].bytes); /* NaNs: every output must be written */
         KT_OK(kiln__cpu_kernel_for(l.type)(&l, in, o, &ctx));
         for (int64_t i = 0; i < ny; i++) {
-            got[i] = (float)load(o[0].data, t, i);
+            got[i] = (float)ck_load(o[0].data, t, i);
             want[i] = (float)ry[i];
         }
         float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
@@ -721,9 +696,7 @@ static void test_api_and_engine(void) {
 }
 
 int main(void) {
-    kt_seed();
-    kiln__alloc_init(&g_alloc, NULL);
-    KT_OK(kiln__pool_create(&g_alloc, 4, &g_pool));
+    ck_init();
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_CONVOLUTION) == kiln__cpu_conv);
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_DECONVOLUTION) == kiln__cpu_deconv);
     test_conv_kernels();
@@ -734,6 +707,6 @@ int main(void) {
     test_infer();
     test_oom();
     test_api_and_engine();
-    kiln__pool_destroy(g_pool);
+    ck_done();
     return kt_summary("test_cpu_conv");
 }

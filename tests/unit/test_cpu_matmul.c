@@ -2,45 +2,14 @@
  * operands, transposes, Gemm alpha/beta/C broadcasting, fused activation, float and integer
  * dtypes, serial and threaded), shape inference and its errors, the network API (matmul, fully
  * connected) and an end-to-end engine run. */
-#include "cpu/cpu.h"
-#include "kt.h"
+#include "cpu_kernel_test.h"
 
 /* Named so the linker pulls these kernels out of the static library (the registry's references
  * are weak); the fully connected layer runs a shuffle before its matmul. */
 kiln_status kiln__cpu_matmul(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 kiln_status kiln__cpu_shuffle(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 
-static kiln__alloc g_alloc;
-static kiln__pool *g_pool;
-
 static bool is_int(kiln_dtype t) { return t == KILN_INT32 || t == KILN_INT64 || t == KILN_UINT32 || t == KILN_UINT64; }
-static size_t esize(kiln_dtype t) { return kiln_dtype_bits(t) / 8; }
-
-static void store(void *p, kiln_dtype t, int64_t i, double v) {
-    switch (t) {
-    case KILN_FLOAT64: ((double *)p)[i] = v; break;
-    case KILN_FLOAT32: ((float *)p)[i] = (float)v; break;
-    case KILN_FLOAT16: ((uint16_t *)p)[i] = kiln__float_to_half((float)v); break;
-    case KILN_BFLOAT16: ((uint16_t *)p)[i] = kiln__float_to_bf16((float)v); break;
-    case KILN_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case KILN_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
-    case KILN_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
-    default: ((uint64_t *)p)[i] = (uint64_t)v; break;
-    }
-}
-
-static double load(const void *p, kiln_dtype t, int64_t i) {
-    switch (t) {
-    case KILN_FLOAT64: return ((const double *)p)[i];
-    case KILN_FLOAT32: return ((const float *)p)[i];
-    case KILN_FLOAT16: return kiln__half_to_float(((const uint16_t *)p)[i]);
-    case KILN_BFLOAT16: return kiln__bf16_to_float(((const uint16_t *)p)[i]);
-    case KILN_INT32: return ((const int32_t *)p)[i];
-    case KILN_UINT32: return ((const uint32_t *)p)[i];
-    case KILN_INT64: return (double)((const int64_t *)p)[i];
-    default: return (double)((const uint64_t *)p)[i];
-    }
-}
 
 typedef struct mm_case {
     kiln_dims a, b, c;
@@ -65,7 +34,7 @@ static kiln_layer make_layer(const mm_case *mc) {
 }
 
 /* numpy.matmul by the book: promote 1-D operands, broadcast the batch, strip the promoted dims.
- * Products of integers wrap as in numpy (64-bit here, then truncated by store()). */
+ * Products of integers wrap as in numpy (64-bit here, then truncated by ck_store()). */
 static kiln_dims reference(const mm_case *mc, kiln_dtype t, const double *a, const double *b, const double *c,
                            double *y) {
     kiln_dims A = mc->a, B = mc->b;
@@ -133,12 +102,12 @@ static kiln_dims reference(const mm_case *mc, kiln_dtype t, const double *a, con
 
 static void *rand_data(kiln_dtype t, const kiln_dims *d, double **ref) {
     int64_t n = kiln__dims_volume(d);
-    void *p = malloc((size_t)KILN__MAX(n, 1) * esize(t));
+    void *p = malloc((size_t)KILN__MAX(n, 1) * ck_esize(t));
     *ref = malloc(sizeof(double) * (size_t)KILN__MAX(n, 1));
     for (int64_t i = 0; i < n; i++) {
         double v = is_int(t) ? (double)kt_randi(t == KILN_UINT32 || t == KILN_UINT64 ? 0 : -9, 9) : kt_randf(-1, 1);
-        store(p, t, i, v);
-        (*ref)[i] = load(p, t, i);
+        ck_store(p, t, i, v);
+        (*ref)[i] = ck_load(p, t, i);
     }
     return p;
 }
@@ -164,25 +133,25 @@ static void run_case(const char *what, const mm_case *mc, kiln_dtype t, kiln__po
     KT_CHECK(o[0].dtype == t && kiln__dims_equal(&o[0].dims, &want_dims));
     if (kiln__dims_equal(&o[0].dims, &want_dims)) {
         int64_t ny = kiln__dims_volume(&want_dims);
-        o[0].data = malloc((size_t)KILN__MAX(ny, 1) * esize(t));
+        o[0].data = malloc((size_t)KILN__MAX(ny, 1) * ck_esize(t));
         kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc};
         KT_OK(kiln__cpu_kernel_for(KILN_LAYER_MATMUL)(&l, in, o, &ctx));
         if (is_int(t)) {
             /* Exact: compare after truncating the reference to the dtype. */
-            void *want = malloc((size_t)KILN__MAX(ny, 1) * esize(t));
+            void *want = malloc((size_t)KILN__MAX(ny, 1) * ck_esize(t));
             for (int64_t i = 0; i < ny; i++) {
                 if (t == KILN_INT32 || t == KILN_UINT32)
                     ((uint32_t *)want)[i] = (uint32_t)(uint64_t)(int64_t)ry[i];
                 else
                     ((uint64_t *)want)[i] = (uint64_t)(int64_t)ry[i];
             }
-            KT_CHECK(memcmp(want, o[0].data, (size_t)ny * esize(t)) == 0);
+            KT_CHECK(memcmp(want, o[0].data, (size_t)ny * ck_esize(t)) == 0);
             free(want);
         } else {
             float *got = malloc(sizeof(float) * (size_t)KILN__MAX(ny, 1));
             float *want = malloc(sizeof(float) * (size_t)KILN__MAX(ny, 1));
             for (int64_t i = 0; i < ny; i++) {
-                got[i] = (float)load(o[0].data, t, i);
+                got[i] = (float)ck_load(o[0].data, t, i);
                 want[i] = (float)ry[i];
             }
             float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 4e-2f;
@@ -466,14 +435,12 @@ static void test_api_and_engine(void) {
 }
 
 int main(void) {
-    kt_seed();
-    kiln__alloc_init(&g_alloc, NULL);
-    KT_OK(kiln__pool_create(&g_alloc, 4, &g_pool));
+    ck_init();
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_MATMUL) == kiln__cpu_matmul);
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_SHUFFLE) == kiln__cpu_shuffle);
     test_kernels();
     test_infer();
     test_api_and_engine();
-    kiln__pool_destroy(g_pool);
+    ck_done();
     return kt_summary("test_cpu_matmul");
 }

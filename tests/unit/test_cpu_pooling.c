@@ -2,33 +2,9 @@
  * average with and without padding in the count, Lp, global, ceil mode, dilation, auto_pad,
  * 1-D/3-D, all float dtypes, serial and threaded), shape inference and its errors, the network
  * API and an end-to-end engine run. */
-#include "cpu/cpu.h"
-#include "kt.h"
+#include "cpu_kernel_test.h"
 
 kiln_status kiln__cpu_pooling(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
-
-static kiln__alloc g_alloc;
-static kiln__pool *g_pool;
-
-static size_t esize(kiln_dtype t) { return t == KILN_FLOAT64 ? 8 : t == KILN_FLOAT32 ? 4 : 2; }
-
-static void store(void *p, kiln_dtype t, int64_t i, double v) {
-    switch (t) {
-    case KILN_FLOAT64: ((double *)p)[i] = v; break;
-    case KILN_FLOAT32: ((float *)p)[i] = (float)v; break;
-    case KILN_FLOAT16: ((uint16_t *)p)[i] = kiln__float_to_half((float)v); break;
-    default: ((uint16_t *)p)[i] = kiln__float_to_bf16((float)v); break;
-    }
-}
-
-static double load(const void *p, kiln_dtype t, int64_t i) {
-    switch (t) {
-    case KILN_FLOAT64: return ((const double *)p)[i];
-    case KILN_FLOAT32: return ((const float *)p)[i];
-    case KILN_FLOAT16: return kiln__half_to_float(((const uint16_t *)p)[i]);
-    default: return kiln__bf16_to_float(((const uint16_t *)p)[i]);
-    }
-}
 
 typedef struct pool_case {
     int ns, type, global, ceil, cip, p, auto_pad, indices;
@@ -139,7 +115,7 @@ static void run_case(const char *what, const pool_case *pc, kiln_dtype t, kiln__
     kiln_layer l = make_layer(pc);
     if (pc->global && pc->ns == 3 && pool) l.p.pool.nb_spatial = 0; /* global: spatial dims from the rank */
     int64_t nx = kiln__dims_volume(&xd), ny = kiln__dims_volume(&yd);
-    kiln__value in[1] = {{.dtype = t, .dims = xd, .bytes = (size_t)nx * esize(t)}}, o[2];
+    kiln__value in[1] = {{.dtype = t, .dims = xd, .bytes = (size_t)nx * ck_esize(t)}}, o[2];
     memset(o, 0, sizeof o);
     KT_OK(kiln__layer_ops_for(KILN_LAYER_POOLING)->infer(&l, in, o));
     if (!kiln__dims_equal(&o[0].dims, &yd) || o[0].dtype != t || (pc->indices && o[1].dtype != KILN_INT64)) {
@@ -154,10 +130,10 @@ static void run_case(const char *what, const pool_case *pc, kiln_dtype t, kiln__
     double *rx = malloc(sizeof(double) * (size_t)nx), *ry = malloc(sizeof(double) * (size_t)ny);
     int64_t *ridx = malloc(sizeof(int64_t) * (size_t)ny);
     for (int64_t i = 0; i < nx; i++) {
-        store(in[0].data, t, i, kt_randf(-2, 2));
-        rx[i] = load(in[0].data, t, i);
+        ck_store(in[0].data, t, i, kt_randf(-2, 2));
+        rx[i] = ck_load(in[0].data, t, i);
     }
-    o[0].bytes = (size_t)ny * esize(t);
+    o[0].bytes = (size_t)ny * ck_esize(t);
     o[0].data = malloc(o[0].bytes);
     if (pc->indices) {
         o[1].bytes = (size_t)ny * 8;
@@ -168,7 +144,7 @@ static void run_case(const char *what, const pool_case *pc, kiln_dtype t, kiln__
     reference(pc, out, pb, pe, rx, ry, ridx);
     float *got = malloc(sizeof(float) * (size_t)ny), *want = malloc(sizeof(float) * (size_t)ny);
     for (int64_t i = 0; i < ny; i++) {
-        got[i] = (float)load(o[0].data, t, i);
+        got[i] = (float)ck_load(o[0].data, t, i);
         want[i] = (float)ry[i];
     }
     float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-5f : t == KILN_FLOAT16 ? 2e-3f : 1e-2f;
@@ -443,15 +419,13 @@ static void test_api_and_engine(void) {
 }
 
 int main(void) {
-    kt_seed();
-    kiln__alloc_init(&g_alloc, NULL);
-    KT_OK(kiln__pool_create(&g_alloc, 4, &g_pool));
+    ck_init();
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_POOLING) == kiln__cpu_pooling);
     test_kernels();
     test_known_values();
     test_max_nan();
     test_infer_errors();
     test_api_and_engine();
-    kiln__pool_destroy(g_pool);
+    ck_done();
     return kt_summary("test_cpu_pooling");
 }

@@ -5,6 +5,7 @@
 #include "kiln.h"
 #include "kt.h"
 #include "onnx/importer.h"
+#include "onnx_writer.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,68 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- protobuf writer */
-
-typedef struct pb {
-    uint8_t *data;
-    size_t size, cap;
-} pb;
-
-static void pb_bytes(pb *b, const void *data, size_t n) {
-    if (b->size + n > b->cap) {
-        b->cap = (b->size + n) * 2 + 64;
-        b->data = realloc(b->data, b->cap);
-        if (!b->data) abort();
-    }
-    if (n) memcpy(b->data + b->size, data, n);
-    b->size += n;
-}
-
-static void pb_varint(pb *b, uint64_t v) {
-    uint8_t buf[10];
-    size_t n = 0;
-    do {
-        buf[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) buf[n] |= 0x80;
-        n++;
-    } while (v);
-    pb_bytes(b, buf, n);
-}
-
-static void pb_int(pb *b, uint32_t field, int64_t v) {
-    pb_varint(b, (uint64_t)field << 3);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_len(pb *b, uint32_t field, const void *data, size_t n) {
-    pb_varint(b, ((uint64_t)field << 3) | 2);
-    pb_varint(b, n);
-    pb_bytes(b, data, n);
-}
-
-static void pb_str(pb *b, uint32_t field, const char *s) { pb_len(b, field, s, strlen(s)); }
-
-static void pb_msg(pb *b, uint32_t field, pb *sub) {
-    pb_len(b, field, sub->data, sub->size);
-    free(sub->data);
-    memset(sub, 0, sizeof *sub);
-}
-
 /* ---------------------------------------------------------------- ONNX messages */
 
 enum { FLOAT = 1, INT64 = 7, BOOL = 9 };
 enum { G_NODE = 1, G_NAME = 2, G_INIT = 5, G_INPUT = 11, G_OUTPUT = 12 };
-
-/* An initializer (GraphProto field 5) with raw data. */
-static void init(pb *g, const char *name, int dtype, const int64_t *dims, int rank, const void *raw, size_t bytes) {
-    pb t = {0};
-    for (int i = 0; i < rank; i++) pb_int(&t, 1, dims[i]);
-    pb_int(&t, 2, dtype);
-    pb_str(&t, 8, name);
-    pb_len(&t, 9, raw, bytes);
-    pb_msg(g, G_INIT, &t);
-}
 
 /* TypeProto.Tensor; rank < 0 writes no shape. */
 static void tensor_type(pb *type, int dtype, const int64_t *dims, int rank) {
@@ -138,32 +81,6 @@ static void node(pb *g, const char *name, const char *op, const char *const *in,
     pb_msg(g, G_NODE, &n);
 }
 
-static pb model(pb *graph, int64_t opset) {
-    pb m = {0};
-    pb_int(&m, 1, 8);
-    pb o = {0};
-    pb_str(&o, 1, "");
-    pb_int(&o, 2, opset);
-    pb_msg(&m, 8, &o);
-    pb_str(graph, G_NAME, "g");
-    pb_msg(&m, 7, graph);
-    return m;
-}
-
-static kiln_status parse(kiln_builder *b, pb *m, kiln_network **net) {
-    kiln_status st = kiln_onnx_parse(b, m->data, m->size, NULL, net);
-    free(m->data);
-    return st;
-}
-
-static bool contains(const char *s, const char *part) {
-    if (!strstr(s, part)) {
-        fprintf(stderr, "message '%s' lacks '%s'\n", s, part);
-        return false;
-    }
-    return true;
-}
-
 static int count_layers(const kiln_network *net, kiln_layer_type type) {
     int n = 0;
     for (int32_t i = 0; i < kiln_network_num_layers(net); i++)
@@ -225,13 +142,13 @@ static pb if_model(bool const_cond, uint8_t cond_value) {
     io(&br[0], G_OUTPUT, "t", FLOAT, d4, 1, false);
     node(&br[1], "neg", "Neg", x, 1, e, 1, NULL, NULL, 0, NULL);
     io(&br[1], G_OUTPUT, "e", FLOAT, d4, 1, false);
-    if (const_cond) init(&g, "c", BOOL, NULL, 0, &cond_value, 1);
+    if (const_cond) pb_tensor(&g, G_INIT, "c", BOOL, NULL, 0, &cond_value, 1);
     else io(&g, G_INPUT, "c", BOOL, NULL, 0, false);
     io(&g, G_INPUT, "x", FLOAT, d4, 1, false);
     const char *c[] = {"c"}, *y[] = {"y"}, *names[] = {"then_branch", "else_branch"};
     node(&g, "if", "If", c, 1, y, 1, names, br, 2, NULL);
     io(&g, G_OUTPUT, "y", FLOAT, d4, 1, false);
-    return model(&g, 13);
+    return pb_model(&g, 13, NULL);
 }
 
 static void test_if(kiln_builder *b) {
@@ -241,7 +158,7 @@ static void test_if(kiln_builder *b) {
         /* Constant condition: only the taken branch is imported. */
         pb m = if_model(true, (uint8_t)cv);
         kiln_network *net = NULL;
-        KT_OK(parse(b, &m, &net));
+        KT_OK(pb_parse(b, &m, &net));
         if (!net) continue;
         KT_CHECK(count_layers(net, KILN_LAYER_SELECT) == 0);
         KT_CHECK(count_layers(net, cv ? KILN_LAYER_ELEMENTWISE : KILN_LAYER_UNARY) == 1);
@@ -263,7 +180,7 @@ static void test_if(kiln_builder *b) {
     /* Condition known at run time: both branches and a Select. */
     pb m = if_model(false, 0);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     KT_CHECK(count_layers(net, KILN_LAYER_SELECT) == 1);
     for (int cv = 0; cv < 2; cv++) {
@@ -306,8 +223,8 @@ static pb loop_model(bool const_trip, int64_t trip) {
     io(&body, G_OUTPUT, "yout", FLOAT, d2, 1, false);
     io(&body, G_OUTPUT, "scan", FLOAT, d2, 1, false);
     uint8_t t = 1;
-    init(&g, "c", BOOL, NULL, 0, &t, 1);
-    if (const_trip) init(&g, "M", INT64, NULL, 0, &trip, 8);
+    pb_tensor(&g, G_INIT, "c", BOOL, NULL, 0, &t, 1);
+    if (const_trip) pb_tensor(&g, G_INIT, "M", INT64, NULL, 0, &trip, 8);
     else io(&g, G_INPUT, "M", INT64, NULL, 0, false);
     io(&g, G_INPUT, "x", FLOAT, d2, 1, false);
     io(&g, G_INPUT, "y0", FLOAT, d2, 1, false);
@@ -315,14 +232,14 @@ static pb loop_model(bool const_trip, int64_t trip) {
     node(&g, "loop", "Loop", in, 3, out, 2, names, &body, 1, NULL);
     io(&g, G_OUTPUT, "y", FLOAT, d2, 1, false);
     io(&g, G_OUTPUT, "ys", FLOAT, NULL, -1, false);
-    return model(&g, 13);
+    return pb_model(&g, 13, NULL);
 }
 
 static void test_loop(kiln_builder *b) {
     const int64_t trip = 4;
     pb m = loop_model(true, trip);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (net) {
         float x[2], y0[2];
         kt_fill(x, 2, -1, 1);
@@ -349,9 +266,10 @@ static void test_loop(kiln_builder *b) {
     /* A trip count known only at run time cannot be unrolled. */
     m = loop_model(false, 0);
     net = NULL;
-    KT_STATUS(parse(b, &m, &net), KILN_UNSUPPORTED);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_UNSUPPORTED);
     KT_CHECK(net == NULL);
-    KT_CHECK(contains(kiln_last_error(), "node 'loop' (Loop): input 0 (trip count) 'M' is not known at import time"));
+    KT_CHECK(
+        msg_contains(kiln_last_error(), "node 'loop' (Loop): input 0 (trip count) 'M' is not known at import time"));
 }
 
 /* ---------------------------------------------------------------- sequences */
@@ -362,9 +280,9 @@ static void test_sequence_ops(kiln_builder *b) {
     static const int64_t d23[] = {2, 3};
     pb g = {0};
     int64_t one = 1, minus1 = -1, zero = 0;
-    init(&g, "one", INT64, NULL, 0, &one, 8);
-    init(&g, "minus1", INT64, NULL, 0, &minus1, 8);
-    init(&g, "zero", INT64, NULL, 0, &zero, 8);
+    pb_tensor(&g, G_INIT, "one", INT64, NULL, 0, &one, 8);
+    pb_tensor(&g, G_INIT, "minus1", INT64, NULL, 0, &minus1, 8);
+    pb_tensor(&g, G_INIT, "zero", INT64, NULL, 0, &zero, 8);
     io(&g, G_INPUT, "a", FLOAT, d23, 2, false);
     io(&g, G_INPUT, "b", FLOAT, d23, 2, false);
     const char *ab[] = {"a", "b"}, *s[] = {"s"}, *ins[] = {"s", "a", "one"}, *s2[] = {"s2"}, *s2o[] = {"s2"},
@@ -381,9 +299,9 @@ static void test_sequence_ops(kiln_builder *b) {
     io(&g, G_OUTPUT, "last", FLOAT, d23, 2, false);
     io(&g, G_OUTPUT, "n", INT64, NULL, 0, false);
     io(&g, G_OUTPUT, "s2", FLOAT, NULL, -1, true);
-    pb m = model(&g, 13);
+    pb m = pb_model(&g, 13, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     /* The sequence output is one network output per element. */
     KT_CHECK(kiln_network_num_outputs(net) == 6);
@@ -431,10 +349,10 @@ static void test_sequence_input(kiln_builder *b) {
     const char *in[] = {"x", "p"}, *out[] = {"out"};
     node(&g, "at", "SequenceAt", in, 2, out, 1, NULL, NULL, 0, NULL);
     io(&g, G_OUTPUT, "out", FLOAT, NULL, -1, false);
-    pb m = model(&g, 13);
+    pb m = pb_model(&g, 13, NULL);
     kiln_network *net = NULL;
     KT_STATUS(kiln_onnx_parse(b, m.data, m.size, NULL, &net), KILN_UNSUPPORTED);
-    KT_CHECK(contains(kiln_last_error(), "graph input 'x' is a sequence"));
+    KT_CHECK(msg_contains(kiln_last_error(), "graph input 'x' is a sequence"));
     kiln__alloc alloc;
     kiln__alloc_init(&alloc, NULL);
     kiln__onnx_model *om = NULL;
@@ -477,10 +395,10 @@ static void test_sequence_input(kiln_builder *b) {
     node(&g, "insert", "SequenceInsert", ins, 3, s2, 1, NULL, NULL, 0, NULL);
     node(&g, "concat", "ConcatFromSequence", s2i, 1, c, 1, NULL, NULL, 0, (const char *const[]){"axis=0", NULL});
     io(&g, G_OUTPUT, "c", FLOAT, NULL, -1, false);
-    m = model(&g, 13);
+    m = pb_model(&g, 13, NULL);
     net = NULL;
-    KT_STATUS(parse(b, &m, &net), KILN_UNSUPPORTED);
-    KT_CHECK(contains(kiln_last_error(), "node 'insert' (SequenceInsert): input 2 (position) 'p' is not known"));
+    KT_STATUS(pb_parse(b, &m, &net), KILN_UNSUPPORTED);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'insert' (SequenceInsert): input 2 (position) 'p' is not known"));
 }
 
 int main(void) {

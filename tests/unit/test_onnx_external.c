@@ -6,6 +6,7 @@
 #include "kiln.h"
 #include "kt.h"
 #include "network/ir.h"
+#include "onnx_writer.h"
 #include "runtime/engine.h"
 
 #include <fcntl.h>
@@ -18,67 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------------- protobuf writer */
-
-typedef struct pb {
-    uint8_t *data;
-    size_t size, cap;
-} pb;
-
-static void pb_bytes(pb *b, const void *data, size_t n) {
-    if (b->size + n > b->cap) {
-        b->cap = (b->size + n) * 2 + 64;
-        b->data = realloc(b->data, b->cap);
-        if (!b->data) abort();
-    }
-    if (n) memcpy(b->data + b->size, data, n);
-    b->size += n;
-}
-
-static void pb_varint(pb *b, uint64_t v) {
-    uint8_t buf[10];
-    size_t n = 0;
-    do {
-        buf[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) buf[n] |= 0x80;
-        n++;
-    } while (v);
-    pb_bytes(b, buf, n);
-}
-
-static void pb_int(pb *b, uint32_t field, int64_t v) {
-    pb_varint(b, (uint64_t)field << 3);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_len(pb *b, uint32_t field, const void *data, size_t n) {
-    pb_varint(b, ((uint64_t)field << 3) | 2);
-    pb_varint(b, n);
-    pb_bytes(b, data, n);
-}
-
-static void pb_str(pb *b, uint32_t field, const char *s) { pb_len(b, field, s, strlen(s)); }
-
-static void pb_msg(pb *b, uint32_t field, pb *sub) {
-    pb_len(b, field, sub->data, sub->size);
-    free(sub->data);
-    memset(sub, 0, sizeof *sub);
-}
-
 /* ---------------------------------------------------------------- ONNX messages */
 
 enum { FLOAT = 1, INT64 = 7 };
-
-static void raw_tensor(pb *graph, const char *name, int dtype, const int64_t *dims, int rank, const void *raw,
-                       size_t bytes) {
-    pb t = {0};
-    for (int i = 0; i < rank; i++) pb_int(&t, 1, dims[i]);
-    pb_int(&t, 2, dtype);
-    pb_str(&t, 8, name);
-    pb_len(&t, 9, raw, bytes);
-    pb_msg(graph, 5, &t);
-}
 
 static void kv(pb *t, const char *key, const char *value) {
     pb e = {0};
@@ -104,24 +47,6 @@ static void external_tensor(pb *graph, const char *name, const int64_t *dims, in
     pb_msg(graph, 5, &t);
 }
 
-static void value_info(pb *graph, uint32_t field, const char *name, int dtype, const int64_t *dims, int rank) {
-    pb shape = {0};
-    for (int i = 0; i < rank; i++) {
-        pb dim = {0};
-        pb_int(&dim, 1, dims[i]);
-        pb_msg(&shape, 1, &dim);
-    }
-    pb tt = {0};
-    pb_int(&tt, 1, dtype);
-    pb_msg(&tt, 2, &shape);
-    pb type = {0};
-    pb_msg(&type, 1, &tt);
-    pb vi = {0};
-    pb_str(&vi, 1, name);
-    pb_msg(&vi, 2, &type);
-    pb_msg(graph, field, &vi);
-}
-
 static void node(pb *graph, const char *op, const char *const *inputs, int nb_inputs, const char *output) {
     pb n = {0};
     for (int i = 0; i < nb_inputs; i++) pb_str(&n, 1, inputs[i]);
@@ -134,14 +59,7 @@ static void node(pb *graph, const char *op, const char *const *inputs, int nb_in
 /* Wraps graph g (consumed) into a ModelProto of opset 13, written to dir/model.onnx and
  * returned in *out. */
 static bool write_file_model(const char *dir, pb *g, pb *out) {
-    pb_str(g, 2, "g");
-    pb m = {0};
-    pb_int(&m, 1, 8);
-    pb o = {0};
-    pb_str(&o, 1, "");
-    pb_int(&o, 2, 13);
-    pb_msg(&m, 8, &o);
-    pb_msg(&m, 7, g);
+    pb m = pb_model(g, 13, NULL);
     char path[512];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     FILE *f = fopen(path, "wb");
@@ -213,17 +131,17 @@ static bool write_model(const char *dir, pb *model_out) {
     external_tensor(&g, "W", wd, 2, "w.bin", W_OFFSET, W_BYTES);
     external_tensor(&g, "U", ud, 1, "w.bin", U_OFFSET, U_COUNT * sizeof(float));
     int64_t starts = ROWS - 1, ends = ROWS, axes = 0;
-    raw_tensor(&g, "starts", INT64, one, 1, &starts, 8);
-    raw_tensor(&g, "ends", INT64, one, 1, &ends, 8);
-    raw_tensor(&g, "axes", INT64, one, 1, &axes, 8);
+    pb_tensor(&g, 5, "starts", INT64, one, 1, &starts, 8);
+    pb_tensor(&g, 5, "ends", INT64, one, 1, &ends, 8);
+    pb_tensor(&g, 5, "axes", INT64, one, 1, &axes, 8);
     node(&g, "Gather", (const char *[]){"W", "idx"}, 2, "rows");
     node(&g, "Slice", (const char *[]){"W", "starts", "ends", "axes"}, 4, "last");
     node(&g, "Add", (const char *[]){"U", "U"}, 2, "u2");
-    value_info(&g, 11, "idx", INT64, three, 1);
+    pb_value_info(&g, 11, "idx", INT64, three, 1, NULL);
     int64_t rd[] = {3, COLS}, ld[] = {1, COLS};
-    value_info(&g, 12, "rows", FLOAT, rd, 2);
-    value_info(&g, 12, "last", FLOAT, ld, 2);
-    value_info(&g, 12, "u2", FLOAT, ud, 1);
+    pb_value_info(&g, 12, "rows", FLOAT, rd, 2, NULL);
+    pb_value_info(&g, 12, "last", FLOAT, ld, 2, NULL);
+    pb_value_info(&g, 12, "u2", FLOAT, ud, 1, NULL);
     return write_file_model(dir, &g, model_out);
 }
 
@@ -447,9 +365,9 @@ static bool write_small_model(const char *dir) {
     external_tensor(&g, "U", ud, 1, "w.bin", SMALL_U_OFFSET, U_COUNT * 4);
     node(&g, "Gather", (const char *[]){"W", "idx"}, 2, "rows");
     node(&g, "Add", (const char *[]){"U", "U"}, 2, "u2");
-    value_info(&g, 11, "idx", INT64, three, 1);
-    value_info(&g, 12, "rows", FLOAT, rd, 2);
-    value_info(&g, 12, "u2", FLOAT, ud, 1);
+    pb_value_info(&g, 11, "idx", INT64, three, 1, NULL);
+    pb_value_info(&g, 12, "rows", FLOAT, rd, 2, NULL);
+    pb_value_info(&g, 12, "u2", FLOAT, ud, 1, NULL);
     pb m = {0};
     ok = write_file_model(dir, &g, &m) && ok;
     free(m.data);

@@ -4,6 +4,7 @@
 #include "kiln.h"
 #include "kt.h"
 #include "network/ir.h"
+#include "onnx_writer.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -11,93 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- protobuf writer */
-
-typedef struct pb {
-    uint8_t *data;
-    size_t size, cap;
-} pb;
-
-static void pb_bytes(pb *b, const void *data, size_t n) {
-    if (b->size + n > b->cap) {
-        b->cap = (b->size + n) * 2 + 64;
-        b->data = realloc(b->data, b->cap);
-        if (!b->data) abort();
-    }
-    if (n) memcpy(b->data + b->size, data, n);
-    b->size += n;
-}
-
-static void pb_varint(pb *b, uint64_t v) {
-    uint8_t buf[10];
-    size_t n = 0;
-    do {
-        buf[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) buf[n] |= 0x80;
-        n++;
-    } while (v);
-    pb_bytes(b, buf, n);
-}
-
-static void pb_int(pb *b, uint32_t field, int64_t v) {
-    pb_varint(b, (uint64_t)field << 3);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_len(pb *b, uint32_t field, const void *data, size_t n) {
-    pb_varint(b, ((uint64_t)field << 3) | 2);
-    pb_varint(b, n);
-    pb_bytes(b, data, n);
-}
-
-static void pb_str(pb *b, uint32_t field, const char *s) { pb_len(b, field, s, strlen(s)); }
-
-static void pb_float(pb *b, uint32_t field, float f) {
-    pb_varint(b, ((uint64_t)field << 3) | 5);
-    pb_bytes(b, &f, 4);
-}
-
-/* Appends sub as a length-delimited field and frees it. */
-static void pb_msg(pb *b, uint32_t field, pb *sub) {
-    pb_len(b, field, sub->data, sub->size);
-    free(sub->data);
-    memset(sub, 0, sizeof *sub);
-}
-
 /* ---------------------------------------------------------------- ONNX messages */
-
-/* TensorProto with raw data. */
-static void tensor(pb *out, uint32_t field, const char *name, int dtype, const int64_t *dims, int rank,
-                   const void *raw, size_t bytes) {
-    pb t = {0};
-    for (int i = 0; i < rank; i++) pb_int(&t, 1, dims[i]);
-    pb_int(&t, 2, dtype);
-    if (name) pb_str(&t, 8, name);
-    pb_len(&t, 9, raw, bytes);
-    pb_msg(out, field, &t);
-}
-
-/* ValueInfoProto of a tensor; dims < 0 are written as dim_param names from `params`. */
-static void value_info(pb *out, uint32_t field, const char *name, int dtype, const int64_t *dims, int rank,
-                       const char *const *params) {
-    pb shape = {0};
-    for (int i = 0; i < rank; i++) {
-        pb dim = {0};
-        if (dims[i] >= 0) pb_int(&dim, 1, dims[i]);
-        else if (params && params[i]) pb_str(&dim, 2, params[i]);
-        pb_msg(&shape, 1, &dim);
-    }
-    pb tt = {0};
-    pb_int(&tt, 1, dtype);
-    pb_msg(&tt, 2, &shape);
-    pb type = {0};
-    pb_msg(&type, 1, &tt);
-    pb vi = {0};
-    pb_str(&vi, 1, name);
-    pb_msg(&vi, 2, &type);
-    pb_msg(out, field, &vi);
-}
 
 enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_INTS = 7 };
 
@@ -132,40 +47,7 @@ static void node(pb *graph, const char *name, const char *op, const char *domain
     pb_msg(graph, 1, &n);
 }
 
-/* ModelProto around a graph, importing `opset` of the default domain (and of `domain`, when
- * given, version 1). */
-static pb model(pb *graph, int64_t opset, const char *domain) {
-    pb m = {0};
-    pb_int(&m, 1, 8);
-    pb o = {0};
-    pb_str(&o, 1, "");
-    pb_int(&o, 2, opset);
-    pb_msg(&m, 8, &o);
-    if (domain) {
-        pb_str(&o, 1, domain);
-        pb_int(&o, 2, 1);
-        pb_msg(&m, 8, &o);
-    }
-    pb_str(graph, 2, "g");
-    pb_msg(&m, 7, graph);
-    return m;
-}
-
 static const int FLOAT = 1, INT64 = 7;
-
-static kiln_status parse(kiln_builder *b, pb *m, kiln_network **net) {
-    kiln_status st = kiln_onnx_parse(b, m->data, m->size, NULL, net);
-    free(m->data);
-    return st;
-}
-
-static bool contains(const char *s, const char *part) {
-    if (!strstr(s, part)) {
-        fprintf(stderr, "message '%s' lacks '%s'\n", s, part);
-        return false;
-    }
-    return true;
-}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -174,31 +56,31 @@ static void test_unknown_op(kiln_builder *b) {
     pb g = {0};
     const char *in[] = {"x"}, *out[] = {"y"};
     node(&g, "n1", "Foo", NULL, in, 1, out, 1, NULL, 0);
-    value_info(&g, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "y", FLOAT, d, 1, NULL);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, d, 1, NULL);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_STATUS(parse(b, &m, &net), KILN_UNSUPPORTED);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_UNSUPPORTED);
     KT_CHECK(net == NULL);
-    KT_CHECK(contains(kiln_last_error(), "node 'n1' (Foo): op Foo (domain 'ai.onnx', opset 17) is not supported"));
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'n1' (Foo): op Foo (domain 'ai.onnx', opset 17) is not supported"));
 
     /* An op of another domain, and an unnamed node named op_type + index. */
     pb g2 = {0};
     node(&g2, NULL, "Relu", "com.example", in, 1, out, 1, NULL, 0);
-    value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
-    m = model(&g2, 17, "com.example");
-    KT_STATUS(parse(b, &m, &net), KILN_UNSUPPORTED);
-    KT_CHECK(contains(kiln_last_error(), "node 'Relu_0' (Relu): op Relu (domain 'com.example', opset 1)"));
+    pb_value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
+    m = pb_model(&g2, 17, "com.example");
+    KT_STATUS(pb_parse(b, &m, &net), KILN_UNSUPPORTED);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'Relu_0' (Relu): op Relu (domain 'com.example', opset 1)"));
 
     /* An opset beyond the supported range. */
     pb g3 = {0};
     node(&g3, "r", "Relu", NULL, in, 1, out, 1, NULL, 0);
-    value_info(&g3, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g3, 12, "y", FLOAT, d, 1, NULL);
-    m = model(&g3, 99, NULL);
-    KT_STATUS(parse(b, &m, &net), KILN_UNSUPPORTED);
-    KT_CHECK(contains(kiln_last_error(), "opset 99"));
+    pb_value_info(&g3, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g3, 12, "y", FLOAT, d, 1, NULL);
+    m = pb_model(&g3, 99, NULL);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_UNSUPPORTED);
+    KT_CHECK(msg_contains(kiln_last_error(), "opset 99"));
 }
 
 static void test_bad_attribute(kiln_builder *b) {
@@ -207,22 +89,22 @@ static void test_bad_attribute(kiln_builder *b) {
     pb g = {0};
     attr a = {.name = "alpha", .type = ATTR_INT, .i = 3};
     node(&g, "lr", "LeakyRelu", NULL, in, 1, out, 1, &a, 1);
-    value_info(&g, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "y", FLOAT, d, 1, NULL);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, d, 1, NULL);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
-    KT_CHECK(contains(kiln_last_error(), "node 'lr' (LeakyRelu): attribute 'alpha': expected FLOAT, got INT"));
+    KT_STATUS(pb_parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'lr' (LeakyRelu): attribute 'alpha': expected FLOAT, got INT"));
 
     /* A string attribute outside its set of values. */
     pb g2 = {0};
     attr ap = {.name = "approximate", .type = ATTR_STRING, .s = "cubic"};
     node(&g2, "ge", "Gelu", NULL, in, 1, out, 1, &ap, 1);
-    value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
-    m = model(&g2, 20, NULL);
-    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
-    KT_CHECK(contains(kiln_last_error(), "node 'ge' (Gelu): approximate must be 'none' or 'tanh'"));
+    pb_value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
+    m = pb_model(&g2, 20, NULL);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'ge' (Gelu): approximate must be 'none' or 'tanh'"));
 }
 
 static void test_missing_input(kiln_builder *b) {
@@ -230,25 +112,25 @@ static void test_missing_input(kiln_builder *b) {
     const char *in[] = {"x"}, *out[] = {"y"};
     pb g = {0};
     node(&g, "add", "Add", NULL, in, 1, out, 1, NULL, 0);
-    value_info(&g, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "y", FLOAT, d, 1, NULL);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, d, 1, NULL);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
-    KT_CHECK(contains(kiln_last_error(), "node 'add' (Add): input 1 (B) is required but missing"));
+    KT_STATUS(pb_parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'add' (Add): input 1 (B) is required but missing"));
 
     /* Shapes that cannot work name the node and the layer. */
     int64_t d3[] = {3};
     const char *in2[] = {"x", "z"};
     pb g2 = {0};
     node(&g2, "add", "Add", NULL, in2, 2, out, 1, NULL, 0);
-    value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g2, 11, "z", FLOAT, d3, 1, NULL);
-    value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
-    m = model(&g2, 17, NULL);
-    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
-    KT_CHECK(contains(kiln_last_error(), "node 'add' (Add)"));
-    KT_CHECK(contains(kiln_last_error(), "do not broadcast"));
+    pb_value_info(&g2, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g2, 11, "z", FLOAT, d3, 1, NULL);
+    pb_value_info(&g2, 12, "y", FLOAT, d, 1, NULL);
+    m = pb_model(&g2, 17, NULL);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'add' (Add)"));
+    KT_CHECK(msg_contains(kiln_last_error(), "do not broadcast"));
 }
 
 /* ---------------------------------------------------------------- structure */
@@ -259,11 +141,11 @@ static void test_dynamic_dims(kiln_builder *b) {
     const char *in[] = {"x"}, *out[] = {"y"};
     pb g = {0};
     node(&g, "r", "Relu", NULL, in, 1, out, 1, NULL, 0);
-    value_info(&g, 11, "x", FLOAT, d, 3, params);
-    value_info(&g, 12, "y", FLOAT, d, 3, params);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 3, params);
+    pb_value_info(&g, 12, "y", FLOAT, d, 3, params);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     KT_CHECK(kiln_network_num_inputs(net) == 1);
     kiln_tensor *x = kiln_network_input(net, 0);
@@ -318,13 +200,13 @@ static void test_initializer_as_input(kiln_builder *b) {
     const char *in[] = {"x", "W"}, *out[] = {"y"};
     pb g = {0};
     node(&g, "mm", "MatMul", NULL, in, 2, out, 1, NULL, 0);
-    tensor(&g, 5, "W", FLOAT, dw, 2, w, sizeof w);
-    value_info(&g, 11, "x", FLOAT, dx, 2, NULL);
-    value_info(&g, 11, "W", FLOAT, dw, 2, NULL);
-    value_info(&g, 12, "y", FLOAT, dy, 2, NULL);
-    pb m = model(&g, 9, NULL);
+    pb_tensor(&g, 5, "W", FLOAT, dw, 2, w, sizeof w);
+    pb_value_info(&g, 11, "x", FLOAT, dx, 2, NULL);
+    pb_value_info(&g, 11, "W", FLOAT, dw, 2, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, dy, 2, NULL);
+    pb m = pb_model(&g, 9, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     KT_CHECK(kiln_network_num_inputs(net) == 1 && strcmp(kiln_tensor_name(kiln_network_input(net, 0)), "x") == 0);
     kiln_tensor *wt = kiln_network_find_tensor(net, "W");
@@ -352,19 +234,19 @@ static void test_folding(kiln_builder *b) {
     const char *in[] = {"a", "c"}, *out[] = {"s"};
     const char *in2[] = {"s", "x"}, *out2[] = {"y"};
     pb g = {0};
-    tensor(&g, 5, "a", FLOAT, d, 1, a, sizeof a);
-    tensor(&g, 5, "c", FLOAT, d, 1, c, sizeof c);
+    pb_tensor(&g, 5, "a", FLOAT, d, 1, a, sizeof a);
+    pb_tensor(&g, 5, "c", FLOAT, d, 1, c, sizeof c);
     node(&g, "sum", "Add", NULL, in, 2, out, 1, NULL, 0);
     node(&g, "mul", "Mul", NULL, in2, 2, out2, 1, NULL, 0);
     const char *idi[] = {"a"}, *ido[] = {"a_copy"};
     node(&g, "copy", "Identity", NULL, idi, 1, ido, 1, NULL, 0);
-    value_info(&g, 11, "x", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "y", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "s", FLOAT, d, 1, NULL);
-    value_info(&g, 12, "a", FLOAT, d, 1, NULL);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "s", FLOAT, d, 1, NULL);
+    pb_value_info(&g, 12, "a", FLOAT, d, 1, NULL);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     kiln_tensor *s = kiln_network_find_tensor(net, "s");
     /* The folded sum is a constant; as a graph output it is copied out by an identity layer. */
@@ -409,10 +291,10 @@ static void test_end_to_end(kiln_builder *b) {
     kt_fill(slope, K, 0.1f, 0.3f);
     float lohi[2] = {-2.0f, 6.0f};
     pb g = {0};
-    tensor(&g, 5, "W", FLOAT, dw, 2, w, sizeof w);
-    tensor(&g, 5, "B", FLOAT, db, 1, bias, sizeof bias);
-    tensor(&g, 5, "slope", FLOAT, ds, 1, slope, sizeof slope);
-    tensor(&g, 5, "bounds", FLOAT, dmm, 1, lohi, sizeof lohi);
+    pb_tensor(&g, 5, "W", FLOAT, dw, 2, w, sizeof w);
+    pb_tensor(&g, 5, "B", FLOAT, db, 1, bias, sizeof bias);
+    pb_tensor(&g, 5, "slope", FLOAT, ds, 1, slope, sizeof slope);
+    pb_tensor(&g, 5, "bounds", FLOAT, dmm, 1, lohi, sizeof lohi);
     attr tb = {.name = "transB", .type = ATTR_INT, .i = 1};
     attr al = {.name = "alpha", .type = ATTR_FLOAT, .f = 0.5f};
     const char *gi[] = {"x", "W", "B"}, *go[] = {"h"};
@@ -420,8 +302,8 @@ static void test_end_to_end(kiln_builder *b) {
     /* Clip bounds computed from constants (folded), as exporters do. */
     int64_t zero = 0, one = 1;
     int64_t d1[] = {1};
-    tensor(&g, 5, "i0", INT64, d1, 1, &zero, sizeof zero);
-    tensor(&g, 5, "i1", INT64, d1, 1, &one, sizeof one);
+    pb_tensor(&g, 5, "i0", INT64, d1, 1, &zero, sizeof zero);
+    pb_tensor(&g, 5, "i1", INT64, d1, 1, &one, sizeof one);
     const char *s0[] = {"bounds", "i0"}, *s0o[] = {"lo"};
     const char *s1[] = {"bounds", "i1"}, *s1o[] = {"hi"};
     attr ax = {.name = "axis", .type = ATTR_INT, .i = 0};
@@ -436,11 +318,11 @@ static void test_end_to_end(kiln_builder *b) {
     node(&g, "prelu", "PRelu", NULL, pi, 2, po, 1, NULL, 0);
     const char *smi[] = {"p"}, *smo[] = {"y"};
     node(&g, NULL, "Softmax", NULL, smi, 1, smo, 1, NULL, 0);
-    value_info(&g, 11, "x", FLOAT, dx, 2, NULL);
-    value_info(&g, 12, "y", FLOAT, dy, 2, NULL);
-    pb m = model(&g, 17, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, dx, 2, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, dy, 2, NULL);
+    pb m = pb_model(&g, 17, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     /* The clip bounds folded away, so Clip is one activation layer named after the node. */
     kiln_tensor *c = kiln_network_find_tensor(net, "c");
@@ -484,11 +366,11 @@ static void test_lrn(kiln_builder *b) {
     const char *in[] = {"x"}, *out[] = {"y"};
     pb g = {0};
     node(&g, "lrn", "LRN", NULL, in, 1, out, 1, at, 4);
-    value_info(&g, 11, "x", FLOAT, d, 4, NULL);
-    value_info(&g, 12, "y", FLOAT, d, 4, NULL);
-    pb m = model(&g, 13, NULL);
+    pb_value_info(&g, 11, "x", FLOAT, d, 4, NULL);
+    pb_value_info(&g, 12, "y", FLOAT, d, 4, NULL);
+    pb m = pb_model(&g, 13, NULL);
     kiln_network *net = NULL;
-    KT_OK(parse(b, &m, &net));
+    KT_OK(pb_parse(b, &m, &net));
     if (!net) return;
     float x[N * C * H * W], ref[N * C * H * W];
     kt_fill(x, N * C * H * W, -2, 2);
@@ -512,11 +394,11 @@ static void test_lrn(kiln_builder *b) {
     at[0].i = 0;
     pb g2 = {0};
     node(&g2, "lrn", "LRN", NULL, in, 1, out, 1, at, 4);
-    value_info(&g2, 11, "x", FLOAT, d, 4, NULL);
-    value_info(&g2, 12, "y", FLOAT, d, 4, NULL);
-    m = model(&g2, 13, NULL);
-    KT_STATUS(parse(b, &m, &net), KILN_INVALID_ARGUMENT);
-    KT_CHECK(contains(kiln_last_error(), "node 'lrn' (LRN): attribute 'size'"));
+    pb_value_info(&g2, 11, "x", FLOAT, d, 4, NULL);
+    pb_value_info(&g2, 12, "y", FLOAT, d, 4, NULL);
+    m = pb_model(&g2, 13, NULL);
+    KT_STATUS(pb_parse(b, &m, &net), KILN_INVALID_ARGUMENT);
+    KT_CHECK(msg_contains(kiln_last_error(), "node 'lrn' (LRN): attribute 'size'"));
 }
 
 int main(void) {

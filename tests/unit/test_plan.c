@@ -8,6 +8,7 @@
 #include "plan/timing_cache.h"
 
 #include <stdbool.h>
+#include <unistd.h>
 
 static kiln__alloc g_alloc;
 
@@ -287,7 +288,7 @@ static void write_plan(const kiln_engine *e, kiln__buf *buf) {
 static kiln_status read_plan(const void *data, size_t size, kiln_engine **out) {
     kiln_engine *e = NULL;
     kiln_status st = kiln__engine_alloc(&g_alloc, NULL, &e);
-    if (st == KILN_OK) st = kiln__plan_read(data, size, e);
+    if (st == KILN_OK) st = kiln__plan_read(data, size, NULL, e);
     if (st != KILN_OK || !out) {
         kiln_engine_destroy(e);
         e = NULL;
@@ -745,7 +746,7 @@ static void test_out_of_memory(void) {
         g_fail_after = k;
         kiln_engine *r = NULL;
         kiln_status st = kiln__engine_alloc(&fa, NULL, &r);
-        if (st == KILN_OK) st = kiln__plan_read(plan.data, plan.size, r);
+        if (st == KILN_OK) st = kiln__plan_read(plan.data, plan.size, NULL, r);
         if (st == KILN_OK) {
             kiln__buf out;
             kiln__buf_init(&out, &fa);
@@ -875,6 +876,234 @@ static void test_public_api(void) {
     kiln_engine_destroy(built);
 done:
     kiln_network_destroy(net);
+    kiln_builder_destroy(b);
+}
+
+/* ---------------------------------------------------------------- borrowed weights */
+
+typedef struct test_owner {
+    kiln__shared shared;
+    int released;
+} test_owner;
+
+static void test_owner_release(void *ctx) { ((test_owner *)ctx)->released++; }
+
+/* Counts the constants of an engine that borrow from `owner` (NULL: any owner) and those that
+ * own their copy. */
+static void count_weights(const kiln_engine *e, const kiln__shared *owner, int *borrowed, int *owned) {
+    *borrowed = *owned = 0;
+    for (int64_t i = 0; e && i < e->net->nb_layers; i++) {
+        const kiln_layer *l = e->net->layers[i];
+        if (!l->weights_bytes) continue;
+        if (!l->weights_owner) (*owned)++;
+        else if (!owner || l->weights_owner == owner) (*borrowed)++;
+    }
+}
+
+/* With an owner, constants point into the plan bytes (when aligned) and hold one reference each;
+ * misaligned bytes are copied. Out of memory at every allocation leaves no reference behind. */
+static void test_borrowed_read(void) {
+    kiln_engine *e = hand_engine(false);
+    kiln__buf plan;
+    write_plan(e, &plan);
+    int nb_constants = 0, owned = 0;
+    count_weights(e, NULL, &nb_constants, &owned);
+    KT_CHECK(owned > 0); /* the hand engine owns its weights */
+    /* Aligned copy at offset 0 and a copy one byte off. */
+    uint8_t *aligned = NULL;
+    KT_CHECK(posix_memalign((void **)&aligned, 64, plan.size + 64) == 0);
+    for (int shift = 0; shift < 2; shift++) {
+        memcpy(aligned + shift, plan.data, plan.size);
+        test_owner o = {0};
+        kiln__shared_init(&o.shared, test_owner_release, &o);
+        kiln_engine *r = NULL;
+        KT_OK(kiln__engine_alloc(&g_alloc, NULL, &r));
+        KT_OK(kiln__plan_read(aligned + shift, plan.size, &o.shared, r));
+        int borrowed = 0, copied = 0;
+        count_weights(r, &o.shared, &borrowed, &copied);
+        KT_CHECK(shift ? borrowed == 0 && copied == owned : borrowed == owned && copied == 0);
+        KT_CHECK(o.shared.refs == 1 + borrowed && o.released == 0);
+        for (int64_t i = 0; !shift && i < r->net->nb_layers; i++) {
+            const uint8_t *w = r->net->layers[i]->weights;
+            if (w) KT_CHECK(w >= aligned && w + r->net->layers[i]->weights_bytes <= aligned + plan.size);
+        }
+        check_equal(e, r);
+        kiln_engine_destroy(r);
+        KT_CHECK(o.shared.refs == 1 && o.released == 0);
+        kiln__shared_unref(&o.shared);
+        KT_CHECK(o.released == 1);
+    }
+
+    kiln_allocator user = {failing_alloc, failing_free, NULL};
+    kiln__alloc fa;
+    kiln__alloc_init(&fa, &user);
+    memcpy(aligned, plan.data, plan.size);
+    int k = 0;
+    for (;; k++) {
+        test_owner o = {0};
+        kiln__shared_init(&o.shared, test_owner_release, &o);
+        g_allocs = 0;
+        g_fail_after = k;
+        kiln_engine *r = NULL;
+        kiln_status st = kiln__engine_alloc(&fa, NULL, &r);
+        if (st == KILN_OK) st = kiln__plan_read(aligned, plan.size, &o.shared, r);
+        kiln_engine_destroy(r);
+        g_fail_after = -1;
+        KT_CHECK(st == KILN_OK || st == KILN_OUT_OF_MEMORY);
+        KT_CHECK(o.shared.refs == 1 && o.released == 0);
+        kiln__shared_unref(&o.shared);
+        if (st != KILN_OUT_OF_MEMORY) break;
+    }
+    KT_CHECK(k > 10);
+    free(aligned);
+    kiln__buf_free(&plan);
+    kiln_engine_destroy(e);
+}
+
+/* How many mappings of `path` this process holds (/proc/self/maps names the file). */
+static int mappings_of(const char *path) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, path)) n++;
+    fclose(f);
+    return n;
+}
+
+/* A small built engine: y = relu(conv3x3(x)) + a constant, x [1,3,6,6]. */
+static kiln_engine *small_engine(kiln_builder *b) {
+    kiln_network *net = NULL;
+    KT_OK(kiln_network_create(b, &net));
+    if (!net) return NULL;
+    kiln_tensor *x = NULL;
+    kiln_dims xd = dims_of(4, (int64_t[]){1, 3, 6, 6}), cd = dims_of(4, (int64_t[]){1, 4, 4, 4});
+    KT_OK(kiln_network_add_input(net, "x", KILN_FLOAT32, &xd, &x));
+    float kernel[4 * 3 * 3 * 3], bias[4], add[64];
+    kt_fill(kernel, 108, -1, 1);
+    kt_fill(bias, 4, -1, 1);
+    kt_fill(add, 64, -1, 1);
+    kiln_convolution_desc desc = {sizeof desc, .nb_output_maps = 4, .nb_spatial_dims = 2, .kernel = {3, 3}};
+    kiln_layer *conv = NULL, *act = NULL, *c = NULL, *sum = NULL;
+    kiln_engine *e = NULL;
+    KT_OK(kiln_network_add_convolution(net, x, &desc, (kiln_weights){KILN_FLOAT32, kernel, 108},
+                                       (kiln_weights){KILN_FLOAT32, bias, 4}, &conv));
+    if (conv) KT_OK(kiln_network_add_activation(net, kiln_layer_output(conv, 0), KILN_ACT_RELU, 0, 0, &act));
+    if (act) KT_OK(kiln_network_add_constant(net, &cd, (kiln_weights){KILN_FLOAT32, add, 64}, &c));
+    if (c)
+        KT_OK(kiln_network_add_elementwise(net, kiln_layer_output(act, 0), kiln_layer_output(c, 0), KILN_EW_ADD,
+                                           &sum));
+    if (sum) {
+        KT_OK(kiln_tensor_set_name(kiln_layer_output(sum, 0), "y"));
+        KT_OK(kiln_network_mark_output(net, kiln_layer_output(sum, 0)));
+        kiln_builder_config *config = NULL;
+        KT_OK(kiln_builder_config_create(b, &config));
+        if (config) KT_OK(kiln_builder_build_engine(b, net, config, &e));
+        kiln_builder_config_destroy(config);
+    }
+    kiln_network_destroy(net);
+    return e;
+}
+
+/* Runs an engine on `in` and copies y (64 floats) out; false on failure. */
+static bool run_small(kiln_engine *e, const float *in, float *y) {
+    kiln_context *ctx = NULL;
+    KT_OK(kiln_engine_create_context(e, &ctx));
+    if (!ctx) return false;
+    void *addr = NULL;
+    KT_OK(kiln_context_set_tensor_address(ctx, "x", (void *)in, 108 * sizeof(float)));
+    KT_OK(kiln_context_execute(ctx));
+    KT_OK(kiln_context_get_tensor_address(ctx, "y", &addr));
+    if (addr) memcpy(y, addr, 64 * sizeof(float));
+    kiln_context_destroy(ctx);
+    return addr != NULL;
+}
+
+/* Engines loaded from a file borrow their weights from its mapping, which lives exactly as long
+ * as they do (whatever the order of destruction, even once the path is gone); engines from a
+ * caller's buffer copy theirs. Loading fails cleanly at every allocation. */
+static void test_file_backed(void) {
+    kiln_builder *b = NULL;
+    KT_OK(kiln_builder_create(NULL, &b));
+    kiln_engine *built = b ? small_engine(b) : NULL;
+    kiln_runtime *rt = NULL;
+    KT_OK(kiln_runtime_create(NULL, &rt));
+    char path[] = "/tmp/kiln_test_borrow_XXXXXX";
+    int fd = mkstemp(path);
+    KT_CHECK(fd >= 0);
+    if (!built || !rt || fd < 0) goto done;
+    close(fd);
+    KT_OK(kiln_engine_save(built, path));
+    float in[108], want[64], got[64];
+    kt_fill(in, 108, -1, 1);
+    KT_CHECK(run_small(built, in, want));
+    int borrowed = 0, owned = 0, built_owned = 0;
+    count_weights(built, NULL, &borrowed, &built_owned);
+    KT_CHECK(borrowed == 0 && built_owned >= 2);
+
+    kiln_engine *a = NULL, *c = NULL, *copy = NULL;
+    KT_OK(kiln_runtime_load_engine(rt, path, &a));
+    KT_OK(kiln_runtime_load_engine(rt, path, &c));
+    KT_CHECK(mappings_of(path) == 2);
+    count_weights(a, NULL, &borrowed, &owned);
+    KT_CHECK(borrowed == built_owned && owned == 0);
+    /* From a buffer: copies, so the buffer can go at once. */
+    kiln_blob *blob = NULL;
+    KT_OK(kiln_engine_serialize(built, &blob));
+    if (blob) KT_OK(kiln_runtime_deserialize_engine(rt, kiln_blob_data(blob), kiln_blob_size(blob), &copy));
+    kiln_blob_destroy(blob);
+    count_weights(copy, NULL, &borrowed, &owned);
+    KT_CHECK(copy && borrowed == 0 && owned == built_owned);
+
+    /* The path goes; the mappings stay valid. */
+    char gone[sizeof path];
+    memcpy(gone, path, sizeof path);
+    KT_CHECK(remove(path) == 0);
+    kiln_engine *engines[3] = {a, c, copy};
+    for (int k = 0; k < 3; k++) {
+        memset(got, 0, sizeof got);
+        KT_CHECK(engines[k] && run_small(engines[k], in, got) && memcmp(got, want, sizeof got) == 0);
+    }
+    /* Destroying the first-loaded engine unmaps only its file; the other keeps running. */
+    kiln_engine_destroy(a);
+    KT_CHECK(mappings_of(gone) == 1);
+    memset(got, 0, sizeof got);
+    KT_CHECK(c && run_small(c, in, got) && memcmp(got, want, sizeof got) == 0);
+    kiln_engine_destroy(c);
+    KT_CHECK(mappings_of(gone) == 0);
+    kiln_engine_destroy(copy);
+
+    /* Out of memory at every allocation of a load: reported, nothing leaked, nothing left mapped. */
+    KT_OK(kiln_engine_save(built, path));
+    kiln_allocator user = {failing_alloc, failing_free, NULL};
+    kiln_runtime_options opts = {.struct_size = sizeof opts, .allocator = &user, .nb_threads = 1};
+    kiln_runtime *frt = NULL;
+    KT_OK(kiln_runtime_create(&opts, &frt));
+    int k = 0;
+    for (; frt; k++) {
+        g_allocs = 0;
+        g_fail_after = k;
+        kiln_engine *e = NULL;
+        kiln_status st = kiln_runtime_load_engine(frt, path, &e);
+        g_fail_after = -1;
+        KT_CHECK(st == KILN_OK || st == KILN_OUT_OF_MEMORY);
+        KT_CHECK((st == KILN_OK) == (e != NULL) && mappings_of(path) == (e ? 1 : 0));
+        if (e) {
+            memset(got, 0, sizeof got);
+            KT_CHECK(run_small(e, in, got) && memcmp(got, want, sizeof got) == 0);
+        }
+        kiln_engine_destroy(e);
+        KT_CHECK(mappings_of(path) == 0);
+        if (st != KILN_OUT_OF_MEMORY) break;
+    }
+    printf("load from file, out of memory: succeeded once %d allocations could succeed\n", k);
+    KT_CHECK(k > 10);
+    kiln_runtime_destroy(frt);
+    remove(path);
+done:
+    kiln_runtime_destroy(rt);
+    kiln_engine_destroy(built);
     kiln_builder_destroy(b);
 }
 
@@ -1021,6 +1250,8 @@ int main(void) {
     test_random_corruption();
     test_out_of_memory();
     test_public_api();
+    test_borrowed_read();
+    test_file_backed();
     test_timing_cache();
     return kt_summary("test_plan");
 }
