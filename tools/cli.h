@@ -78,7 +78,7 @@ int cli_build_engine(const cli_build_opts *o, kiln_engine **engine);
 /* Loads a plan file through a runtime with nb_threads CPU threads. */
 int cli_load_engine(const char *path, int32_t nb_threads, kiln_runtime **runtime, kiln_engine **engine);
 /* Serializes and deserializes an engine through a runtime with nb_threads threads (the
- * builder's engines use default runtime options). */
+ * builder's engines use default runtime options). Takes and destroys `built`. */
 int cli_reload_engine(kiln_engine *built, int32_t nb_threads, kiln_runtime **runtime, kiln_engine **engine);
 /* Device, IO tensors (mode, dtype, shape with dim names), profiles and layer count. */
 void cli_print_engine_summary(const kiln_engine *engine);

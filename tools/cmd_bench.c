@@ -170,7 +170,6 @@ int cmd_bench(int argc, char **argv) {
         kiln_engine *built = NULL;
         if ((rc = cli_build_engine(&o, &built)) != CLI_OK) return rc;
         rc = cli_reload_engine(built, (int32_t)threads, &runtime, &engine);
-        kiln_engine_destroy(built);
         if (rc) return rc;
     }
     cli_print_engine_summary(engine);

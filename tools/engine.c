@@ -321,6 +321,7 @@ int cli_load_engine(const char *path, int32_t nb_threads, kiln_runtime **runtime
 int cli_reload_engine(kiln_engine *built, int32_t nb_threads, kiln_runtime **runtime, kiln_engine **engine) {
     kiln_blob *blob = NULL;
     kiln_status st = kiln_engine_serialize(built, &blob);
+    kiln_engine_destroy(built); /* one copy of the weights at a time: the plan, then the engine */
     if (st != KILN_OK) return cli_kiln_fail(st, "serializing the engine");
     if (make_runtime(nb_threads, runtime)) {
         kiln_blob_destroy(blob);
