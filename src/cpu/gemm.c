@@ -243,9 +243,9 @@ __attribute__((target("avx512f,avx2,fma"))) static inline __m512 act16(const gem
 }
 
 /* Finishes one row of up to 32 values of C (AVX-512; partial rows through masks). */
-__attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1, float *c,
-                                                                   int64_t i, int64_t col, int cols, bool first,
-                                                                   bool last) {
+__attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1,
+                                                                            float *c, int64_t i, int64_t col,
+                                                                            int cols, bool first, bool last) {
     __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
     __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
     if (!first || j->load_c) {
@@ -275,8 +275,8 @@ __attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(cons
 
 /* The AVX-512 micro-kernel: 6 x 32 from panels pa [kc][6] and pb [kc][32]. */
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
-                                                           const float *pb, int64_t i, int64_t col, int rows,
-                                                           int cols, bool first, bool last) {
+                                                                    const float *pb, int64_t i, int64_t col,
+                                                                    int rows, int cols, bool first, bool last) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t p = 0; p < kc; p++, pa += MR, pb += 2 * NR) {
@@ -473,8 +473,8 @@ static void prepack_range(void *arg, int64_t begin, int64_t end) {
     int64_t chunks = (j->m + j->mc - 1) / j->mc;
     float *dst = (float *)j->apack;
     for (int64_t t = begin; t < end; t++) {
-        int64_t p0 = t / chunks * j->kc, i0 = t % chunks * j->mc;
-        pack_a(j, i0, KILN__MIN(j->mc, j->m - i0), p0, KILN__MIN(j->kc, j->k - p0), dst + p0 * j->mpad + i0 * KILN__MIN(j->kc, j->k - p0));
+        int64_t p0 = t / chunks * j->kc, i0 = t % chunks * j->mc, kc = KILN__MIN(j->kc, j->k - p0);
+        pack_a(j, i0, KILN__MIN(j->mc, j->m - i0), p0, kc, dst + p0 * j->mpad + i0 * kc); /* run_tile's layout */
     }
 }
 

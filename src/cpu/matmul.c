@@ -192,30 +192,34 @@ typedef struct bpack_header {
 } bpack_header;
 #define BPACK_OFFSET 64
 
-/* b packed for the GEMM, from the layer's cache slot when it still matches (the same constant,
- * shape and kernel level), else packed now and kept there. NULL when b is not one constant
- * matrix or cannot be cached: the GEMM packs it per call. */
-static const float *cached_bpack(const kiln_layer *layer, const kiln__value *b, const mm_job *j, kiln__cpu_ctx *ctx) {
+/* Sets j->bpack to b packed for the GEMM, from the layer's cache slot when it still matches (the
+ * same constant, shape and kernel level), else packed now and kept there. Left NULL when b is
+ * not one constant matrix or there is no slot: the GEMM packs it per call. */
+static kiln_status cached_bpack(const kiln_layer *layer, const kiln__value *b, mm_job *j, kiln__cpu_ctx *ctx) {
     int simd = kiln__cpu_simd();
-    if (!ctx->cache || simd == KILN__SIMD_NONE || b->dtype != KILN_FLOAT32 || b->dims.nb_dims > 2) return NULL;
+    if (!ctx->cache || simd == KILN__SIMD_NONE || b->dtype != KILN_FLOAT32 || b->dims.nb_dims > 2) return KILN_OK;
     const kiln_tensor *bt = layer->inputs[1];
-    if (!bt || !bt->producer || bt->producer->type != KILN_LAYER_CONSTANT) return NULL;
+    if (!bt || !bt->producer || bt->producer->type != KILN_LAYER_CONSTANT) return KILN_OK;
     bpack_header *h = *ctx->cache;
-    if (h && h->src == b->data && h->k == j->k && h->n == j->n && h->op_b == j->op_b && h->simd == simd)
-        return (const float *)((const char *)h + BPACK_OFFSET);
+    if (h && h->src == b->data && h->k == j->k && h->n == j->n && h->op_b == j->op_b && h->simd == simd) {
+        j->bpack = (const float *)((const char *)h + BPACK_OFFSET);
+        return KILN_OK;
+    }
     kiln__free(ctx->alloc, h);
     *ctx->cache = NULL;
     size_t bytes;
     if (!kiln__mul_size((size_t)kiln__sgemm_packed_b_floats(j->k, j->n), sizeof(float), &bytes) ||
         bytes > SIZE_MAX - BPACK_OFFSET)
-        return NULL;
+        return kiln__layer_error(layer, KILN_OUT_OF_MEMORY, "packed weights of %lldx%lld floats overflow the size",
+                                 (long long)j->k, (long long)j->n);
     h = kiln__malloc_aligned(ctx->alloc, bytes + BPACK_OFFSET, 64);
-    if (!h) return NULL; /* runs unpacked */
+    if (!h) return KILN_OUT_OF_MEMORY;
     *h = (bpack_header){b->data, j->k, j->n, j->op_b, simd};
     float *dst = (float *)((char *)h + BPACK_OFFSET);
     kiln__sgemm_pack_b(j->op_b, j->k, j->n, b->data, j->op_b ? j->k : j->n, dst);
     *ctx->cache = h;
-    return dst;
+    j->bpack = dst;
+    return KILN_OK;
 }
 
 kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
@@ -325,11 +329,11 @@ kiln_status kiln__cpu_matmul(const kiln_layer *layer, const kiln__value *in, kil
         size_t esz = kiln_dtype_bits(t) / 8;
         if (j.beta != 0) fill_broadcast(od, &c->dims, c->data, out[0].data, esz);
         j.res = res ? c->data : NULL;
-        if (t == KILN_FLOAT32) j.bpack = cached_bpack(layer, &in[1], &j, ctx);
+        if (t == KILN_FLOAT32) st = cached_bpack(layer, &in[1], &j, ctx);
         j.a = in[0].data;
         j.b = in[1].data;
         j.y = out[0].data;
-        st = run_job(&j, &p->act, ny, ctx);
+        if (st == KILN_OK) st = run_job(&j, &p->act, ny, ctx);
     }
     kiln__free(ctx->alloc, offs);
     return st;

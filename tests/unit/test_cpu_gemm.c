@@ -1,8 +1,10 @@
-/* kiln__sgemm (and kiln__sgemm_packed, from A packed once) against a naive double-precision reference: random shapes (odd sizes, m/n/k = 1,
- * k = 0, sizes crossing the cache blocks), transposes, leading dims wider than the matrix (the
- * gaps must stay untouched), alpha/beta (beta = 0 must not read C: it starts as NaN), the fused
- * bias / residual / activation epilogue, serially and on 4 threads, with the AVX-512 and AVX2
- * kernels (where the CPU has them) and with the portable (OpenBLAS) path. */
+/* kiln__sgemm (and kiln__sgemm_packed / kiln__sgemm_packed_b, from A or B packed once) against a
+ * naive double-precision reference: random shapes (odd sizes, m/n/k = 1, k = 0, sizes crossing
+ * the cache blocks), transposes, leading dims wider than the matrix (the gaps must stay
+ * untouched), alpha/beta (beta = 0 must not read C: it starts as NaN), the fused bias / residual
+ * / activation epilogue (in-register kinds, vmath.h kinds and the ones run over whole rows),
+ * serially and on 4 threads, with the AVX-512 and AVX2 kernels (where the CPU has them) and with
+ * the portable (OpenBLAS) path. */
 #include "cpu/gemm.h"
 #include "kt.h"
 
@@ -76,6 +78,20 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
         kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
         free(pa);
     }
+    {
+        /* The same product from B packed once (without AVX2 the packed copy, all NaN, is unused). */
+        int64_t floats = kiln__sgemm_packed_b_floats(k, n);
+        float *pb = malloc((size_t)KILN__MAX(1, floats) * sizeof *pb);
+        for (int64_t i = 0; i < floats; i++) pb[i] = NAN;
+        kiln__sgemm_pack_b(g->tb, k, n, b, ldb, pb);
+        memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+        KT_OK(kiln__sgemm_packed_b(pool, &g_alloc, g->ta, g->tb, m, n, k, g->alpha, a, lda, b, ldb, pb, g->beta, c,
+                                   ldc, &ep));
+        char pname[300];
+        snprintf(pname, sizeof pname, "packed B: %s", name);
+        kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+        free(pb);
+    }
     free(c0);
     free(a);
     free(b);
@@ -95,7 +111,18 @@ static int64_t rand_dim(void) {
 }
 
 static void random_cases(kiln__pool *pool, int count, const char *what) {
-    static const int acts[] = {-1, -1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
+    static const int acts[] = {-1,
+                               -1,
+                               KILN_ACT_RELU,
+                               KILN_ACT_CLIP,
+                               KILN_ACT_SIGMOID,
+                               KILN_ACT_LEAKY_RELU,
+                               KILN_ACT_GELU_ERF,
+                               KILN_ACT_GELU_TANH,
+                               KILN_ACT_TANH,
+                               KILN_ACT_SILU,
+                               KILN_ACT_ELU,
+                               KILN_ACT_HARD_SWISH};
     for (int it = 0; it < count; it++) {
         gcase g = {rand_dim(), rand_dim(), rand_dim(), kt_randi(0, 1), kt_randi(0, 1), 1.0f, 0.0f, false, false, -1};
         if (it % 3 == 1) g.alpha = kt_randf(-2, 2);
@@ -103,7 +130,7 @@ static void random_cases(kiln__pool *pool, int count, const char *what) {
         if (it % 4 == 2) g.beta = 1.0f;
         g.bias = kt_randi(0, 1);
         g.res = kt_randi(0, 1);
-        g.act = acts[kt_randi(0, 5)];
+        g.act = acts[kt_randi(0, (int)(sizeof acts / sizeof *acts) - 1)];
         run(what, &g, pool);
     }
 }
@@ -119,6 +146,9 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {150, 1100, 600, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* crosses MC, NC, KC */
         {293, 67, 513, true, true, -0.5f, 1, false, false, -1},
         {64, 3136, 147, false, false, 1, 0, true, false, KILN_ACT_RELU}, /* a conv's shape */
+        {128, 1100, 300, false, false, 1, 0, true, false, KILN_ACT_GELU_ERF}, /* a linear layer: tiles across */
+        {130, 1090, 70, true, true, 0.5f, 0, false, true, KILN_ACT_SOFTPLUS}, /* whole-row activation */
+        {7, 45, 33, false, false, 1, 1, true, false, KILN_ACT_LEAKY_RELU},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }

@@ -2,6 +2,7 @@
  * operands, transposes, Gemm alpha/beta/C broadcasting, fused activation, float and integer
  * dtypes, serial and threaded), shape inference and its errors, the network API (matmul, fully
  * connected) and an end-to-end engine run. */
+#include "cpu/gemm.h"
 #include "cpu_kernel_test.h"
 
 /* Named so the linker pulls these kernels out of the static library (the registry's references
@@ -302,6 +303,93 @@ static void test_kernels(void) {
     KT_CHECK(y32[0] == 15);
 }
 
+/* y = a op(b) + act by the book, float32 in, double sums. */
+static void ref_f32(const float *a, const float *b, int64_t m, int64_t k, int64_t n, bool op_b, int act, float *y) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++) s += (double)a[i * k + q] * (op_b ? b[j * k + q] : b[q * n + j]);
+            y[i * n + j] = act >= 0 ? kiln__act_f32(act, 0.1f, 0.0f, (float)s) : (float)s;
+        }
+}
+
+/* One run of a matmul whose b comes from a constant layer, with the context's cache slot. */
+static void run_const_b(const char *what, int64_t batch, int64_t m, int64_t k, int64_t n, bool op_b, int act,
+                        float *b, void **slot, kiln__pool *pool, const float *b_ref) {
+    kiln_layer cl;
+    memset(&cl, 0, sizeof cl);
+    cl.type = KILN_LAYER_CONSTANT;
+    kiln_tensor bt;
+    memset(&bt, 0, sizeof bt);
+    bt.producer = &cl;
+    kiln_tensor *ins[2] = {NULL, &bt};
+    mm_case mc = mm((kiln_dims){3, {batch, m, k}}, op_b ? (kiln_dims){2, {n, k}} : (kiln_dims){2, {k, n}});
+    mc.op_b = op_b;
+    mc.act = act;
+    kiln_layer l = make_layer(&mc);
+    l.inputs = ins;
+    float *a = malloc((size_t)(batch * m * k) * sizeof *a), *y = malloc((size_t)(batch * m * n) * sizeof *y);
+    float *want = malloc((size_t)(batch * m * n) * sizeof *want);
+    kt_fill(a, batch * m * k, -1, 1);
+    ref_f32(a, b_ref, batch * m, k, n, op_b, act, want);
+    kiln__value in[2] = {{KILN_FLOAT32, mc.a, a, 0}, {KILN_FLOAT32, mc.b, b, 0}};
+    kiln__value out[1] = {{KILN_FLOAT32, {3, {batch, m, n}}, y, 0}};
+    kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc, .cache = slot};
+    KT_OK(kiln__cpu_matmul(&l, in, out, &ctx));
+    char label[200];
+    snprintf(label, sizeof label, "constant b (%s): %lldx%lldx%lldx%lld op_b=%d act=%d %s", what, (long long)batch,
+             (long long)m, (long long)k, (long long)n, op_b, act, pool ? "threads" : "serial");
+    kt_close(label, y, want, batch * m * n, 1e-4f, 1e-4f * (float)k);
+    free(a);
+    free(y);
+    free(want);
+}
+
+/* A constant b is packed on the first run and kept in the cache slot: later runs read the
+ * packed copy (b's memory overwritten after the first run must not matter), a different
+ * constant, shape or kernel level repacks. */
+static void test_constant_b(void) {
+    static const int acts[] = {-1, KILN_ACT_GELU_ERF, KILN_ACT_RELU, KILN_ACT_ELU};
+    for (int it = 0; it < 12; it++) {
+        int64_t batch = kt_randi(1, 3), m = kt_randi(1, 70), k = kt_randi(1, 300), n = kt_randi(1, 1200);
+        if (it == 0) m = 128, k = 96, n = 1100; /* several tiles across: A packed once for them */
+        bool op_b = it % 2;
+        int act = acts[it % 4];
+        kiln__pool *pool = it % 3 ? g_pool : NULL;
+        float *b = malloc((size_t)(k * n) * sizeof *b), *keep = malloc((size_t)(k * n) * sizeof *keep);
+        kt_fill(b, k * n, -1, 1);
+        memcpy(keep, b, (size_t)(k * n) * sizeof *b);
+        void *slot = NULL;
+        run_const_b("first run", batch, m, k, n, op_b, act, b, &slot, pool, keep);
+        KT_CHECK(slot != NULL || kiln__cpu_simd() == KILN__SIMD_NONE);
+        void *first = slot;
+        if (slot) {
+            /* Only the packed copy can give the right answer now. */
+            for (int64_t i = 0; i < k * n; i++) b[i] = NAN;
+            run_const_b("cached", batch, m, k, n, op_b, act, b, &slot, pool, keep);
+            KT_CHECK(slot == first);
+            memcpy(b, keep, (size_t)(k * n) * sizeof *b);
+        }
+        /* Another constant in the same slot. */
+        float *b2 = malloc((size_t)(k * n) * sizeof *b2);
+        kt_fill(b2, k * n, -1, 1);
+        run_const_b("another constant", batch, m, k, n, op_b, act, b2, &slot, pool, b2);
+        /* The same memory as the other shape (b transposed the other way): repacked. */
+        run_const_b("other shape", batch, m, n, k, !op_b, act, b2, &slot, pool, b2);
+        /* Other kernels, other panel layout: repacked, then back. */
+        if (kiln__cpu_simd() == KILN__SIMD_AVX512) {
+            kiln__cpu_set_simd(KILN__SIMD_AVX2);
+            run_const_b("avx2 after avx512", batch, m, k, n, op_b, act, b2, &slot, pool, b2);
+            kiln__cpu_set_simd(KILN__SIMD_AVX512);
+            run_const_b("avx512 again", batch, m, k, n, op_b, act, b2, &slot, pool, b2);
+        }
+        kiln__free(&g_alloc, slot);
+        free(b);
+        free(b2);
+        free(keep);
+    }
+}
+
 static kiln_status infer(mm_case mc, kiln_dtype t, kiln_dims *out) {
     kiln_layer l = make_layer(&mc);
     kiln__value in[3] = {{.dtype = t, .dims = mc.a}, {.dtype = t, .dims = mc.b}, {.dtype = t, .dims = mc.c}};
@@ -439,6 +527,7 @@ int main(void) {
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_MATMUL) == kiln__cpu_matmul);
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_SHUFFLE) == kiln__cpu_shuffle);
     test_kernels();
+    test_constant_b();
     test_infer();
     test_api_and_engine();
     ck_done();
