@@ -188,7 +188,12 @@ static void describe(const kiln_layer *layer, kiln__buf *out) {
     const kiln__conv_params *p = &layer->p.conv;
     int32_t ns = KILN__MAX(0, KILN__MIN(p->nb_spatial, 3));
     kiln__buf_printf(out, "maps=%d", p->nb_output_maps);
-    print_list(out, "kernel", p->kernel, ns);
+    /* A kernel size of 0 means "from the weights' dims" (ONNX kernel_shape is optional). */
+    int64_t kernel[3] = {p->kernel[0], p->kernel[1], p->kernel[2]};
+    const kiln_tensor *w = layer->nb_inputs > 1 ? layer->inputs[1] : NULL;
+    for (int32_t i = 0; i < ns; i++)
+        if (kernel[i] == 0 && w && w->dims.nb_dims == ns + 2) kernel[i] = w->dims.d[2 + i];
+    print_list(out, "kernel", kernel, ns);
     print_list(out, "stride", p->stride, ns);
     print_list(out, "dilation", p->dilation, ns);
     if (p->auto_pad >= 0 && p->auto_pad <= KILN__PAD_VALID && p->auto_pad != KILN__PAD_EXPLICIT)
