@@ -209,7 +209,7 @@ kiln_status cu_gather(cu_exec *x) {
 
 /* ---------------------------------------------------------------- resize */
 
-#define MAX_TAPS 4
+#define MAX_TAPS KILN__RESIZE_MAX_TAPS
 
 /* Per resized axis, in the params buffer: int32 count[out], int32 index[out][4], float
  * weight[out][4]; count -1 means the extrapolation value. */
@@ -239,49 +239,17 @@ static double source_coord(const kiln__resize_params *p, double o, double s, int
     }
 }
 
-/* The taps of one output coordinate, as src/cpu/resize.c computes them. */
+/* The taps of one output coordinate (kiln__resize_taps, shared with the CPU) in the table's
+ * int32/float form. */
 static void make_taps(const kiln__resize_params *p, double xs, int64_t in, int32_t *index, float *weight,
                       int32_t *count) {
-    double f = floor(xs);
-    bool integer = xs == f;
-    double r = integer ? 1 : xs - f;
-    int32_t n = p->mode == KILN_RESIZE_CUBIC ? 4 : 2;
-    int64_t start = (int64_t)f - n / 2 + (integer ? 0 : 1);
-    double c[MAX_TAPS] = {0, 0, 0, 0};
-    if (p->mode == KILN_RESIZE_NEAREST) {
-        bool up;
-        if (integer) up = true;
-        else if (p->nearest_round == KILN_ROUND_HALF_DOWN) up = r > 0.5;
-        else if (p->nearest_round == KILN_ROUND_HALF_UP) up = r >= 0.5;
-        else up = p->nearest_round == KILN_ROUND_CEIL;
-        c[0] = !up;
-        c[1] = up;
-    } else if (p->mode == KILN_RESIZE_LINEAR) {
-        c[0] = 1 - r;
-        c[1] = r;
-    } else {
-        double a = p->cubic_coeff, t = r + 1, u = 1 - r, v = 2 - r;
-        c[0] = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
-        c[1] = ((a + 2) * r - (a + 3)) * r * r + 1;
-        c[2] = ((a + 2) * u - (a + 3)) * u * u + 1;
-        c[3] = ((a * v - 5 * a) * v + 8 * a) * v - 4 * a;
-        if (p->exclude_outside) {
-            double sum = 0;
-            for (int32_t k = 0; k < 4; k++) {
-                if (start + k < 0 || start + k >= in) c[k] = 0;
-                sum += c[k];
-            }
-            if (sum != 0)
-                for (int32_t k = 0; k < 4; k++) c[k] /= sum;
-        }
+    int64_t idx[KILN__RESIZE_MAX_TAPS];
+    double w[KILN__RESIZE_MAX_TAPS];
+    *count = kiln__resize_taps(p, xs, in, idx, w);
+    for (int32_t k = 0; k < *count; k++) {
+        index[k] = (int32_t)idx[k];
+        weight[k] = (float)w[k];
     }
-    int32_t m = 0;
-    for (int32_t k = 0; k < n; k++) {
-        if (c[k] == 0) continue;
-        index[m] = (int32_t)KILN__MIN(KILN__MAX(start + k, 0), in - 1);
-        weight[m++] = (float)c[k];
-    }
-    *count = m;
 }
 
 static bool near_value(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)); }

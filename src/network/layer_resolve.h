@@ -37,6 +37,12 @@ typedef struct kiln__resize_plan {
 
 kiln_status kiln__resize_resolve(const kiln_layer *layer, const kiln__value *inputs, kiln__resize_plan *plan);
 
+/* The input taps of one output coordinate x (in input space) along a dim of `in` elements:
+ * clamped indices and weights in index/weight[0 .. return value), at most
+ * KILN__RESIZE_MAX_TAPS; shared by every backend so they sample alike. */
+#define KILN__RESIZE_MAX_TAPS 4
+int32_t kiln__resize_taps(const kiln__resize_params *p, double x, int64_t in, int64_t *index, double *weight);
+
 /* Element size in bytes of dtypes the data-movement layers copy (0 for sub-byte and string). */
 static inline size_t kiln__elem_bytes(kiln_dtype dtype) {
     uint32_t bits = kiln_dtype_bits(dtype);

@@ -228,3 +228,48 @@ kiln_status kiln_network_add_resize(kiln_network *network, kiln_tensor *input, c
     p->sizes = desc->sizes;
     return kiln__network_finish_layer(network, l, layer);
 }
+
+/* Fills the taps of output coordinate o: n coefficients over consecutive input indices,
+ * following the reference's choice of neighbours (the ratio lies in (0, 1]). */
+int32_t kiln__resize_taps(const kiln__resize_params *p, double x, int64_t in, int64_t *index, double *weight) {
+    double f = floor(x);
+    bool integer = x == f;
+    double r = integer ? 1 : x - f;
+    int32_t n = p->mode == KILN_RESIZE_CUBIC ? 4 : 2;
+    int64_t start = (int64_t)f - n / 2 + (integer ? 0 : 1);
+    double c[KILN__RESIZE_MAX_TAPS] = {0, 0, 0, 0};
+    if (p->mode == KILN_RESIZE_NEAREST) {
+        bool up;
+        if (integer) up = true;
+        else if (p->nearest_round == KILN_ROUND_HALF_DOWN) up = r > 0.5;
+        else if (p->nearest_round == KILN_ROUND_HALF_UP) up = r >= 0.5;
+        else up = p->nearest_round == KILN_ROUND_CEIL;
+        c[0] = !up;
+        c[1] = up;
+    } else if (p->mode == KILN_RESIZE_LINEAR) {
+        c[0] = 1 - r;
+        c[1] = r;
+    } else {
+        double a = p->cubic_coeff, t = r + 1, u = 1 - r, v = 2 - r;
+        c[0] = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+        c[1] = ((a + 2) * r - (a + 3)) * r * r + 1;
+        c[2] = ((a + 2) * u - (a + 3)) * u * u + 1;
+        c[3] = ((a * v - 5 * a) * v + 8 * a) * v - 4 * a;
+        if (p->exclude_outside) {
+            double sum = 0;
+            for (int32_t k = 0; k < 4; k++) {
+                if (start + k < 0 || start + k >= in) c[k] = 0;
+                sum += c[k];
+            }
+            if (sum != 0)
+                for (int32_t k = 0; k < 4; k++) c[k] /= sum;
+        }
+    }
+    int32_t m = 0;
+    for (int32_t k = 0; k < n; k++) {
+        if (c[k] == 0) continue;
+        index[m] = KILN__MIN(KILN__MAX(start + k, 0), in - 1);
+        weight[m++] = c[k];
+    }
+    return m;
+}
