@@ -46,7 +46,6 @@ MODELS = {
                   ["last_hidden_state", "pooler_output"]),
 }
 ONLY_TORCHVISION = {"efficientnet_b0", "vit_b_16"}
-ONLY_TRANSFORMERS = {"bert_base"}
 DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v2_128_3", "squeezenet", "efficientnet_b0",
                   "vit_b_16", "bert_small", "bert_base"]
 
@@ -215,6 +214,8 @@ def define_architectures(torch):
         "mobilenet_v2_128_3": lambda: MobileNetV2(num_classes=3),
         "squeezenet": lambda: SqueezeNet11(),
         "bert_small": lambda: BertEncoder(),
+        # BERT-base's shapes (12 layers, hidden 768, 12 heads, inner 3072) where transformers is missing
+        "bert_base": lambda: BertEncoder(hidden=768, layers=12, heads=12, inner=3072),
     }
 
 
@@ -313,8 +314,8 @@ def export(name, out_dir, opset, prefer_library, seed):
     torch.manual_seed(seed)
     made = library_model(torch, name) if prefer_library else None
     if made is None:
-        if name in ONLY_TORCHVISION or name in ONLY_TRANSFORMERS:
-            return f"skipped: needs {'transformers' if name in ONLY_TRANSFORMERS else 'torchvision'}"
+        if name in ONLY_TORCHVISION:
+            return "skipped: needs torchvision"
         model, impl = define_architectures(torch)[name](), "kiln models/export_models.py (torch.nn)"
     else:
         model, impl = made

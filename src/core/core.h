@@ -82,6 +82,10 @@ typedef struct kiln__file_map {
 
 kiln_status kiln__map_file(const char *path, kiln__file_map *map);
 void kiln__unmap_file(kiln__file_map *map);
+/* Drops the resident pages of [p, p + bytes) inside a kiln__map_file mapping (the whole pages
+ * within the range; the partial ones at its ends stay). The bytes read the same afterwards,
+ * faulted back in from the file. Only for such mappings: other memory would read as zeros. */
+void kiln__file_map_release(const void *p, size_t bytes);
 kiln_status kiln__write_file(const char *path, const void *data, size_t size);
 
 /* Growable byte buffer, e.g. for text or serialized output. */

@@ -37,6 +37,19 @@ void kiln__unmap_file(kiln__file_map *map) {
     map->size = 0;
 }
 
+void kiln__file_map_release(const void *p, size_t bytes) {
+    /* kiln__map_file maps read-only and private, so no page was ever written: each is a clean
+     * page-cache page, and MADV_DONTNEED only unmaps it from this process (the resident size
+     * drops); a later read faults the same bytes back in from the file. On anonymous or heap
+     * memory the same call would replace the data with zeros. A failure only leaves the pages
+     * resident, so it is not an error. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p || bytes == 0) return;
+    uintptr_t mask = (uintptr_t)page - 1, begin = ((uintptr_t)p + mask) & ~mask,
+              end = ((uintptr_t)p + bytes) & ~mask;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 kiln_status kiln__write_file(const char *path, const void *data, size_t size) {
     if (!path) return kiln__error(KILN_INVALID_ARGUMENT, "file path is NULL");
     FILE *f = fopen(path, "wb");

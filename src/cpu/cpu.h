@@ -25,7 +25,15 @@ typedef struct kiln__cpu_ctx {
      * weights), as one block from kiln__malloc/kiln__malloc_aligned(alloc); the context frees it
      * with kiln__free when destroyed. Only one run at a time touches a context's slots. */
     void **cache;
+    /* The plan file mapping the engine's constants borrow from, or NULL (no engine, or one built
+     * in-process or read from memory). */
+    const kiln__file_map *map;
 } kiln__cpu_ctx;
+
+/* For a kernel that keeps a packed copy of constant weights in its cache slot and will not read
+ * the originals again: drops the resident pages of [p, p + bytes) when the range lies inside
+ * ctx->map (read again, they fault back in from the file); does nothing otherwise. */
+void kiln__cpu_release_weights(const kiln__cpu_ctx *ctx, const void *p, size_t bytes);
 
 /* Runs a layer. Inputs have concrete dims and data; outputs have dims and dtype from the
  * layer's infer function and allocated (uninitialized) data of the right size. Returns an

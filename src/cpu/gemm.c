@@ -16,12 +16,13 @@
 
 #define MR 6
 #define NR 16        /* AVX2; AVX-512 panels are 2 * NR wide */
-#define KC 256       /* a 6 x KC panel of A plus a KC x 16 panel of B stay in L1 */
+#define KC 192       /* a 6 x KC panel of A plus a KC x 16 panel of B stay in L1 */
 #define MC 144       /* an MC x KC block of A stays in L2 */
 #define NC 1024      /* a KC x NC block of B stays in L2/L3 */
 #define MIN_MC 24
 #define MIN_NC 64
 #define TILES_PER_THREAD 4
+#define DIRECT_B_MAX_M 64 /* AVX-512: B read in place, unpacked, when A has at most this many rows */
 #define PREPACK_A_MAX (4 << 20) /* floats: A packed whole before the tiles when it is at most this big */
 
 static atomic_int simd_state = -1; /* -1: not detected yet */
@@ -51,6 +52,9 @@ typedef struct gemm_job {
     int64_t mpad;       /* its rows, rounded up to MR */
     const float *bpack; /* B packed whole by kiln__sgemm_pack_b, or NULL: packed per tile */
     int64_t npad;       /* its columns, rounded up to nr */
+    bool b_direct;      /* AVX-512: full panels of B read in place, unpacked */
+    kiln__gemm_pack_b_fn pack_b_fn; /* or B packed per tile by this callback (implicit B) */
+    const void *pack_b_arg;
     float *c;
     const float *bias, *res;
     int64_t ldr;
@@ -275,11 +279,12 @@ __attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(cons
 
 /* The AVX-512 micro-kernel: 6 x 32 from panels pa [kc][6] and pb [kc][32]. */
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
-                                                                    const float *pb, int64_t i, int64_t col,
-                                                                    int rows, int cols, bool first, bool last) {
+                                                                    const float *pb, int64_t ldpb, int64_t i,
+                                                                    int64_t col, int rows, int cols, bool first,
+                                                                    bool last) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t p = 0; p < kc; p++, pa += MR, pb += 2 * NR) {
+    for (int64_t p = 0; p < kc; p++, pa += MR, pb += ldpb) {
         __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
         a = _mm512_set1_ps(pa[0]);
         c00 = _mm512_fmadd_ps(a, b0, c00);
@@ -310,6 +315,32 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_j
     if (rows > 5) store_row512(j, c50, c51, c + 5 * ldc, i + 5, col, cols, first, last);
 }
 
+/* 12 x 32 from two consecutive 6-row panels of A: twice the FMAs per load of B of kernel_6x32. */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_job *j, int64_t kc, const float *pa,
+                                                                     const float *pb, int64_t ldpb, int64_t i,
+                                                                     int64_t col, int rows, int cols, bool first,
+                                                                     bool last) {
+    __m512 c[12][2];
+    for (int r = 0; r < 12; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    const float *pa1 = pa + kc * MR;
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++, pa += MR, pa1 += MR, pb += ldpb) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+        for (int r = 0; r < 6; r++) {
+            __m512 a = _mm512_set1_ps(pa[r]);
+            c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+        }
+        for (int r = 0; r < 6; r++) {
+            __m512 a = _mm512_set1_ps(pa1[r]);
+            c[6 + r][0] = _mm512_fmadd_ps(a, b0, c[6 + r][0]);
+            c[6 + r][1] = _mm512_fmadd_ps(a, b1, c[6 + r][1]);
+        }
+    }
+    float *cp = j->c + i * j->ldc + col;
+    for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
+}
+
 /* One tile of C: rows [i0, i0 + rows), columns [j0, j0 + cols). */
 __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int64_t i0, int64_t rows, int64_t j0,
                                                          int64_t cols, float *pa, float *pb) {
@@ -319,7 +350,9 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
         const float *pbk = pb;
         if (j->bpack)
             pbk = j->bpack + p0 * j->npad + j0 * kc;
-        else
+        else if (j->pack_b_fn)
+            j->pack_b_fn(j->pack_b_arg, p0, kc, j0, cols, j->nr, pb);
+        else if (!j->b_direct)
             pack_b(j, p0, kc, j0, cols, pb);
         const float *pk = pa;
         if (j->apack)
@@ -328,13 +361,30 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             pack_a(j, i0, rows, p0, kc, pa);
         for (int64_t jr = 0; jr < cols; jr += j->nr) {
             int c_n = (int)KILN__MIN(j->nr, cols - jr);
-            for (int64_t ir = 0; ir < rows; ir += MR) {
-                int r_n = (int)KILN__MIN(MR, rows - ir);
-                if (j->nr == NR)
-                    kernel_6x16(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
-                else
-                    kernel_6x32(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr, r_n, c_n, first, last);
+            if (j->nr == NR) {
+                for (int64_t ir = 0; ir < rows; ir += MR)
+                    kernel_6x16(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr,
+                                (int)KILN__MIN(MR, rows - ir), c_n, first, last);
+                continue;
             }
+            /* Full panels of a row-major B are read in place; the last, narrower one is packed. */
+            const float *panel = pbk + jr * kc;
+            int64_t ldpb = 2 * NR;
+            if (j->b_direct) {
+                if (c_n == 2 * NR) {
+                    panel = j->b + p0 * j->ldb + j0 + jr;
+                    ldpb = j->ldb;
+                } else {
+                    pack_b(j, p0, kc, j0 + jr, c_n, pb);
+                    panel = pb;
+                }
+            }
+            int64_t ir = 0;
+            for (; ir + MR < rows; ir += 2 * MR)
+                kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, (int)KILN__MIN(2 * MR, rows - ir),
+                             c_n, first, last);
+            if (ir < rows)
+                kernel_6x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, (int)(rows - ir), c_n, first, last);
         }
     }
     if (j->act_mode == ACT_ROWS)
@@ -429,6 +479,16 @@ kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64
     return sgemm_run(pool, alloc, &j, ep);
 }
 
+kiln_status kiln__sgemm_packed_src(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
+                                   const float *packed_a, kiln__gemm_pack_b_fn pack_b_fn, const void *arg, float beta,
+                                   float *c, int64_t ldc, const kiln__gemm_epilogue *ep) {
+    if (kiln__cpu_simd() == KILN__SIMD_NONE)
+        return kiln__error(KILN_INTERNAL_ERROR, "GEMM with a packing callback needs AVX2");
+    gemm_job j = {.load_c = beta != 0.0f, .m = m, .n = n, .k = k, .ldc = ldc, .alpha = 1.0f, .beta = beta, .c = c,
+                  .apack = packed_a, .mpad = (m + MR - 1) / MR * MR, .pack_b_fn = pack_b_fn, .pack_b_arg = arg};
+    return sgemm_run(pool, alloc, &j, ep);
+}
+
 kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, bool trans_a, bool trans_b, int64_t m,
                                  int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                                  int64_t ldb, const float *packed_b, float beta, float *c, int64_t ldc,
@@ -505,6 +565,8 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     j->nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
     j->nc = KILN__MIN(NC, (n + j->nr - 1) / j->nr * j->nr);
     j->npad = (n + j->nr - 1) / j->nr * j->nr;
+    /* Few rows of A: packing B would cost about as much as the products it feeds. */
+    j->b_direct = simd == KILN__SIMD_AVX512 && !j->bpack && !j->pack_b_fn && !j->tb && m <= DIRECT_B_MAX_M;
     for (;;) {
         int64_t tiles = ((m + j->mc - 1) / j->mc) * ((n + j->nc - 1) / j->nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;

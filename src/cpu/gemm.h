@@ -32,6 +32,17 @@ kiln_status kiln__sgemm_packed(kiln__pool *pool, const kiln__alloc *alloc, int64
                                const float *a, int64_t lda, const float *packed_a, const float *b, int64_t ldb,
                                float beta, float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
 
+/* B given implicitly (e.g. im2col of an image): pack_b_fn(arg, p0, kc, j0, cols, nr, dst) writes
+ * B[p0 .. p0 + kc, j0 .. j0 + cols) as panels of nr columns, each [kc][nr] row-major, the last one
+ * zero-padded to nr columns, panels one after another in dst. The GEMM calls it for each K block
+ * of each tile, from several threads at once (arg is shared: read-only). A is packed by
+ * kiln__sgemm_pack_a. Needs AVX2 (kiln__cpu_simd() != KILN__SIMD_NONE). */
+typedef void (*kiln__gemm_pack_b_fn)(const void *arg, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                                     float *dst);
+kiln_status kiln__sgemm_packed_src(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
+                                   const float *packed_a, kiln__gemm_pack_b_fn pack_b_fn, const void *arg, float beta,
+                                   float *c, int64_t ldc, const kiln__gemm_epilogue *ep);
+
 /* Constant B operands (a linear layer's weights) are packed once the same way:
  * kiln__sgemm_pack_b writes op(B) [k, n] (B transposed when trans_b, leading dim ldb) as at most
  * kiln__sgemm_packed_b_floats(k, n) floats, in the panel layout of the kernels kiln__cpu_simd()

@@ -217,6 +217,7 @@ static kiln_status cached_bpack(const kiln_layer *layer, const kiln__value *b, m
     *h = (bpack_header){b->data, j->k, j->n, j->op_b, simd};
     float *dst = (float *)((char *)h + BPACK_OFFSET);
     kiln__sgemm_pack_b(j->op_b, j->k, j->n, b->data, j->op_b ? j->k : j->n, dst);
+    kiln__cpu_release_weights(ctx, b->data, b->bytes); /* the GEMM reads only the packed copy */
     *ctx->cache = h;
     j->bpack = dst;
     return KILN_OK;

@@ -1,9 +1,18 @@
-/* A fixed pool of worker threads running one parallel loop at a time. */
+/* A fixed pool of worker threads running one parallel loop at a time. Layers hand the pool one
+ * short loop after another (tens to hundreds per inference), so waking a sleeping thread through
+ * the kernel for each would cost more than many of the loops: workers and the caller spin a
+ * little while (SPIN_ROUNDS rounds, about a millisecond) on atomics before they sleep on
+ * a condition variable. Chunks are claimed with an atomic counter. */
 #include "cpu.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <unistd.h>
+
+#define SPIN_ROUNDS 20000
 
 struct kiln__pool {
     kiln__alloc alloc;
@@ -11,48 +20,66 @@ struct kiln__pool {
     pthread_t *workers;
     int32_t nb_workers;
     pthread_mutex_t busy; /* held by the caller that owns the current loop */
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* guards the sleeps: work_ready and work_done */
     pthread_cond_t work_ready;
     pthread_cond_t work_done;
-    uint64_t generation;
-    bool stopping;
-    /* The current loop. */
+    atomic_uint_fast64_t generation; /* bumped (under lock) to publish a loop */
+    atomic_bool stopping;
+    /* The current loop, written before generation is bumped. */
     kiln__range_fn fn;
     void *arg;
-    int64_t n, chunk, next;
-    int32_t active;
+    int64_t n, chunk;
+    atomic_int_fast64_t next;
+    atomic_int active; /* workers still in the current loop */
 };
+
+/* One round of spinning; every 64th gives the core away, so that on an oversubscribed machine
+ * the thread being waited for gets to run. */
+static inline void spin_round(int i) {
+    if (i % 64 == 63) {
+        sched_yield();
+        return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
 
 /* Takes chunks until none are left. */
 static void run_chunks(kiln__pool *pool) {
     for (;;) {
-        pthread_mutex_lock(&pool->lock);
-        int64_t begin = pool->next;
-        if (begin >= pool->n) {
-            pthread_mutex_unlock(&pool->lock);
-            return;
-        }
-        int64_t end = KILN__MIN(pool->n, begin + pool->chunk);
-        pool->next = end;
-        pthread_mutex_unlock(&pool->lock);
-        pool->fn(pool->arg, begin, end);
+        int64_t begin = atomic_fetch_add_explicit(&pool->next, pool->chunk, memory_order_relaxed);
+        if (begin >= pool->n) return;
+        pool->fn(pool->arg, begin, KILN__MIN(pool->n, begin + pool->chunk));
     }
+}
+
+static bool new_loop(kiln__pool *pool, uint64_t seen) {
+    return atomic_load_explicit(&pool->generation, memory_order_acquire) != seen ||
+           atomic_load_explicit(&pool->stopping, memory_order_relaxed);
 }
 
 static void *worker_main(void *p) {
     kiln__pool *pool = p;
     uint64_t seen = 0;
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (!pool->stopping && pool->generation == seen) pthread_cond_wait(&pool->work_ready, &pool->lock);
-        if (pool->stopping) break;
-        seen = pool->generation;
-        pthread_mutex_unlock(&pool->lock);
+        for (int i = 0; i < SPIN_ROUNDS && !new_loop(pool, seen); i++) spin_round(i);
+        if (!new_loop(pool, seen)) {
+            pthread_mutex_lock(&pool->lock);
+            while (!new_loop(pool, seen)) pthread_cond_wait(&pool->work_ready, &pool->lock);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        if (atomic_load(&pool->stopping)) break;
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
         run_chunks(pool);
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->active == 0) pthread_cond_signal(&pool->work_done);
+        /* The last one out wakes the caller, under the lock so the wake cannot fall between the
+         * caller's check and its sleep. */
+        if (atomic_fetch_sub_explicit(&pool->active, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->work_done);
+            pthread_mutex_unlock(&pool->lock);
+        }
     }
-    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
@@ -69,6 +96,10 @@ kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln
     if (!pool) return KILN_OUT_OF_MEMORY;
     pool->alloc = *alloc;
     pool->nb_threads = nb_threads;
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->stopping, false);
+    atomic_init(&pool->next, 0);
+    atomic_init(&pool->active, 0);
     if (nb_threads > 1) {
         pool->workers = kiln__calloc(alloc, (size_t)nb_threads - 1, sizeof *pool->workers);
         if (!pool->workers) {
@@ -94,7 +125,7 @@ kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln
 void kiln__pool_destroy(kiln__pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->lock);
-    pool->stopping = true;
+    atomic_store(&pool->stopping, true);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     for (int32_t i = 0; i < pool->nb_workers; i++) pthread_join(pool->workers[i], NULL);
@@ -119,19 +150,24 @@ void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_
         return;
     }
     int64_t chunks = KILN__MIN((n + grain - 1) / grain, (int64_t)pool->nb_threads * 4);
-    pthread_mutex_lock(&pool->lock);
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
     pool->chunk = (n + chunks - 1) / chunks;
-    pool->next = 0;
-    pool->active = pool->nb_workers;
-    pool->generation++;
+    atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->active, pool->nb_workers, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     run_chunks(pool);
-    pthread_mutex_lock(&pool->lock);
-    while (pool->active > 0) pthread_cond_wait(&pool->work_done, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool->active, memory_order_acquire) > 0; i++)
+        spin_round(i);
+    if (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0)
+            pthread_cond_wait(&pool->work_done, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
     pthread_mutex_unlock(&pool->busy);
 }

@@ -171,7 +171,7 @@ static uint64_t tactic_key(const kiln_engine *e, const kiln_layer *l, const kiln
     } k;
     memset(&k, 0, sizeof k);
     memcpy(k.arch, e->gpu_arch, sizeof k.arch);
-    k.cudnn = cudnnGetVersion();
+    k.cudnn = cu_cudnn.cudnnGetVersion();
     k.type = l->type;
     k.dtype = in[0].dtype;
     k.tf32 = (e->flags & KILN_FLAG_TF32) != 0;
@@ -184,6 +184,8 @@ static uint64_t tactic_key(const kiln_engine *e, const kiln_layer *l, const kiln
 }
 
 static kiln_status cu_select_tactics(kiln_engine *e, kiln_timing_cache *cache) {
+    /* Every build loads the libraries, so that a missing one fails the build, not the first run. */
+    KILN__TRY(cu_libs_load());
     const kiln_network *net = e->net;
     bool any = false;
     for (int64_t i = 0; i < net->nb_layers; i++)
@@ -192,10 +194,10 @@ static kiln_status cu_select_tactics(kiln_engine *e, kiln_timing_cache *cache) {
     kiln__eval ev;
     KILN__TRY(tuning_shapes(e, &ev));
     cudnnHandle_t h = NULL;
-    cudnnStatus_t cs = cudnnCreate(&h);
+    cudnnStatus_t cs = cu_cudnn.cudnnCreate(&h);
     kiln_status st = cs == CUDNN_STATUS_SUCCESS
                          ? KILN_OK
-                         : kiln__error(KILN_DEVICE_ERROR, "cudnnCreate failed: %s", cudnnGetErrorString(cs));
+                         : kiln__error(KILN_DEVICE_ERROR, "cudnnCreate failed: %s", cu_cudnn.cudnnGetErrorString(cs));
     for (int64_t i = 0; st == KILN_OK && i < net->nb_layers; i++) {
         kiln_layer *l = net->layers[i];
         if (l->type != KILN_LAYER_CONVOLUTION && l->type != KILN_LAYER_DECONVOLUTION) continue;
@@ -221,7 +223,7 @@ static kiln_status cu_select_tactics(kiln_engine *e, kiln_timing_cache *cache) {
             if (cache && tactic > 0) st = kiln__timing_cache_insert(cache, key, tactic, ms >= 0 ? ms : 0);
         }
     }
-    if (h) cudnnDestroy(h);
+    if (h) cu_cudnn.cudnnDestroy(h);
     kiln__eval_free(&ev);
     return st;
 }
@@ -238,8 +240,8 @@ static void cu_context_destroy(void *state) {
     cudaFree(s->arena);
     cudaFree(s->params);
     cudaFree(s->lt_ws);
-    if (s->lt) cublasLtDestroy(s->lt);
-    if (s->cudnn) cudnnDestroy(s->cudnn);
+    if (s->lt) cu_cublaslt.cublasLtDestroy(s->lt);
+    if (s->cudnn) cu_cudnn.cudnnDestroy(s->cudnn);
     kiln__buf_free(&s->params_host);
     kiln__alloc alloc = s->alloc;
     kiln__free(&alloc, s->weight_off);
@@ -278,8 +280,9 @@ static kiln_status context_init(cu_state *s) {
     s->off = (size_t *)kiln__calloc(&s->alloc, nt, sizeof *s->off);
     if (!s->weight_off || !s->ls || !s->at || !s->off) return KILN_OUT_OF_MEMORY;
     CU_CHECK(cudaGetDevice(&s->device));
-    CUDNN_CHECK(cudnnCreate(&s->cudnn));
-    LT_CHECK(cublasLtCreate(&s->lt));
+    KILN__TRY(cu_libs_load());
+    CUDNN_CHECK(cu_cudnn.cudnnCreate(&s->cudnn));
+    LT_CHECK(cu_cublaslt.cublasLtCreate(&s->lt));
     s->lt_ws_bytes = CU_LT_WORKSPACE;
     if (e->workspace_limit && e->workspace_limit < s->lt_ws_bytes) s->lt_ws_bytes = (size_t)e->workspace_limit;
     if (s->lt_ws_bytes) CU_CHECK(cudaMalloc(&s->lt_ws, s->lt_ws_bytes));
@@ -596,7 +599,7 @@ static kiln_status cu_enqueue(void *state, const kiln_engine *e, const kiln__eva
     const kiln_network *net = e->net;
     cudaStream_t stream = (cudaStream_t)stream_ptr;
     CU_CHECK(cudaSetDevice(s->device));
-    CUDNN_CHECK(cudnnSetStream(s->cudnn, stream));
+    CUDNN_CHECK(cu_cudnn.cudnnSetStream(s->cudnn, stream));
     KILN__TRY(check_io(net, shapes, io_data, io_bytes));
     uint64_t key = shapes_key(shapes);
     if (!s->planned || key != s->plan_key) {

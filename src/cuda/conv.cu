@@ -105,32 +105,32 @@ static kiln_status make_descriptors(const kiln_layer *l, kiln_dtype dt, uint32_t
         xs[k] = xs[k + 1] * g->x[k + 1];
         ys[k] = ys[k + 1] * g->y[k + 1];
     }
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ls->xd));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ls->yd));
-    CUDNN_CHECK(cudnnCreateFilterDescriptor(&ls->wd));
-    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&ls->cd));
-    CUDNN_CHECK(cudnnSetTensorNdDescriptor(ls->xd, t, n, g->x, xs));
-    CUDNN_CHECK(cudnnSetTensorNdDescriptor(ls->yd, t, n, g->y, ys));
-    CUDNN_CHECK(cudnnSetFilterNdDescriptor(ls->wd, t, CUDNN_TENSOR_NCHW, n, g->w));
-    CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(ls->cd, g->nd, g->pad, g->stride, g->dil, CUDNN_CROSS_CORRELATION,
-                                                CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(cudnnSetConvolutionGroupCount(ls->cd, l->p.conv.groups));
+    CUDNN_CHECK(cu_cudnn.cudnnCreateTensorDescriptor(&ls->xd));
+    CUDNN_CHECK(cu_cudnn.cudnnCreateTensorDescriptor(&ls->yd));
+    CUDNN_CHECK(cu_cudnn.cudnnCreateFilterDescriptor(&ls->wd));
+    CUDNN_CHECK(cu_cudnn.cudnnCreateConvolutionDescriptor(&ls->cd));
+    CUDNN_CHECK(cu_cudnn.cudnnSetTensorNdDescriptor(ls->xd, t, n, g->x, xs));
+    CUDNN_CHECK(cu_cudnn.cudnnSetTensorNdDescriptor(ls->yd, t, n, g->y, ys));
+    CUDNN_CHECK(cu_cudnn.cudnnSetFilterNdDescriptor(ls->wd, t, CUDNN_TENSOR_NCHW, n, g->w));
+    CUDNN_CHECK(cu_cudnn.cudnnSetConvolutionNdDescriptor(ls->cd, g->nd, g->pad, g->stride, g->dil,
+                                                         CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cu_cudnn.cudnnSetConvolutionGroupCount(ls->cd, l->p.conv.groups));
     cudnnMathType_t math = dt != KILN_FLOAT32 ? CUDNN_TENSOR_OP_MATH
                            : (flags & KILN_FLAG_TF32) ? CUDNN_DEFAULT_MATH
                                                        : CUDNN_FMA_MATH;
-    CUDNN_CHECK(cudnnSetConvolutionMathType(ls->cd, math));
+    CUDNN_CHECK(cu_cudnn.cudnnSetConvolutionMathType(ls->cd, math));
     return KILN_OK;
 }
 
 void cu_layer_state_clear(cu_layer_state *ls) {
-    if (ls->xd) cudnnDestroyTensorDescriptor(ls->xd);
-    if (ls->yd) cudnnDestroyTensorDescriptor(ls->yd);
-    if (ls->wd) cudnnDestroyFilterDescriptor(ls->wd);
-    if (ls->cd) cudnnDestroyConvolutionDescriptor(ls->cd);
-    if (ls->mm) cublasLtMatmulDescDestroy(ls->mm);
-    if (ls->la) cublasLtMatrixLayoutDestroy(ls->la);
-    if (ls->lb) cublasLtMatrixLayoutDestroy(ls->lb);
-    if (ls->lc) cublasLtMatrixLayoutDestroy(ls->lc);
+    if (ls->xd) cu_cudnn.cudnnDestroyTensorDescriptor(ls->xd);
+    if (ls->yd) cu_cudnn.cudnnDestroyTensorDescriptor(ls->yd);
+    if (ls->wd) cu_cudnn.cudnnDestroyFilterDescriptor(ls->wd);
+    if (ls->cd) cu_cudnn.cudnnDestroyConvolutionDescriptor(ls->cd);
+    if (ls->mm) cu_cublaslt.cublasLtMatmulDescDestroy(ls->mm);
+    if (ls->la) cu_cublaslt.cublasLtMatrixLayoutDestroy(ls->la);
+    if (ls->lb) cu_cublaslt.cublasLtMatrixLayoutDestroy(ls->lb);
+    if (ls->lc) cu_cublaslt.cublasLtMatrixLayoutDestroy(ls->lc);
     memset(ls, 0, sizeof *ls);
 }
 
@@ -141,10 +141,10 @@ static kiln_status choose_algo(cudnnHandle_t h, const kiln_layer *l, uint64_t li
     if (l->tactic > 0) {
         size_t ws = 0;
         cudnnStatus_t st =
-            deconv ? cudnnGetConvolutionBackwardDataWorkspaceSize(h, ls->wd, ls->xd, ls->cd, ls->yd,
-                                                                  (cudnnConvolutionBwdDataAlgo_t)(l->tactic - 1), &ws)
-                   : cudnnGetConvolutionForwardWorkspaceSize(h, ls->xd, ls->wd, ls->cd, ls->yd,
-                                                             (cudnnConvolutionFwdAlgo_t)(l->tactic - 1), &ws);
+            deconv ? cu_cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize(
+                         h, ls->wd, ls->xd, ls->cd, ls->yd, (cudnnConvolutionBwdDataAlgo_t)(l->tactic - 1), &ws)
+                   : cu_cudnn.cudnnGetConvolutionForwardWorkspaceSize(h, ls->xd, ls->wd, ls->cd, ls->yd,
+                                                                      (cudnnConvolutionFwdAlgo_t)(l->tactic - 1), &ws);
         if (st == CUDNN_STATUS_SUCCESS && (!limit || ws <= limit)) {
             ls->algo = l->tactic - 1;
             ls->ws = ws;
@@ -154,8 +154,8 @@ static kiln_status choose_algo(cudnnHandle_t h, const kiln_layer *l, uint64_t li
     int count = 0;
     if (deconv) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, ls->wd, ls->xd, ls->cd, ls->yd,
-                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+        CUDNN_CHECK(cu_cudnn.cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            h, ls->wd, ls->xd, ls->cd, ls->yd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
         for (int i = 0; i < count; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS && (!limit || perf[i].memory <= limit)) {
                 ls->algo = perf[i].algo;
@@ -164,8 +164,8 @@ static kiln_status choose_algo(cudnnHandle_t h, const kiln_layer *l, uint64_t li
             }
     } else {
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, ls->xd, ls->wd, ls->cd, ls->yd,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+        CUDNN_CHECK(cu_cudnn.cudnnGetConvolutionForwardAlgorithm_v7(h, ls->xd, ls->wd, ls->cd, ls->yd,
+                                                                    CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
         for (int i = 0; i < count; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS && (!limit || perf[i].memory <= limit)) {
                 ls->algo = perf[i].algo;
@@ -188,11 +188,11 @@ kiln_status cu_conv_find(cudnnHandle_t h, const kiln_engine *e, const kiln_layer
     *tactic = 0;
     if (st == KILN_OK && l->type == KILN_LAYER_DECONVOLUTION) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        cudnnStatus_t cs = cudnnFindConvolutionBackwardDataAlgorithm(h, ls.wd, ls.xd, ls.cd, ls.yd,
-                                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf);
+        cudnnStatus_t cs = cu_cudnn.cudnnFindConvolutionBackwardDataAlgorithm(
+            h, ls.wd, ls.xd, ls.cd, ls.yd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf);
         if (cs != CUDNN_STATUS_SUCCESS)
             st = kiln__layer_error(l, KILN_DEVICE_ERROR, "cudnnFindConvolutionBackwardDataAlgorithm failed: %s",
-                                   cudnnGetErrorString(cs));
+                                   cu_cudnn.cudnnGetErrorString(cs));
         for (int i = 0; st == KILN_OK && i < count; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS && (!e->workspace_limit || perf[i].memory <= e->workspace_limit)) {
                 *tactic = (int32_t)perf[i].algo + 1;
@@ -201,11 +201,11 @@ kiln_status cu_conv_find(cudnnHandle_t h, const kiln_engine *e, const kiln_layer
             }
     } else if (st == KILN_OK) {
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        cudnnStatus_t cs = cudnnFindConvolutionForwardAlgorithm(h, ls.xd, ls.wd, ls.cd, ls.yd,
-                                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf);
+        cudnnStatus_t cs = cu_cudnn.cudnnFindConvolutionForwardAlgorithm(
+            h, ls.xd, ls.wd, ls.cd, ls.yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf);
         if (cs != CUDNN_STATUS_SUCCESS)
             st = kiln__layer_error(l, KILN_DEVICE_ERROR, "cudnnFindConvolutionForwardAlgorithm failed: %s",
-                                   cudnnGetErrorString(cs));
+                                   cu_cudnn.cudnnGetErrorString(cs));
         for (int i = 0; st == KILN_OK && i < count; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS && (!e->workspace_limit || perf[i].memory <= e->workspace_limit)) {
                 *tactic = (int32_t)perf[i].algo + 1;
@@ -250,12 +250,13 @@ static kiln_status conv_common(cu_exec *x) {
     }
     if (g.cropped) yout = scratch;
     if (!empty && deconv) {
-        CUDNN_CHECK(cudnnConvolutionBackwardData(x->s->cudnn, &one, ls->wd, x->din[1], ls->xd, xin, ls->cd,
-                                                 (cudnnConvolutionBwdDataAlgo_t)ls->algo, ws, ls->ws, &zero, ls->yd,
-                                                 yout));
+        CUDNN_CHECK(cu_cudnn.cudnnConvolutionBackwardData(x->s->cudnn, &one, ls->wd, x->din[1], ls->xd, xin, ls->cd,
+                                                          (cudnnConvolutionBwdDataAlgo_t)ls->algo, ws, ls->ws, &zero,
+                                                          ls->yd, yout));
     } else if (!empty) {
-        CUDNN_CHECK(cudnnConvolutionForward(x->s->cudnn, &one, ls->xd, xin, ls->wd, x->din[1], ls->cd,
-                                            (cudnnConvolutionFwdAlgo_t)ls->algo, ws, ls->ws, &zero, ls->yd, yout));
+        CUDNN_CHECK(cu_cudnn.cudnnConvolutionForward(x->s->cudnn, &one, ls->xd, xin, ls->wd, x->din[1], ls->cd,
+                                                     (cudnnConvolutionFwdAlgo_t)ls->algo, ws, ls->ws, &zero, ls->yd,
+                                                     yout));
     }
     if (g.cropped)
         KILN__TRY(cu_window_copy(x->stream, scratch, &g.buf_dims, x->dout[0], &x->out[0].dims, g.shift, es));

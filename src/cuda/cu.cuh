@@ -9,14 +9,15 @@ extern "C" {
 #include "../runtime/backend.h"
 }
 
-#include <cublasLt.h>
+#include "dynlib.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <cudnn.h>
 
 /* Every CUDA, cuDNN and cuBLASLt call goes through one of these: a failure becomes
- * KILN_DEVICE_ERROR naming the call and the library's message. */
+ * KILN_DEVICE_ERROR naming the call and the library's message. cuDNN and cuBLASLt are called
+ * through the tables of dynlib.h, which cu_libs_load fills before their first use. */
 #define CU_CHECK(call)                                                                                         \
     do {                                                                                                       \
         cudaError_t cu_e_ = (call);                                                                            \
@@ -27,13 +28,15 @@ extern "C" {
     do {                                                                                                       \
         cudnnStatus_t cu_s_ = (call);                                                                          \
         if (cu_s_ != CUDNN_STATUS_SUCCESS)                                                                     \
-            return kiln__error(KILN_DEVICE_ERROR, "%s failed: %s", #call, cudnnGetErrorString(cu_s_));         \
+            return kiln__error(KILN_DEVICE_ERROR, "%s failed: %s", #call,                                      \
+                               cu_cudnn.cudnnGetErrorString(cu_s_));                                           \
     } while (0)
 #define LT_CHECK(call)                                                                                         \
     do {                                                                                                       \
         cublasStatus_t cu_b_ = (call);                                                                         \
         if (cu_b_ != CUBLAS_STATUS_SUCCESS)                                                                    \
-            return kiln__error(KILN_DEVICE_ERROR, "%s failed: %s", #call, cublasLtGetStatusString(cu_b_));     \
+            return kiln__error(KILN_DEVICE_ERROR, "%s failed: %s", #call,                                      \
+                               cu_cublaslt.cublasLtGetStatusString(cu_b_));                                    \
     } while (0)
 /* After a kernel launch: launch errors (bad configuration, no kernel image) surface here. */
 #define CU_LAUNCHED() CU_CHECK(cudaGetLastError())

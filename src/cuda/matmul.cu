@@ -63,12 +63,13 @@ static cudaDataType_t lt_type(kiln_dtype t) {
 
 static kiln_status layout(cublasLtMatrixLayout_t *lay, cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld,
                           int64_t batch, int64_t stride) {
-    LT_CHECK(cublasLtMatrixLayoutCreate(lay, t, (uint64_t)rows, (uint64_t)cols, ld));
+    LT_CHECK(cu_cublaslt.cublasLtMatrixLayoutCreate(lay, t, (uint64_t)rows, (uint64_t)cols, ld));
     if (batch > 1) {
         int32_t count = (int32_t)batch;
-        LT_CHECK(cublasLtMatrixLayoutSetAttribute(*lay, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
-        LT_CHECK(cublasLtMatrixLayoutSetAttribute(*lay, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
-                                                  sizeof stride));
+        LT_CHECK(cu_cublaslt.cublasLtMatrixLayoutSetAttribute(*lay, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                              sizeof count));
+        LT_CHECK(cu_cublaslt.cublasLtMatrixLayoutSetAttribute(*lay, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                              &stride, sizeof stride));
     }
     return KILN_OK;
 }
@@ -80,10 +81,10 @@ static kiln_status mm_plan(cu_exec *x, const mm_geo *g) {
     cudaDataType_t t = lt_type(dt);
     cublasComputeType_t ct =
         dt == KILN_FLOAT32 && (x->flags & KILN_FLAG_TF32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    LT_CHECK(cublasLtMatmulDescCreate(&ls->mm, ct, CUDA_R_32F));
+    LT_CHECK(cu_cublaslt.cublasLtMatmulDescCreate(&ls->mm, ct, CUDA_R_32F));
     cublasOperation_t ta = p->op_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p->op_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT_CHECK(cublasLtMatmulDescSetAttribute(ls->mm, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    LT_CHECK(cublasLtMatmulDescSetAttribute(ls->mm, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LT_CHECK(cu_cublaslt.cublasLtMatmulDescSetAttribute(ls->mm, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT_CHECK(cu_cublaslt.cublasLtMatmulDescSetAttribute(ls->mm, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     int64_t m = g->fold ? g->m * g->batch : g->m, batch = g->fold ? 1 : g->batch;
     /* cuBLAS A = our b, cuBLAS B = our a, D = Y^T (n x m). */
     KILN__TRY(layout(&ls->la, t, p->op_b ? g->k : g->n, p->op_b ? g->n : g->k, p->op_b ? g->k : g->n, batch,
@@ -91,18 +92,19 @@ static kiln_status mm_plan(cu_exec *x, const mm_geo *g) {
     KILN__TRY(layout(&ls->lb, t, p->op_a ? m : g->k, p->op_a ? g->k : m, p->op_a ? m : g->k, batch, g->m * g->k));
     KILN__TRY(layout(&ls->lc, t, g->n, m, g->n, batch, g->m * g->n));
     cublasLtMatmulPreference_t pref;
-    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    LT_CHECK(cu_cublaslt.cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = x->s->lt_ws_bytes;
-    cublasStatus_t bs =
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasStatus_t bs = cu_cublaslt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                         &ws, sizeof ws);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasLtMatmulAlgoGetHeuristic(x->s->lt, ls->mm, ls->la, ls->lb, ls->lc, ls->lc, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+        bs = cu_cublaslt.cublasLtMatmulAlgoGetHeuristic(x->s->lt, ls->mm, ls->la, ls->lb, ls->lc, ls->lc, pref, 1, &res,
+                                                        &found);
+    cu_cublaslt.cublasLtMatmulPreferenceDestroy(pref);
     if (bs != CUBLAS_STATUS_SUCCESS)
         return kiln__layer_error(x->layer, KILN_DEVICE_ERROR, "cublasLtMatmulAlgoGetHeuristic failed: %s",
-                                 cublasLtGetStatusString(bs));
+                                 cu_cublaslt.cublasLtGetStatusString(bs));
     if (!found)
         return kiln__layer_error(x->layer, KILN_UNSUPPORTED, "cuBLASLt has no algorithm for %lldx%lldx%lld (batch %lld)",
                                  (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
@@ -174,7 +176,8 @@ kiln_status cu_matmul(cu_exec *x) {
         b = scratch + a_bytes;
     }
     float alpha = p->alpha, beta = has_c ? p->beta : 0.0f;
-    LT_CHECK(cublasLtMatmul(x->s->lt, x->ls->mm, &alpha, b, x->ls->la, a, x->ls->lb, &beta, x->dout[0], x->ls->lc,
-                            x->dout[0], x->ls->lc, &x->ls->mm_algo, x->s->lt_ws, x->s->lt_ws_bytes, x->stream));
+    LT_CHECK(cu_cublaslt.cublasLtMatmul(x->s->lt, x->ls->mm, &alpha, b, x->ls->la, a, x->ls->lb, &beta, x->dout[0],
+                                        x->ls->lc, x->dout[0], x->ls->lc, &x->ls->mm_algo, x->s->lt_ws,
+                                        x->s->lt_ws_bytes, x->stream));
     return cu_epilogue(x->stream, x->dout[0], dt, NULL, NULL, ny, 1, 1, &p->act);
 }

@@ -14,7 +14,8 @@ kiln_status kiln__plan_write(const kiln_engine *engine, kiln__buf *out);
  * for another format/library version or target. On failure the engine's partial contents are
  * left for kiln_engine_destroy to free. owner: NULL copies every constant's weights; otherwise
  * the bytes stay valid while owner is referenced, and constants whose weights lie 64-byte
- * aligned in memory borrow them (taking a reference each) instead of copying. */
+ * aligned in memory borrow them (taking a reference each) instead of copying. When the plan lies
+ * in engine->map (a plan file mapping), its pages are dropped as the checksum is checked. */
 kiln_status kiln__plan_read(const void *data, size_t size, kiln__shared *owner, kiln_engine *engine);
 
 #endif

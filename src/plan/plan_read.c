@@ -49,6 +49,28 @@ static void version_text(uint32_t v, char *buf, size_t size) {
 
 /* ---------------------------------------------------------------- header */
 
+/* [p, p + size) lies inside the engine's plan file mapping, whose pages may be dropped. */
+static bool in_map(const kiln_engine *e, const void *p, size_t size) {
+    uintptr_t begin = (uintptr_t)e->map.data, at = (uintptr_t)p;
+    return begin && at >= begin && at - begin <= e->map.size && size <= e->map.size - (at - begin);
+}
+
+/* The body's CRC-32. A body inside the engine's file mapping is checked in chunks, each one's
+ * pages dropped once read: constants borrow their weights in place and kernels read them when
+ * they need them, so checking the file does not leave it all resident. */
+#define CRC_CHUNK ((size_t)16 << 20)
+
+static uint32_t body_crc(const kiln_engine *e, const uint8_t *p, size_t size) {
+    if (!in_map(e, p, size)) return kiln__crc32(p, size, 0);
+    uint32_t crc = 0;
+    for (size_t done = 0; done < size; done += CRC_CHUNK) {
+        size_t n = KILN__MIN(CRC_CHUNK, size - done);
+        crc = kiln__crc32(p + done, n, crc);
+        kiln__file_map_release(p + done, n);
+    }
+    return crc;
+}
+
 static kiln_status check_header(const uint8_t *p, size_t size, plan_reader *r) {
     if (memcmp(p + KILN__H_MAGIC, KILN__PLAN_MAGIC, KILN__MIN(size, 8)) != 0)
         return kiln__error(KILN_INVALID_ARGUMENT, "not a kiln plan (bad magic)");
@@ -78,7 +100,7 @@ static kiln_status check_header(const uint8_t *p, size_t size, plan_reader *r) {
     kiln__wr_u32(header + KILN__H_HEADER_CRC, 0);
     if (kiln__crc32(header, sizeof header, 0) != kiln__rd_u32(p + KILN__H_HEADER_CRC))
         return bad("header checksum mismatch");
-    if (kiln__crc32(p + header_size, size - header_size, 0) != kiln__rd_u32(p + KILN__H_BODY_CRC))
+    if (body_crc(r->engine, p + header_size, size - header_size) != kiln__rd_u32(p + KILN__H_BODY_CRC))
         return bad("checksum mismatch");
 
     uint32_t params_size = kiln__rd_u32(p + KILN__H_PARAMS_SIZE);
@@ -451,6 +473,10 @@ kiln_status kiln__plan_read(const void *data, size_t size, kiln__shared *owner, 
     if (st == KILN_OK) st = read_layers(&r);
     if (st == KILN_OK) st = read_io(&r, true);
     if (st == KILN_OK) st = read_profiles(&r);
+    /* Reading the sections before the weights can map weight pages back in (the page cache
+     * may hold the file in large folios, mapped whole). */
+    const section *w = &r.sec[KILN__SEC_WEIGHTS];
+    if (st == KILN_OK && in_map(engine, w->data, (size_t)w->size)) kiln__file_map_release(w->data, (size_t)w->size);
     kiln__free(&engine->alloc, r.ready);
     kiln__free(&engine->alloc, r.seen);
     kiln__free(&engine->alloc, r.inputs_by_name);

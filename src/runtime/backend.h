@@ -6,7 +6,9 @@
 #include "eval.h"
 
 typedef struct kiln__device_backend {
-    /* Number of usable devices (0 when none or when the driver is missing). */
+    /* Number of usable devices (0 when none or when the driver is missing). Loads only the
+     * driver (libcuda.so, through the static CUDA runtime); cuDNN and cuBLASLt are loaded by
+     * select_tactics and context_create, the first calls that need them. */
     int (*device_count)(void);
     /* The current device's architecture, e.g. "sm_90". */
     kiln_status (*arch)(char *buf, size_t size);
@@ -30,7 +32,8 @@ typedef struct kiln__device_backend {
     kiln_status (*synchronize)(void *stream);
 } kiln__device_backend;
 
-/* The CUDA backend (src/cuda), or NULL when this build has none. */
+/* The CUDA backend (src/cuda), or NULL when this build has none. Looking it up touches no
+ * CUDA library: nothing CUDA is loaded at process start or for CPU engines. */
 const kiln__device_backend *kiln__cuda(void);
 
 #endif

@@ -297,6 +297,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
     c->ev.plan = &c->plan;
     c->ev.arena = c->arena;
     c->ev.layer_cache = c->layer_cache;
+    c->ev.map = e->map.data ? &e->map : NULL;
     for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, c->io[i].data);
     for (int64_t o = 0; o < net->nb_outputs; o++) {
         const io_slot *s = &c->io[net->nb_inputs + o];

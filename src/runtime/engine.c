@@ -43,6 +43,7 @@ void kiln_engine_destroy(kiln_engine *e) {
     kiln_network_destroy(e->net);
     for (int32_t i = 0; i < e->nb_profiles; i++) kiln__profile_clear(&alloc, &e->profiles[i]);
     kiln__free(&alloc, e->profiles);
+    if (e->map_owner) kiln__shared_unref(e->map_owner);
     kiln__pool_destroy(e->owned_pool);
     kiln__free(&alloc, e);
 }
@@ -475,11 +476,17 @@ void kiln_runtime_destroy(kiln_runtime *rt) {
     kiln__free(&alloc, rt);
 }
 
-/* Reads a plan into a new engine; owner as for kiln__plan_read. */
+/* Reads a plan into a new engine; owner as for kiln__plan_read. With map (the plan is that file
+ * mapping, kept alive by owner), the engine records it and holds a reference on owner. */
 static kiln_status deserialize(kiln_runtime *rt, const void *data, size_t size, kiln__shared *owner,
-                               kiln_engine **out) {
+                               const kiln__file_map *map, kiln_engine **out) {
     kiln_engine *e;
     KILN__TRY(kiln__engine_alloc(&rt->alloc, &rt->log, &e));
+    if (map) {
+        kiln__shared_ref(owner);
+        e->map_owner = owner;
+        e->map = *map;
+    }
     kiln_status st = kiln__plan_read(data, size, owner, e);
     if (st == KILN_OK && e->device == KILN_DEVICE_CUDA) {
         char arch[KILN__GPU_ARCH_LEN] = "";
@@ -505,11 +512,12 @@ kiln_status kiln_runtime_deserialize_engine(kiln_runtime *rt, const void *data, 
     if (!rt || !out) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: runtime or output pointer is NULL");
     if (!data && size) return kiln__error(KILN_INVALID_ARGUMENT, "deserialize_engine: data is NULL");
     /* The caller may free its bytes once this returns: every constant is copied. */
-    return deserialize(rt, data, size, NULL, out);
+    return deserialize(rt, data, size, NULL, NULL, out);
 }
 
-/* A mapped plan file, unmapped with the last constant borrowing its weights (of the engine or
- * of any engine or network sharing them), so the weights are never held twice. */
+/* A mapped plan file, unmapped with the last holder: the engine, or a constant borrowing its
+ * weights (of the engine or of any engine or network sharing them), so the weights are never
+ * held twice. */
 typedef struct plan_mapping {
     kiln__shared shared;
     kiln__alloc alloc;
@@ -535,8 +543,8 @@ kiln_status kiln_runtime_load_engine(kiln_runtime *rt, const char *path, kiln_en
         return st;
     }
     kiln__shared_init(&m->shared, plan_mapping_release, m);
-    st = deserialize(rt, m->map.data, m->map.size, &m->shared, out);
-    kiln__shared_unref(&m->shared); /* the load's reference: unmaps here unless constants borrow */
+    st = deserialize(rt, m->map.data, m->map.size, &m->shared, &m->map, out);
+    kiln__shared_unref(&m->shared); /* the load's reference: unmaps here unless the engine holds it */
     if (st != KILN_OK) kiln__error_prefix(st, "plan '%s'", path);
     return st;
 }

@@ -59,6 +59,11 @@ struct kiln_engine {
     kiln_network *net;
     int32_t nb_profiles;
     kiln__profile *profiles;
+    /* The plan file mapping that constants borrow their weights from, and a reference on it held
+     * while the engine lives (so the range never names other memory): CPU kernels drop its pages
+     * once they keep packed copies. Zero for engines built in-process or read from memory. */
+    kiln__file_map map;
+    kiln__shared *map_owner;
 };
 
 /* Frees the profile arrays of `p` (not p itself). */

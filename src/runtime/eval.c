@@ -135,7 +135,8 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
     if (!kernel) return kiln__layer_error(l, KILN_UNSUPPORTED, "the CPU backend has no kernel for this layer");
     for (int32_t k = 0; k < l->nb_outputs; k++) out[k] = ev->values[l->outputs[k]->index];
     kiln__cpu_ctx ctx = {.pool = ev->pool, .alloc = ev->alloc,
-                         .cache = ev->layer_cache && mode == KILN__EVAL_EXECUTE ? &ev->layer_cache[l->index] : NULL};
+                         .cache = ev->layer_cache && mode == KILN__EVAL_EXECUTE ? &ev->layer_cache[l->index] : NULL,
+                         .map = ev->map};
     return kernel(l, in, out, &ctx);
 }
 

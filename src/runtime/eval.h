@@ -38,6 +38,8 @@ typedef struct kiln__eval {
     uint8_t *arena;
     /* Execute mode: one persistent kernel cache slot per layer (kiln__cpu_ctx.cache), or NULL. */
     void **layer_cache;
+    /* The engine's plan file mapping (kiln__cpu_ctx.map), or NULL. */
+    const kiln__file_map *map;
 } kiln__eval;
 
 /* Prepares an evaluator for net (arrays sized to its tensors). */

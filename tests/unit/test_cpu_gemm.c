@@ -20,6 +20,24 @@ typedef struct gcase {
     int act; /* -1: none */
 } gcase;
 
+/* The packing callback's contract, written out plainly: panels of nr columns, zero-padded. */
+typedef struct implicit_b {
+    const float *b;
+    int64_t ldb;
+    bool tb;
+} implicit_b;
+
+static void pack_implicit_b(const void *arg, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t nr,
+                            float *dst) {
+    const implicit_b *ib = arg;
+    for (int64_t jr = 0; jr < cols; jr += nr, dst += kc * nr)
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t x = 0; x < nr; x++) {
+                int64_t row = p0 + p, col = j0 + jr + x;
+                dst[p * nr + x] = jr + x >= cols ? 0.0f : ib->tb ? ib->b[col * ib->ldb + row] : ib->b[row * ib->ldb + col];
+            }
+}
+
 static void run(const char *what, const gcase *g, kiln__pool *pool) {
     int64_t m = g->m, n = g->n, k = g->k;
     /* Leading dims with a random gap. */
@@ -76,6 +94,14 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
         char pname[300];
         snprintf(pname, sizeof pname, "packed A: %s", name);
         kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+        if (kiln__cpu_simd() != KILN__SIMD_NONE) {
+            /* And with B handed over panel by panel through the packing callback. */
+            memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+            implicit_b ib = {b, ldb, g->tb};
+            KT_OK(kiln__sgemm_packed_src(pool, &g_alloc, m, n, k, pa, pack_implicit_b, &ib, g->beta, c, ldc, &ep));
+            snprintf(pname, sizeof pname, "packed A, B by callback: %s", name);
+            kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+        }
         free(pa);
     }
     {
