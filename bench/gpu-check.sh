@@ -23,6 +23,9 @@ else
     row "build" "FAILED (see build.log: $(grep -m1 -E 'error|FAILED' "$OUT/build.log" "$OUT/configure.log" | cut -c1-120))"
 fi
 
+if [ -x "$BUILD/kiln" ]; then # cuDNN and cuBLASLt are loaded on first CUDA use, not linked
+    row "kiln links CUDA libs" "$(ldd "$BUILD/kiln" | grep -oE 'lib(cudnn|cublasLt|cudart|nvrtc)[^ ]*' | tr '\n' ' ' || true)(none expected)"
+fi
 if [ -x "$BUILD/tests/test_cuda_layers" ]; then
     "$BUILD/tests/test_cuda_layers" >"$OUT/test_cuda_layers.log" 2>&1
     row "test_cuda_layers" "$(tail -1 "$OUT/test_cuda_layers.log")"

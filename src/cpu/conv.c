@@ -1,7 +1,8 @@
-/* CPU convolution: im2col (none for 1x1 stride-1 convolutions) + kiln's sgemm per (image, group)
- * with the bias / residual / activation epilogue fused into the GEMM's stores, a direct AVX2
- * kernel for depthwise convolutions, float16/bfloat16 through float32, and a plain loop for
- * float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+/* CPU convolution: kiln's sgemm per (image, group) with the bias / residual / activation epilogue
+ * fused into the GEMM's stores, over the input itself for 1x1 stride-1 convolutions, over an
+ * im2col matrix the GEMM packs straight from the input with SIMD (an im2col scratch matrix
+ * without), a direct SIMD kernel for depthwise convolutions, float16/bfloat16 through float32,
+ * and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
 #include "conv_common.h"
 #include "gemm.h"
 
@@ -26,6 +27,7 @@ typedef struct conv_job {
     int64_t col_size;
     int64_t slots;   /* parallel slots, each with its own col block */
     bool pointwise;  /* 1x1 kernel, stride 1, no pads: the input is its own col matrix */
+    bool implicit;   /* the GEMM packs the col matrix from the input itself (SIMD; wpack set) */
     const float *xg; /* serial-task mode: the input of the (image, group) being worked on */
     atomic_int status; /* the first failure of a parallel GEMM task */
 } conv_job;
@@ -106,204 +108,242 @@ static void depthwise_plane(const conv_job *j, int64_t n, int64_t c) {
     epilogue(j, n, c, c + 1);
 }
 
-/* The vector depthwise path works on a zero-padded copy of each input plane, so every output is
- * vector work: rows padded along y/z by the pads, along x by the pads plus slack up to whole
- * vectors, and stored as s phases (s: the stride along x; phase ph holds padded columns ph, ph +
- * s, ...), so the input of tap kx for 16 consecutive outputs is one contiguous load at any
- * stride. Output rows are done in pairs, with bias, residual and relu/clip applied before the
- * store and partial vectors stored through masks. */
-typedef struct dw_plan {
-    int64_t phase;            /* floats per phase of a padded row (a multiple of 16) */
-    int64_t row;              /* floats per padded row: s * phase */
-    int64_t rows_y, rows_z;   /* padded rows per slice, slices */
-    int64_t pair;             /* floats from one output row's inputs to the next's: s_y rows */
-    int64_t nrows, kw;        /* (kz, ky) taps, kx taps */
-    int64_t yoff[DW_MAX_ROWS]; /* tap (kz, ky): its row's offset from the output row's first */
-    int64_t xoff[DW_MAX_TAPS]; /* tap kx: its column's offset within a padded row */
-} dw_plan;
-
-static void dw_plan_init(const conv_geom *g, dw_plan *p) {
-    int64_t s = g->s[2], kreach = (g->k[2] - 1) * g->d[2];
-    p->phase = ((g->out[2] + 15) / 16 * 16 + kreach / s + 1 + 15) / 16 * 16;
-    p->row = s * p->phase;
-    p->rows_y = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
-    p->rows_z = (g->out[0] - 1) * g->s[0] + (g->k[0] - 1) * g->d[0] + 1;
-    p->pair = g->s[1] * p->row;
-    p->kw = g->k[2];
-    p->nrows = g->k[0] * g->k[1];
-    for (int64_t kz = 0, r = 0; kz < g->k[0]; kz++)
-        for (int64_t ky = 0; ky < g->k[1]; ky++, r++) p->yoff[r] = (kz * g->d[0] * p->rows_y + ky * g->d[1]) * p->row;
-    for (int64_t kx = 0; kx < g->k[2]; kx++) {
-        int64_t o = kx * g->d[2];
-        p->xoff[kx] = o % s * p->phase + o / s;
-    }
-}
-
-/* Floats of one slot's scratch: the padded plane, then one linear padded row. */
-static int64_t dw_scratch_floats(const dw_plan *p) { return p->rows_z * p->rows_y * p->row + p->row; }
-
-/* Splits a linear padded row into its 2 phases (AVX-512 shuffles). */
-__attribute__((target("avx512f"))) static void dw_phases2_512(const float *lin, int64_t phase, float *dst) {
-    __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int64_t q = 0; q < phase; q += 16) {
-        __m512 a = _mm512_loadu_ps(lin + 2 * q), b = _mm512_loadu_ps(lin + 2 * q + 16);
-        _mm512_storeu_ps(dst + q, _mm512_permutex2var_ps(a, even, b));
-        _mm512_storeu_ps(dst + phase + q, _mm512_permutex2var_ps(a, odd, b));
-    }
-}
-
-/* Splits a linear padded row into its s phases. */
-static void dw_phases(const float *lin, int64_t s, int64_t phase, float *dst, bool avx512) {
-    if (s == 2 && avx512) {
-        dw_phases2_512(lin, phase, dst);
-        return;
-    }
-    for (int64_t ph = 0; ph < s; ph++)
-        for (int64_t q = 0; q < phase; q++) dst[ph * phase + q] = lin[q * s + ph];
-}
-
-/* Copies input plane x into the padded, phase-split layout at buf (lin: one row of scratch). */
-static void dw_pad_plane(const conv_geom *g, const dw_plan *p, const float *x, float *buf, float *lin, bool avx512) {
-    int64_t s = g->s[2], pl = g->pb[2];
-    /* Input columns [c0, c1) land at padded columns [c0 + pl, c1 + pl) < row. */
-    int64_t c0 = KILN__MIN(KILN__MAX(0, -pl), g->in[2]);
-    int64_t c1 = KILN__MAX(c0, KILN__MIN(g->in[2], p->row - pl));
-    for (int64_t pz = 0; pz < p->rows_z; pz++) {
-        int64_t iz = pz - g->pb[0];
-        for (int64_t py = 0; py < p->rows_y; py++) {
-            int64_t iy = py - g->pb[1];
-            float *dst = buf + (pz * p->rows_y + py) * p->row;
-            if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1] || c1 <= c0) {
-                memset(dst, 0, (size_t)p->row * sizeof *dst);
-                continue;
-            }
-            const float *src = x + (iz * g->in[1] + iy) * g->in[2];
-            float *row = s == 1 ? dst : lin;
-            memset(row, 0, (size_t)(c0 + pl) * sizeof *row);
-            memcpy(row + c0 + pl, src + c0, (size_t)(c1 - c0) * sizeof *row);
-            memset(row + c1 + pl, 0, (size_t)(p->row - c1 - pl) * sizeof *row);
-            if (s > 1) dw_phases(lin, s, p->phase, dst, avx512);
-        }
-    }
-}
+/* The vector depthwise path reads the input planes in place: for each output row pair, every
+ * tap row (kz, ky) points at its input row, or at a row of zeros where it falls in the padding,
+ * and tap kx's loads are masked to the outputs whose input column lies inside the row, so the
+ * borders need neither a padded copy nor scalar code; vectors of outputs inside [ilo, ihi) load
+ * without masks. At stride 2 a load covers twice the width and keeps the even lanes. Bias,
+ * residual and relu/clip are applied before the stores. */
+typedef struct dw_job {
+    const conv_job *j;
+    const float *zeros;        /* in[2] zeros: the tap rows that fall in the padding */
+    int64_t s;                 /* the stride along x: 1 or 2 */
+    int64_t nrows, kw;         /* (kz, ky) tap rows, kx taps */
+    int64_t xoff[DW_MAX_TAPS]; /* tap kx: its input column minus ox * s */
+    int64_t lo[DW_MAX_TAPS], hi[DW_MAX_TAPS]; /* tap kx: the outputs whose column is inside the row */
+    int64_t ilo, ihi;          /* the outputs whose taps all lie inside the row */
+    bool avx512;
+} dw_job;
 
 /* Everything one output row pair needs. */
 typedef struct dw_rowpair {
-    const dw_plan *p;
-    const float *src; /* the padded inputs of the first row's first tap row */
+    const dw_job *d;
+    const float *src0[DW_MAX_ROWS], *src1[DW_MAX_ROWS]; /* tap row r's input row, per output row */
     const float *w;
     float bias;
-    float *y0, *y1;         /* y1 NULL: one row */
-    const float *r0, *r1;   /* residual rows or NULL */
+    float *y0, *y1;       /* y1 NULL: one row */
+    const float *r0, *r1; /* residual rows or NULL */
     int64_t out_w;
     bool clamp;
     float lo, hi;
 } dw_rowpair;
 
-/* Outputs [ox, ox + 16 * nv) of the row pair (AVX-512); nv and two are constants where inlined. */
+/* Bits [a, b) of a 32-bit mask, the bounds clamped to [0, 32]. */
+static inline uint32_t bit_range(int64_t a, int64_t b) {
+    a = KILN__MAX(a, 0);
+    b = KILN__MIN(b, 32);
+    if (b <= a) return 0;
+    return (b >= 32 ? 0xFFFFFFFFu : (1u << b) - 1) & ~((1u << a) - 1);
+}
+
+/* Of `lanes` outputs from x0, those tap kx reads inside the row, as a lane mask (s == 1) or as
+ * the mask of the even elements of a load twice as wide (s == 2). */
+static inline uint32_t dw_tap_mask(const dw_job *d, int64_t kx, int64_t x0, int64_t lanes) {
+    int64_t a = KILN__MAX(d->lo[kx] - x0, 0), b = KILN__MIN(d->hi[kx] - x0, lanes);
+    if (d->s == 1) return bit_range(a, b);
+    return a < b ? bit_range(2 * a, 2 * b) & 0x55555555u : 0;
+}
+
+/* 16 lanes from p (lane l at p[l * s]) with mask m from dw_tap_mask; s is a constant where inlined. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 load16(const float *p, uint32_t m, int64_t s) {
+    if (s == 1) return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)m, p);
+    __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps((__mmask16)m, p), even,
+                                  _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16));
+}
+
+/* Outputs [ox, ox + 16 * nv) of the row pair (AVX-512), through per-tap masks when masked (else
+ * all inside [ilo, ihi)); nv, two, s and masked are constants where inlined. */
 __attribute__((target("avx512f"), always_inline)) static inline void dw_block512(const dw_rowpair *rp, int64_t ox, int nv,
-                                                                               bool two) {
-    const dw_plan *p = rp->p;
+                                                                               bool two, int64_t s, bool masked,
+                                                                               int64_t kw) {
+    const dw_job *d = rp->d;
+    uint32_t m[4][DW_MAX_TAPS], full = s == 1 ? 0xFFFFu : 0x55555555u;
+    for (int v = 0; v < (masked ? nv : 0); v++)
+        for (int64_t kx = 0; kx < kw; kx++) m[v][kx] = dw_tap_mask(d, kx, ox + 16 * v, 16);
     __m512 a0[4], a1[4];
     for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm512_set1_ps(rp->bias);
-    for (int64_t r = 0; r < p->nrows; r++) {
-        const float *s0 = rp->src + p->yoff[r] + ox, *s1 = s0 + p->pair, *w = rp->w + r * p->kw;
-        for (int64_t kx = 0; kx < p->kw; kx++) {
+    for (int64_t r = 0; r < d->nrows; r++) {
+        const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
+        for (int64_t kx = 0; kx < kw; kx++) {
             __m512 wv = _mm512_set1_ps(w[kx]);
-            int64_t o = p->xoff[kx];
-            for (int v = 0; v < nv; v++) a0[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s0 + o + 16 * v), a0[v]);
+            int64_t o = d->xoff[kx];
+            for (int v = 0; v < nv; v++) a0[v] = _mm512_fmadd_ps(wv, load16(s0 + o + 16 * v * s, masked ? m[v][kx] : full, s), a0[v]);
             if (two)
-                for (int v = 0; v < nv; v++) a1[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(s1 + o + 16 * v), a1[v]);
+                for (int v = 0; v < nv; v++)
+                    a1[v] = _mm512_fmadd_ps(wv, load16(s1 + o + 16 * v * s, masked ? m[v][kx] : full, s), a1[v]);
         }
     }
     __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
     for (int v = 0; v < nv; v++) {
-        int64_t x0 = ox + 16 * v, left = rp->out_w - x0;
-        __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+        int64_t x0 = ox + 16 * v;
+        __mmask16 sm = (__mmask16)bit_range(0, rp->out_w - x0);
         for (int row = 0; row < (two ? 2 : 1); row++) {
             __m512 a = row ? a1[v] : a0[v];
             const float *res = row ? rp->r1 : rp->r0;
-            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + x0));
+            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm, res + x0));
             if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
-            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, m, a);
+            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
         }
+    }
+}
+
+/* A row pair: vectors with outputs outside [ilo, ihi) one at a time through masks, the
+ * others up to 4 at a time without. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_rowpair512_s(const dw_rowpair *rp, int64_t s, int64_t kw) {
+    const dw_job *d = rp->d;
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w;) {
+        if (ox < d->ilo || ox + 16 > d->ihi) {
+            if (two)
+                dw_block512(rp, ox, 1, true, s, true, kw);
+            else
+                dw_block512(rp, ox, 1, false, s, true, kw);
+            ox += 16;
+            continue;
+        }
+        int nv = (int)KILN__MIN(4, (d->ihi - ox) / 16);
+        switch (nv * 2 + two) {
+        case 2: dw_block512(rp, ox, 1, false, s, false, kw); break;
+        case 3: dw_block512(rp, ox, 1, true, s, false, kw); break;
+        case 4: dw_block512(rp, ox, 2, false, s, false, kw); break;
+        case 5: dw_block512(rp, ox, 2, true, s, false, kw); break;
+        case 6: dw_block512(rp, ox, 3, false, s, false, kw); break;
+        case 7: dw_block512(rp, ox, 3, true, s, false, kw); break;
+        case 8: dw_block512(rp, ox, 4, false, s, false, kw); break;
+        default: dw_block512(rp, ox, 4, true, s, false, kw); break;
+        }
+        ox += 16 * nv;
     }
 }
 
 __attribute__((target("avx512f"))) static void dw_rowpair512(const dw_rowpair *rp) {
-    bool two = rp->y1 != NULL;
-    for (int64_t ox = 0; ox < rp->out_w; ox += 64) {
-        int nv = (int)KILN__MIN(4, (rp->out_w - ox + 15) / 16);
-        switch (nv * 2 + two) {
-        case 2: dw_block512(rp, ox, 1, false); break;
-        case 3: dw_block512(rp, ox, 1, true); break;
-        case 4: dw_block512(rp, ox, 2, false); break;
-        case 5: dw_block512(rp, ox, 2, true); break;
-        case 6: dw_block512(rp, ox, 3, false); break;
-        case 7: dw_block512(rp, ox, 3, true); break;
-        case 8: dw_block512(rp, ox, 4, false); break;
-        default: dw_block512(rp, ox, 4, true); break;
-        }
-    }
+    /* 3 taps across (the usual kernel) with constant loops, its masks in registers. */
+    bool k3 = rp->d->kw == 3;
+    if (rp->d->s == 1)
+        k3 ? dw_rowpair512_s(rp, 1, 3) : dw_rowpair512_s(rp, 1, rp->d->kw);
+    else
+        k3 ? dw_rowpair512_s(rp, 2, 3) : dw_rowpair512_s(rp, 2, rp->d->kw);
 }
 
-/* The same with AVX2: 8 outputs per vector, partial vectors through masks. */
+/* The AVX2 form of an 8-bit lane mask. */
+__attribute__((target("avx2"))) static inline __m256i mask8(uint32_t bits) {
+    __m256i b = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xFF)), b), b);
+}
+
+/* 8 lanes from p (lane l at p[l * s]) with the masks of elements [0, 8) and [8, 16), masked-out
+ * lanes zero; full: all 8 lanes wanted and inside the row (the masks are ignored at stride 1). */
+__attribute__((target("avx2"), always_inline)) static inline __m256 load8(const float *p, __m256i m0, __m256i m1,
+                                                                         int64_t s, bool full) {
+    if (s == 1) return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m0);
+    __m256 t = _mm256_shuffle_ps(_mm256_maskload_ps(p, m0), _mm256_maskload_ps(p + 8, m1), 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+
+/* The same with AVX2: 8 outputs per vector. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void dw_block256(const dw_rowpair *rp, int64_t ox, int nv,
-                                                                                bool two) {
-    const dw_plan *p = rp->p;
+                                                                                bool two, int64_t s, bool masked,
+                                                                               int64_t kw) {
+    const dw_job *d = rp->d;
+    __m256i m[4][DW_MAX_TAPS][2], full = mask8(0x55);
+    for (int v = 0; v < (masked ? nv : 0); v++)
+        for (int64_t kx = 0; kx < kw; kx++) {
+            uint32_t bits = dw_tap_mask(d, kx, ox + 8 * v, 8);
+            m[v][kx][0] = mask8(bits);
+            m[v][kx][1] = mask8(bits >> 8);
+        }
     __m256 a0[4], a1[4];
     for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_set1_ps(rp->bias);
-    for (int64_t r = 0; r < p->nrows; r++) {
-        const float *s0 = rp->src + p->yoff[r] + ox, *s1 = s0 + p->pair, *w = rp->w + r * p->kw;
-        for (int64_t kx = 0; kx < p->kw; kx++) {
+    for (int64_t r = 0; r < d->nrows; r++) {
+        const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
+        for (int64_t kx = 0; kx < kw; kx++) {
             __m256 wv = _mm256_set1_ps(w[kx]);
-            int64_t o = p->xoff[kx];
-            for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s0 + o + 8 * v), a0[v]);
+            int64_t o = d->xoff[kx];
+            for (int v = 0; v < nv; v++)
+                a0[v] = _mm256_fmadd_ps(wv, load8(s0 + o + 8 * v * s, masked ? m[v][kx][0] : full, masked ? m[v][kx][1] : full, s, !masked),
+                                        a0[v]);
             if (two)
-                for (int v = 0; v < nv; v++) a1[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s1 + o + 8 * v), a1[v]);
+                for (int v = 0; v < nv; v++)
+                    a1[v] = _mm256_fmadd_ps(wv, load8(s1 + o + 8 * v * s, masked ? m[v][kx][0] : full, masked ? m[v][kx][1] : full, s, !masked),
+                                        a1[v]);
         }
     }
     __m256 lo = _mm256_set1_ps(rp->lo), hi = _mm256_set1_ps(rp->hi);
     for (int v = 0; v < nv; v++) {
-        int64_t x0 = ox + 8 * v, left = rp->out_w - x0;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)KILN__MIN(left, 8)),
-                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        int64_t x0 = ox + 8 * v;
+        __m256i sm = mask8(bit_range(0, rp->out_w - x0));
         for (int row = 0; row < (two ? 2 : 1); row++) {
             __m256 a = row ? a1[v] : a0[v];
             const float *res = row ? rp->r1 : rp->r0;
-            if (res) a = _mm256_add_ps(a, _mm256_maskload_ps(res + x0, m));
+            if (res) a = _mm256_add_ps(a, _mm256_maskload_ps(res + x0, sm));
             if (rp->clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
-            _mm256_maskstore_ps((row ? rp->y1 : rp->y0) + x0, m, a);
+            _mm256_maskstore_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
         }
+    }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_rowpair256_s(const dw_rowpair *rp, int64_t s, int64_t kw) {
+    const dw_job *d = rp->d;
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w;) {
+        if (ox < d->ilo || ox + 8 > d->ihi) {
+            if (two)
+                dw_block256(rp, ox, 1, true, s, true, kw);
+            else
+                dw_block256(rp, ox, 1, false, s, true, kw);
+            ox += 8;
+            continue;
+        }
+        int nv = (int)KILN__MIN(4, (d->ihi - ox) / 8);
+        switch (nv * 2 + two) {
+        case 2: dw_block256(rp, ox, 1, false, s, false, kw); break;
+        case 3: dw_block256(rp, ox, 1, true, s, false, kw); break;
+        case 4: dw_block256(rp, ox, 2, false, s, false, kw); break;
+        case 5: dw_block256(rp, ox, 2, true, s, false, kw); break;
+        case 6: dw_block256(rp, ox, 3, false, s, false, kw); break;
+        case 7: dw_block256(rp, ox, 3, true, s, false, kw); break;
+        case 8: dw_block256(rp, ox, 4, false, s, false, kw); break;
+        default: dw_block256(rp, ox, 4, true, s, false, kw); break;
+        }
+        ox += 8 * nv;
     }
 }
 
 __attribute__((target("avx2,fma"))) static void dw_rowpair256(const dw_rowpair *rp) {
-    bool two = rp->y1 != NULL;
-    for (int64_t ox = 0; ox < rp->out_w; ox += 32) {
-        int nv = (int)KILN__MIN(4, (rp->out_w - ox + 7) / 8);
-        switch (nv * 2 + two) {
-        case 2: dw_block256(rp, ox, 1, false); break;
-        case 3: dw_block256(rp, ox, 1, true); break;
-        case 4: dw_block256(rp, ox, 2, false); break;
-        case 5: dw_block256(rp, ox, 2, true); break;
-        case 6: dw_block256(rp, ox, 3, false); break;
-        case 7: dw_block256(rp, ox, 3, true); break;
-        case 8: dw_block256(rp, ox, 4, false); break;
-        default: dw_block256(rp, ox, 4, true); break;
-        }
-    }
+    /* 3 taps across (the usual kernel) with constant loops, its masks in registers. */
+    bool k3 = rp->d->kw == 3;
+    if (rp->d->s == 1)
+        k3 ? dw_rowpair256_s(rp, 1, 3) : dw_rowpair256_s(rp, 1, rp->d->kw);
+    else
+        k3 ? dw_rowpair256_s(rp, 2, 3) : dw_rowpair256_s(rp, 2, rp->d->kw);
 }
 
-/* One plane through the padded copy in buf. */
-static void depthwise_plane_simd(const conv_job *j, const dw_plan *p, int64_t n, int64_t c, float *buf, bool avx512) {
+/* Input row (iz, iy) of plane x, or the zero row where it lies in the padding. */
+static const float *dw_in_row(const dw_job *d, const float *x, int64_t iz, int64_t iy) {
+    const conv_geom *g = &d->j->g;
+    if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1]) return d->zeros;
+    return x + (iz * g->in[1] + iy) * g->in[2];
+}
+
+static void depthwise_plane_simd(const dw_job *d, int64_t n, int64_t c) {
+    const conv_job *j = d->j;
     const conv_geom *g = &j->g;
-    dw_pad_plane(g, p, j->x + (n * g->c + c) * g->in_plane, buf, buf + p->rows_z * p->rows_y * p->row, avx512);
+    const float *x = j->x + (n * g->c + c) * g->in_plane;
     float *y = j->y + (n * g->m + c) * g->out_plane;
     const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
     int kind = j->act->kind;
-    dw_rowpair rp = {.p = p, .w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
+    dw_rowpair rp = {.d = d, .w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
                      .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
                      .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
                      .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
@@ -312,12 +352,18 @@ static void depthwise_plane_simd(const conv_job *j, const dw_plan *p, int64_t n,
         for (int64_t oy = 0; oy < g->out[1]; oy += 2) {
             int64_t o = (oz * g->out[1] + oy) * ow;
             bool two = oy + 1 < g->out[1];
-            rp.src = buf + (oz * g->s[0] * p->rows_y + oy * g->s[1]) * p->row;
+            for (int64_t kz = 0, r = 0; kz < g->k[0]; kz++)
+                for (int64_t ky = 0; ky < g->k[1]; ky++, r++) {
+                    int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                    int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                    rp.src0[r] = dw_in_row(d, x, iz, iy);
+                    rp.src1[r] = dw_in_row(d, x, iz, iy + g->s[1]);
+                }
             rp.y0 = y + o;
             rp.y1 = two ? y + o + ow : NULL;
             rp.r0 = res ? res + o : NULL;
             rp.r1 = res && two ? res + o + ow : NULL;
-            if (avx512)
+            if (d->avx512)
                 dw_rowpair512(&rp);
             else
                 dw_rowpair256(&rp);
@@ -325,21 +371,9 @@ static void depthwise_plane_simd(const conv_job *j, const dw_plan *p, int64_t n,
         }
 }
 
-typedef struct dw_job {
-    const conv_job *j;
-    dw_plan plan;
-    float *scratch; /* slots blocks of dw_scratch_floats */
-    int64_t slots;
-    bool avx512;
-} dw_job;
-
-static void dw_slot_range(void *arg, int64_t begin, int64_t end) {
+static void dw_simd_range(void *arg, int64_t begin, int64_t end) {
     const dw_job *d = arg;
-    const conv_geom *g = &d->j->g;
-    for (int64_t s = begin; s < end; s++) {
-        float *buf = d->scratch + s * dw_scratch_floats(&d->plan);
-        for (int64_t t = s; t < g->n * g->c; t += d->slots) depthwise_plane_simd(d->j, &d->plan, t / g->c, t % g->c, buf, d->avx512);
-    }
+    for (int64_t t = begin; t < end; t++) depthwise_plane_simd(d, t / d->j->g.c, t % d->j->g.c);
 }
 
 static void depthwise_range(void *arg, int64_t begin, int64_t end) {
@@ -347,43 +381,221 @@ static void depthwise_range(void *arg, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) depthwise_plane(j, t / j->g.c, t % j->g.c);
 }
 
+/* Planes (image, channel) are independent: the pool spreads them over its threads. */
 static kiln_status depthwise(conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
-    if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS) {
+    if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
+        g->s[2] > 2) {
         kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
         return KILN_OK;
     }
-    dw_job d = {.j = j, .avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512};
-    dw_plan_init(g, &d.plan);
-    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
-    size_t bytes;
-    if (!kiln__mul_size((size_t)d.slots * (size_t)dw_scratch_floats(&d.plan), sizeof(float), &bytes))
-        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise convolution scratch size overflows");
-    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-    if (!d.scratch) return KILN_OUT_OF_MEMORY;
-    if (d.slots > 1)
-        kiln__parallel_for(ctx->pool, d.slots, 1, dw_slot_range, &d);
-    else
-        dw_slot_range(&d, 0, 1);
-    kiln__free(ctx->alloc, d.scratch);
+    dw_job d = {.j = j, .s = g->s[2], .nrows = g->k[0] * g->k[1], .kw = g->k[2],
+                .avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512};
+    d.ilo = 0;
+    d.ihi = g->out[2];
+    for (int64_t kx = 0; kx < g->k[2]; kx++) {
+        d.xoff[kx] = kx * g->d[2] - g->pb[2];
+        kiln__conv_valid_range(d.xoff[kx], g->s[2], g->in[2], g->out[2], &d.lo[kx], &d.hi[kx]);
+        d.ilo = KILN__MAX(d.ilo, d.lo[kx]);
+        d.ihi = KILN__MIN(d.ihi, d.hi[kx]);
+    }
+    float *zeros = kiln__calloc(ctx->alloc, (size_t)g->in[2], sizeof(float));
+    if (!zeros) return KILN_OUT_OF_MEMORY;
+    d.zeros = zeros;
+    kiln__parallel_for(ctx->pool, g->n * g->c, 1, dw_simd_range, &d);
+    kiln__free(ctx->alloc, zeros);
     return KILN_OK;
 }
 
-/* y_g[mg, plane] = w_g[mg, cg*kvol] x col (or x itself for pointwise convolutions) + epilogue,
- * for image n, group grp; col holds the im2col matrix unless pointwise. */
+/* ---------------------------------------------------------------- implicit im2col */
+
+/* With SIMD the GEMM packs the col matrix of one (image, group) straight from its input through
+ * kiln__sgemm_packed_src, one panel of nr columns (output positions) at a time, so no col matrix
+ * is written and read again. K rows are decoded in chunks; a panel's lanes split into segments
+ * lying on one output row, and a K row reads each segment with one masked load per vector (two
+ * and a lane shuffle at stride 2), lanes outside the input row or the panel left zero. Other
+ * strides go lane by lane. */
+#define COL_ROWS 64   /* K rows decoded at once */
+/* The GEMM packs B again for each block of its rows (of about 144): with more output maps than
+ * this, one im2col pass and plain copies cost less than packing from the input each time. */
+#define IMPLICIT_MAX_MAPS 256
+#define COL_MAX_NR 32 /* the widest panel (AVX-512) */
+
+typedef struct col_src {
+    const conv_geom *g;
+    const float *x; /* the group's input */
+} col_src;
+
+/* K row r = (c, kz, ky, kx) of the col matrix. */
+typedef struct col_row {
+    int64_t coff;             /* channel c's plane offset */
+    int64_t zoff, yoff, xoff; /* input index minus output index * stride, per dim */
+    int64_t lo, hi;           /* the output x whose input x lies inside the row */
+} col_row;
+
+/* Lanes [a, b) of a panel that lie on one output row. */
+typedef struct col_seg {
+    int64_t a, b;
+    int64_t ox0;    /* lane a's output x */
+    int64_t zs, ys; /* the row's oz * s[0], oy * s[1] */
+} col_seg;
+
+static void col_rows(const conv_geom *g, int64_t r0, int64_t count, col_row *rw) {
+    for (int64_t i = 0; i < count; i++) {
+        int64_t r = r0 + i, kr = r % g->kvol;
+        int64_t kz = kr / (g->k[1] * g->k[2]), ky = kr / g->k[2] % g->k[1], kx = kr % g->k[2];
+        col_row *w = &rw[i];
+        w->coff = r / g->kvol * g->in_plane;
+        w->zoff = kz * g->d[0] - g->pb[0];
+        w->yoff = ky * g->d[1] - g->pb[1];
+        w->xoff = kx * g->d[2] - g->pb[2];
+        kiln__conv_valid_range(w->xoff, g->s[2], g->in[2], g->out[2], &w->lo, &w->hi);
+    }
+}
+
+/* Splits the lanes [0, w) of a panel starting at output position o (w <= COL_MAX_NR) into
+ * segments; returns their count. */
+static int col_segments(const conv_geom *g, int64_t o, int64_t w, col_seg *seg) {
+    int nseg = 0;
+    for (int64_t l = 0; l < w;) {
+        int64_t p = o + l, ox = p % g->out[2], row = p / g->out[2];
+        int64_t len = KILN__MIN(w - l, g->out[2] - ox);
+        seg[nseg++] = (col_seg){l, l + len, ox, row / g->out[1] * g->s[0], row % g->out[1] * g->s[1]};
+        l += len;
+    }
+    return nseg;
+}
+
+/* What K row rw reads for segment sg: the lanes [*la, *lb) inside the input, and the address of
+ * lane 0 (lane l reads base[l * s[2]]); NULL when the segment reads only padding. */
+static inline const float *col_seg_src(const col_src *cs, const col_row *rw, const col_seg *sg, int64_t *la,
+                                       int64_t *lb) {
+    const conv_geom *g = cs->g;
+    int64_t iz = sg->zs + rw->zoff, iy = sg->ys + rw->yoff;
+    if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1]) return NULL;
+    *la = sg->a + KILN__MAX(rw->lo - sg->ox0, 0);
+    *lb = sg->a + KILN__MIN(rw->hi - sg->ox0, sg->b - sg->a);
+    if (*la >= *lb) return NULL;
+    return cs->x + rw->coff + (iz * g->in[1] + iy) * g->in[2] + rw->xoff + (sg->ox0 - sg->a) * g->s[2];
+}
+
+/* nrows K rows of one 32-lane panel (AVX-512), row i at dst + 32 i; s[2] is 1 or 2. */
+__attribute__((target("avx512f"))) static void col_panel512(const col_src *cs, const col_row *rw, int64_t nrows,
+                                                            const col_seg *seg, int nseg, float *dst) {
+    int64_t s = cs->g->s[2];
+    for (int64_t i = 0; i < nrows; i++, dst += 32) {
+        __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+        for (int t = 0; t < nseg; t++) {
+            int64_t la, lb;
+            const float *base = col_seg_src(cs, &rw[i], &seg[t], &la, &lb);
+            if (!base) continue;
+            for (int h = 0; h < 2; h++) {
+                int64_t a = KILN__MAX(la - 16 * h, 0), b = KILN__MIN(lb - 16 * h, 16);
+                if (a >= b) continue;
+                const float *p = base + 16 * h * s;
+                __mmask16 m = (__mmask16)bit_range(a, b);
+                __m512 x = s == 1 ? _mm512_maskz_loadu_ps(m, p) : load16(p, bit_range(2 * a, 2 * b) & 0x55555555u, 2);
+                if (h)
+                    v1 = _mm512_mask_mov_ps(v1, m, x);
+                else
+                    v0 = _mm512_mask_mov_ps(v0, m, x);
+            }
+        }
+        _mm512_storeu_ps(dst, v0);
+        _mm512_storeu_ps(dst + 16, v1);
+    }
+}
+
+/* The same for a 16-lane panel (AVX2); masked-out lanes load as zeros, so segments combine by or. */
+__attribute__((target("avx2,fma"))) static void col_panel256(const col_src *cs, const col_row *rw, int64_t nrows,
+                                                             const col_seg *seg, int nseg, float *dst) {
+    int64_t s = cs->g->s[2];
+    for (int64_t i = 0; i < nrows; i++, dst += 16) {
+        __m256 v0 = _mm256_setzero_ps(), v1 = v0;
+        for (int t = 0; t < nseg; t++) {
+            int64_t la, lb;
+            const float *base = col_seg_src(cs, &rw[i], &seg[t], &la, &lb);
+            if (!base) continue;
+            for (int h = 0; h < 2; h++) {
+                int64_t a = KILN__MAX(la - 8 * h, 0), b = KILN__MIN(lb - 8 * h, 8);
+                if (a >= b) continue;
+                const float *p = base + 8 * h * s;
+                uint32_t bits = s == 1 ? bit_range(a, b) : bit_range(2 * a, 2 * b) & 0x5555u;
+                __m256 x = load8(p, mask8(bits), mask8(bits >> 8), s, false);
+                if (h)
+                    v1 = _mm256_or_ps(v1, x);
+                else
+                    v0 = _mm256_or_ps(v0, x);
+            }
+        }
+        _mm256_storeu_ps(dst, v0);
+        _mm256_storeu_ps(dst + 8, v1);
+    }
+}
+
+/* Any stride and panel width, lane by lane: the w lanes from output position o, zero-padded to nr. */
+static void col_panel_any(const col_src *cs, const col_row *rw, int64_t nrows, int64_t o, int64_t w, int64_t nr,
+                          float *dst) {
+    const conv_geom *g = cs->g;
+    for (int64_t i = 0; i < nrows; i++, dst += nr) {
+        for (int64_t l = 0; l < nr; l++) {
+            int64_t p = o + l, ox = p % g->out[2], row = p / g->out[2];
+            int64_t iz = row / g->out[1] * g->s[0] + rw[i].zoff, iy = row % g->out[1] * g->s[1] + rw[i].yoff;
+            int64_t ix = ox * g->s[2] + rw[i].xoff;
+            bool inside = l < w && iz >= 0 && iz < g->in[0] && iy >= 0 && iy < g->in[1] && ix >= 0 && ix < g->in[2];
+            dst[l] = inside ? cs->x[rw[i].coff + (iz * g->in[1] + iy) * g->in[2] + ix] : 0.0f;
+        }
+    }
+}
+
+/* kiln__gemm_pack_b_fn over the col matrix of arg (a col_src). */
+static void col_pack(const void *arg, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t nr, float *dst) {
+    const col_src *cs = arg;
+    const conv_geom *g = cs->g;
+    bool vec = g->s[2] <= 2 && (nr == 16 || nr == COL_MAX_NR);
+    col_row rw[COL_ROWS];
+    col_seg seg[COL_MAX_NR];
+    for (int64_t r0 = 0; r0 < kc; r0 += COL_ROWS) {
+        int64_t nrows = KILN__MIN(COL_ROWS, kc - r0);
+        col_rows(g, p0 + r0, nrows, rw);
+        for (int64_t q = 0; q < cols; q += nr) {
+            float *pd = dst + q * kc + r0 * nr; /* panel q / nr, row r0 */
+            int64_t w = KILN__MIN(nr, cols - q);
+            if (!vec) {
+                col_panel_any(cs, rw, nrows, j0 + q, w, nr, pd);
+                continue;
+            }
+            int nseg = col_segments(g, j0 + q, w, seg);
+            if (nr == 16)
+                col_panel256(cs, rw, nrows, seg, nseg, pd);
+            else
+                col_panel512(cs, rw, nrows, seg, nseg, pd);
+        }
+    }
+}
+
+/* y_g[mg, plane] = w_g[mg, cg*kvol] x col + epilogue for image n, group grp: col is x itself for
+ * pointwise convolutions, packed from x by the GEMM when implicit, else the im2col matrix in col. */
 static kiln_status group_gemm(const conv_job *j, int64_t n, int64_t grp, const float *col, kiln__pool *pool,
                               const kiln__alloc *alloc) {
     const conv_geom *g = &j->g;
     int64_t kdim = g->cg * g->kvol, first = n * g->m + grp * g->mg;
-    const float *b = j->pointwise ? j->x + (n * g->c + grp * g->cg) * g->in_plane : col;
+    const float *xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
+    const float *b = j->pointwise ? xg : col;
+    const float *wpack = j->wpack ? j->wpack + grp * kiln__sgemm_packed_a_floats(g->mg, kdim) : NULL;
+    float *y = j->y + first * g->out_plane;
     kiln__gemm_epilogue ep = {j->bias ? j->bias + grp * g->mg : NULL, j->res ? j->res + first * g->out_plane : NULL,
                               g->out_plane, j->act};
-    if (j->wpack)
-        return kiln__sgemm_packed(pool, alloc, g->mg, g->out_plane, kdim, j->w + grp * g->mg * kdim, kdim,
-                                  j->wpack + grp * kiln__sgemm_packed_a_floats(g->mg, kdim), b, g->out_plane, 0.0f,
-                                  j->y + first * g->out_plane, g->out_plane, &ep);
+    if (j->implicit) {
+        col_src cs = {g, xg};
+        return kiln__sgemm_packed_src(pool, alloc, g->mg, g->out_plane, kdim, wpack, col_pack, &cs, 0.0f, y,
+                                      g->out_plane, &ep);
+    }
+    if (wpack)
+        return kiln__sgemm_packed(pool, alloc, g->mg, g->out_plane, kdim, j->w + grp * g->mg * kdim, kdim, wpack, b,
+                                  g->out_plane, 0.0f, y, g->out_plane, &ep);
     return kiln__sgemm(pool, alloc, false, false, g->mg, g->out_plane, kdim, 1.0f, j->w + grp * g->mg * kdim, kdim, b,
-                       g->out_plane, 0.0f, j->y + first * g->out_plane, g->out_plane, &ep);
+                       g->out_plane, 0.0f, y, g->out_plane, &ep);
 }
 
 typedef struct slot_arg {
@@ -397,10 +609,10 @@ static void slot_range(void *arg, int64_t begin, int64_t end) {
     const conv_geom *g = &j->g;
     int64_t tasks = g->n * g->groups;
     for (int64_t s = begin; s < end; s++) {
-        float *col = j->col + s * j->col_size;
+        float *col = j->col ? j->col + s * j->col_size : NULL;
         for (int64_t t = s; t < tasks; t += j->slots) {
             int64_t n = t / g->groups, grp = t % g->groups;
-            if (!j->pointwise) im2col(g, j->x + (n * g->c + grp * g->cg) * g->in_plane, col, 0, g->cg * g->kvol);
+            if (col) im2col(g, j->x + (n * g->c + grp * g->cg) * g->in_plane, col, 0, g->cg * g->kvol);
             kiln_status st = group_gemm(j, n, grp, col, NULL, sa->alloc);
             if (st != KILN_OK) atomic_store(&j->status, st);
         }
@@ -410,6 +622,14 @@ static void slot_range(void *arg, int64_t begin, int64_t end) {
 static void im2col_range(void *arg, int64_t begin, int64_t end) {
     const conv_job *j = arg;
     im2col(&j->g, j->xg, j->col, begin, end);
+}
+
+/* The weights of every group packed for the GEMM into dst (per group kiln__sgemm_packed_a_floats). */
+static void pack_weights(const conv_job *j, float *dst) {
+    const conv_geom *g = &j->g;
+    int64_t kdim = g->cg * g->kvol, per_group = kiln__sgemm_packed_a_floats(g->mg, kdim);
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        kiln__sgemm_pack_a(g->mg, kdim, j->w + grp * g->mg * kdim, kdim, dst + grp * per_group);
 }
 
 /* The context's cache block of packed weights: a header, then the packed floats at offset 64. */
@@ -439,8 +659,8 @@ static const float *cached_wpack(const kiln_layer *layer, const void *w_src, con
     if (!h) return NULL; /* runs unpacked */
     *h = (wpack_header){w_src, g->m, kdim, g->groups};
     float *dst = (float *)((char *)h + WPACK_OFFSET);
-    for (int64_t grp = 0; grp < g->groups; grp++)
-        kiln__sgemm_pack_a(g->mg, kdim, j->w + grp * g->mg * kdim, kdim, dst + grp * per_group);
+    pack_weights(j, dst);
+    kiln__cpu_release_weights(ctx, j->w, (size_t)(g->m * kdim) * sizeof(float)); /* the GEMM reads the packed copy */
     *ctx->cache = h;
     return dst;
 }
@@ -453,16 +673,34 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
-    j->col_size = j->pointwise ? 0 : g->cg * g->kvol * g->out_plane;
+    j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE && g->mg <= IMPLICIT_MAX_MAPS;
+    /* The implicit path needs packed weights: weights not cached are packed for this run. */
+    float *wtmp = NULL;
+    if (j->implicit && !j->wpack) {
+        size_t wbytes;
+        if (!kiln__mul_size((size_t)(kiln__sgemm_packed_a_floats(g->mg, g->cg * g->kvol) * g->groups), sizeof(float),
+                            &wbytes))
+            return kiln__error(KILN_OUT_OF_MEMORY, "convolution weight packing size overflows");
+        wtmp = kiln__malloc_aligned(ctx->alloc, KILN__MAX(wbytes, 1), 64);
+        if (!wtmp) return KILN_OUT_OF_MEMORY;
+        pack_weights(j, wtmp);
+        j->wpack = wtmp;
+    }
+    j->col_size = j->pointwise || j->implicit ? 0 : g->cg * g->kvol * g->out_plane;
     /* Many small (image, group) tasks: one pipeline per thread. Otherwise each task in turn,
-     * with im2col and the GEMM spread over the threads. */
+     * with im2col (or the GEMM's packing) and the GEMM spread over the threads. */
     double flops = 2.0 * (double)g->mg * (double)g->out_plane * (double)(g->cg * g->kvol);
     j->slots = threads > 1 && tasks >= threads && flops < KILN__SMALL_GEMM_FLOPS ? threads : 1;
     size_t bytes = 0;
-    if (j->col_size && !kiln__mul_size((size_t)(j->slots * j->col_size), sizeof(float), &bytes))
+    if (j->col_size && !kiln__mul_size((size_t)(j->slots * j->col_size), sizeof(float), &bytes)) {
+        kiln__free(ctx->alloc, wtmp);
         return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
+    }
     j->col = bytes ? kiln__malloc_aligned(ctx->alloc, bytes, 64) : NULL;
-    if (bytes && !j->col) return KILN_OUT_OF_MEMORY;
+    if (bytes && !j->col) {
+        kiln__free(ctx->alloc, wtmp);
+        return KILN_OUT_OF_MEMORY;
+    }
     atomic_init(&j->status, KILN_OK);
     kiln_status st = KILN_OK;
     if (j->slots > 1) {
@@ -472,7 +710,7 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
     } else {
         for (int64_t t = 0; t < tasks && st == KILN_OK; t++) {
             int64_t n = t / g->groups, grp = t % g->groups;
-            if (!j->pointwise) {
+            if (j->col) {
                 j->xg = j->x + (n * g->c + grp * g->cg) * g->in_plane;
                 kiln__parallel_for(ctx->pool, g->cg * g->kvol, 1, im2col_range, j);
             }
@@ -480,6 +718,7 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
         }
     }
     kiln__free(ctx->alloc, j->col);
+    kiln__free(ctx->alloc, wtmp);
     return st;
 }
 

@@ -71,15 +71,24 @@ static bool fusable_conv(const kiln_layer *l) {
     return l->type == KILN_LAYER_CONVOLUTION && l->outputs[0]->dtype == KILN_FLOAT32 && l->p.conv.act.kind < 0;
 }
 
-static bool same_known_dims(const kiln_dims *a, const kiln_dims *b) {
-    return kiln__dims_equal(a, b) && kiln__dims_volume(a) >= 0;
+/* Round 1 (residual adds) decides on shape facts taken after round 0's rewrites. */
+static kiln_status facts_for_round(kiln_network *net, const kiln__shape_points *pts, int round,
+                                   kiln__shape_facts *f) {
+    memset(f, 0, sizeof *f);
+    return round == 1 ? kiln__shape_facts_eval(net, pts, f) : KILN_OK;
 }
 
-kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
+kiln_status kiln__pass_fuse(kiln_network *net, const kiln__shape_points *pts, int32_t *fused) {
     *fused = 0;
     for (int round = 0; round < 3; round++) {
+        kiln__shape_facts facts;
+        KILN__TRY(facts_for_round(net, pts, round, &facts));
         int32_t *consumers;
-        KILN__TRY(kiln__graph_consumers(net, &consumers));
+        kiln_status cst = kiln__graph_consumers(net, &consumers);
+        if (cst != KILN_OK) {
+            kiln__shape_facts_free(net, &facts);
+            return cst;
+        }
         /* Layers absorbed this round are dead but still wired; never match them again. */
         int64_t nb_layers = net->nb_layers;
         bool *absorbed = kiln__calloc(&net->alloc, (size_t)(nb_layers ? nb_layers : 1), sizeof *absorbed);
@@ -96,8 +105,11 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
             } else if (round == 1 && fusable_conv(l) && conv_input(l, 3) == NULL &&
                        next->type == KILN_LAYER_ELEMENTWISE && next->p.ew.op == KILN_EW_ADD && next->nb_inputs == 2) {
                 kiln_tensor *other = next->inputs[0] == l->outputs[0] ? next->inputs[1] : next->inputs[0];
+                /* The epilogue reads the residual with the output's layout, no broadcasting: its
+                 * dims must be the output's exactly (the conv's shape inference checks that again
+                 * on every run, so a shape the facts missed fails rather than computes wrong). */
                 if (other && other != l->outputs[0] && other->dtype == KILN_FLOAT32 &&
-                    same_known_dims(&other->dims, &l->outputs[0]->dims)) {
+                    kiln__shape_facts_all(&facts, other, l->outputs[0], kiln__dims_equal)) {
                     st = kiln__graph_set_input(l, 3, other);
                     if (st == KILN_OK) {
                         kiln__graph_absorb(l, next);
@@ -120,6 +132,7 @@ kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused) {
         }
         kiln__free(&net->alloc, absorbed);
         kiln__free(&net->alloc, consumers);
+        kiln__shape_facts_free(net, &facts);
         KILN__TRY(st);
         KILN__TRY(kiln__graph_tidy(net));
     }

@@ -10,8 +10,7 @@ static bool float_dtype(kiln_dtype t) { return t == KILN_FLOAT32 || t == KILN_FL
 /* Whether adding `bias` to a tensor of dims `out` is the same as the matmul's broadcast of c:
  * bias has at most out's rank, every dim but the last is 1, and the last is 1 or out's last
  * (known). Then the Add's result has exactly out's dims. */
-static bool bias_along_last_dim(const kiln_tensor *bias, const kiln_dims *out) {
-    const kiln_dims *b = &bias->dims;
+static bool bias_along_last_dim(const kiln_dims *b, const kiln_dims *out) {
     if (b->nb_dims > out->nb_dims || kiln__dims_volume(b) < 1) return false;
     if (b->nb_dims == 0) return true;
     for (int32_t i = 0; i + 1 < b->nb_dims; i++)
@@ -20,11 +19,16 @@ static bool bias_along_last_dim(const kiln_tensor *bias, const kiln_dims *out) {
     return last == 1 || (out_last >= 0 && last == out_last);
 }
 
-kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused) {
+kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_points *pts, int32_t *fused) {
     *fused = 0;
+    kiln__shape_facts facts;
+    KILN__TRY(kiln__shape_facts_eval(net, pts, &facts));
     int32_t *consumers;
-    KILN__TRY(kiln__graph_consumers(net, &consumers));
-    kiln_status st = KILN_OK;
+    kiln_status st = kiln__graph_consumers(net, &consumers);
+    if (st != KILN_OK) {
+        kiln__shape_facts_free(net, &facts);
+        return st;
+    }
     for (int64_t i = 0; st == KILN_OK && i < net->nb_layers; i++) {
         kiln_layer *mm = net->layers[i];
         if (mm->type != KILN_LAYER_MATMUL || (mm->nb_inputs > 2 && mm->inputs[2]) || mm->p.matmul.act.kind >= 0)
@@ -49,7 +53,9 @@ kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused) {
             continue;
         kiln_tensor *bias = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
         if (!bias || bias == y || !bias->producer || bias->producer->type != KILN_LAYER_CONSTANT ||
-            bias->dtype != y->dtype || add->outputs[0]->dtype != y->dtype || !bias_along_last_dim(bias, &y->dims))
+            bias->dtype != y->dtype || add->outputs[0]->dtype != y->dtype ||
+            !(bias_along_last_dim(&bias->dims, &y->dims) ||
+              kiln__shape_facts_all(&facts, bias, y, bias_along_last_dim)))
             continue;
         st = kiln__graph_set_input(mm, 2, bias);
         if (st != KILN_OK) break;
@@ -59,6 +65,7 @@ kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused) {
         ++*fused;
     }
     kiln__free(&net->alloc, consumers);
+    kiln__shape_facts_free(net, &facts);
     KILN__TRY(st);
     return *fused ? kiln__graph_tidy(net) : KILN_OK;
 }

@@ -8,8 +8,7 @@
 /* Whether y + t has y's dims and t's rows are n wide: t has at most y's rank, its last dim is
  * y's (known), the one before it 1 or y's, and every other dim 1, y's (known), or unknown in
  * both (the batch; the matmul checks at run time that c does not grow its result). */
-static bool rows_of(const kiln_tensor *t, const kiln_dims *y) {
-    const kiln_dims *d = &t->dims;
+static bool rows_of(const kiln_dims *d, const kiln_dims *y) {
     int32_t r = d->nb_dims, ry = y->nb_dims;
     if (r < 1 || r > ry || y->d[ry - 1] < 1 || d->d[r - 1] != y->d[ry - 1]) return false;
     for (int32_t i = 0; i + 1 < r; i++) {
@@ -19,11 +18,16 @@ static bool rows_of(const kiln_tensor *t, const kiln_dims *y) {
     return true;
 }
 
-kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, int32_t *fused) {
+kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, const kiln__shape_points *pts, int32_t *fused) {
     *fused = 0;
+    kiln__shape_facts facts;
+    KILN__TRY(kiln__shape_facts_eval(net, pts, &facts));
     int32_t *consumers;
-    KILN__TRY(kiln__graph_consumers(net, &consumers));
-    kiln_status st = KILN_OK;
+    kiln_status st = kiln__graph_consumers(net, &consumers);
+    if (st != KILN_OK) {
+        kiln__shape_facts_free(net, &facts);
+        return st;
+    }
     for (int64_t i = 0; st == KILN_OK && i < net->nb_layers; i++) {
         kiln_layer *mm = net->layers[i];
         if (mm->type != KILN_LAYER_MATMUL || (mm->nb_inputs > 2 && mm->inputs[2]) || mm->p.matmul.act.kind >= 0 ||
@@ -35,7 +39,10 @@ kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, int32_t *fused) {
         if (!add || add->type != KILN_LAYER_ELEMENTWISE || add->p.ew.op != KILN_EW_ADD || add->nb_inputs != 2)
             continue;
         kiln_tensor *t = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
-        if (!t || t == y || t->dtype != y->dtype || add->outputs[0]->dtype != y->dtype || !rows_of(t, &y->dims))
+        /* Where build-time dims leave it open (the batch and sequence dims of an exported
+         * transformer), the rows are checked at every shape the profiles bound. */
+        if (!t || t == y || t->dtype != y->dtype || add->outputs[0]->dtype != y->dtype ||
+            !(rows_of(&t->dims, &y->dims) || kiln__shape_facts_all(&facts, t, y, rows_of)))
             continue;
         st = kiln__graph_set_input(mm, 2, t);
         if (st != KILN_OK) break;
@@ -44,6 +51,7 @@ kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, int32_t *fused) {
         ++*fused;
     }
     kiln__free(&net->alloc, consumers);
+    kiln__shape_facts_free(net, &facts);
     KILN__TRY(st);
     return *fused ? kiln__graph_tidy(net) : KILN_OK;
 }

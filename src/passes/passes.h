@@ -3,10 +3,11 @@
 #define KILN_PASSES_H
 
 #include "../network/ir.h"
+#include "shapes.h"
 
 /* Fuses conv+batchnorm(+residual add)(+activation) and matmul+activation; *fused counts the
- * layers absorbed. */
-kiln_status kiln__pass_fuse(kiln_network *net, int32_t *fused);
+ * layers absorbed. pts (or NULL): the shapes the engine accepts, for dims unknown at build time. */
+kiln_status kiln__pass_fuse(kiln_network *net, const kiln__shape_points *pts, int32_t *fused);
 
 /* Replaces layers whose inputs are all constants by constant layers computed with the CPU
  * kernels (outputs bounded in size); *folded counts the layers replaced. */
@@ -15,14 +16,16 @@ kiln_status kiln__pass_fold_constants(kiln_network *net, int32_t *folded);
  * layer each; *fused counts the activations made. */
 kiln_status kiln__pass_fuse_activations(kiln_network *net, int32_t *fused);
 /* Moves a Mul/Div by a scalar constant after a matmul into its alpha, and the Add of a constant
- * bias along the last dim into its c input (beta 1); *fused counts the layers absorbed. */
-kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, int32_t *fused);
+ * bias along the last dim into its c input (beta 1); *fused counts the layers absorbed. pts as
+ * for kiln__pass_fuse. */
+kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_points *pts, int32_t *fused);
 /* Moves the Add of a tensor with rows as wide as a matmul's result (attention's mask, a residual
- * block) into the matmul's c input (beta 1) when the matmul has none; *fused counts the Adds. */
-kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, int32_t *fused);
+ * block) into the matmul's c input (beta 1) when the matmul has none; *fused counts the Adds.
+ * pts as for kiln__pass_fuse. */
+kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, const kiln__shape_points *pts, int32_t *fused);
 /* Runs the four passes above in the order that lets kiln__pass_fuse then put the activation
  * into the matmul's epilogue: folding first (patterns then see constants), then activations,
  * then biases, then other adds. *changed counts the rewrites. */
-kiln_status kiln__pass_simplify(kiln_network *net, int32_t *changed);
+kiln_status kiln__pass_simplify(kiln_network *net, const kiln__shape_points *pts, int32_t *changed);
 
 #endif

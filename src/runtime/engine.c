@@ -205,10 +205,6 @@ kiln_status kiln_builder_build_engine(kiln_builder *b, const kiln_network *netwo
     e->workspace_limit = config->workspace_limit;
     kiln_status st = kiln__network_clone(network, &e->net);
     if (st == KILN_OK) st = kiln__network_remove_dead(e->net);
-    int32_t fused = 0, simplified = 0;
-    if (st == KILN_OK) st = kiln__pass_simplify(e->net, &simplified);
-    if (st == KILN_OK) st = kiln__pass_fuse(e->net, &fused);
-    if (st == KILN_OK && fused) kiln__logf(&b->log, KILN_LOG_VERBOSE, "fusion absorbed %d layers", fused);
     if (st == KILN_OK && config->nb_profiles) {
         e->profiles = kiln__calloc(&e->alloc, (size_t)config->nb_profiles, sizeof *e->profiles);
         if (!e->profiles) st = KILN_OUT_OF_MEMORY;
@@ -217,6 +213,15 @@ kiln_status kiln_builder_build_engine(kiln_builder *b, const kiln_network *netwo
             if (st == KILN_OK) e->nb_profiles++;
         }
     }
+    /* The passes fuse on the shapes the profiles accept, so the profiles must be sound first. */
+    if (st == KILN_OK) st = check_profiles(e);
+    kiln__shape_points pts = {0};
+    if (st == KILN_OK) st = kiln__shape_points_make(e->net, e->profiles, e->nb_profiles, &pts);
+    int32_t fused = 0, simplified = 0;
+    if (st == KILN_OK) st = kiln__pass_simplify(e->net, &pts, &simplified);
+    if (st == KILN_OK) st = kiln__pass_fuse(e->net, &pts, &fused);
+    if (e->net) kiln__shape_points_free(e->net, &pts);
+    if (st == KILN_OK && fused) kiln__logf(&b->log, KILN_LOG_VERBOSE, "fusion absorbed %d layers", fused);
     if (st == KILN_OK) st = kiln__engine_validate(e);
     if (st == KILN_OK && e->device == KILN_DEVICE_CUDA) st = prepare_device(e, config->timing_cache);
     if (st == KILN_OK) st = kiln__pool_create(&e->alloc, 0, &e->owned_pool);

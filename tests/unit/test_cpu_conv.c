@@ -354,6 +354,52 @@ static void test_wide_kernels(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
+/* Convolutions whose col matrix the GEMM packs from the input (panels crossing output rows, rows
+ * in the padding, strides 1 and 2 vectorized, others lane by lane), at every SIMD level, with
+ * and without cached weights, and past the output-map count where im2col runs instead. */
+static void test_implicit_im2col(void) {
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
+        kiln__cpu_set_simd(simd);
+        for (int it = 0; it < 24; it++) {
+            int64_t k = kt_randi(1, 7), s = kt_randi(1, 3), d = kt_randi(1, 2), g = kt_randi(1, 2);
+            conv_case r = c2d(kt_randi(1, 2), g * kt_randi(1, 5), g * kt_randi(1, 40), (k - 1) * d + kt_randi(1, 20),
+                              (k - 1) * d + kt_randi(1, 70), k, s, kt_randi(0, k), d, (int)g);
+            r.pe[1] = kt_randi(0, k);
+            r.pb[0] = kt_randi(0, k);
+            if (k == 1 && s == 1 && r.pb[0] + r.pb[1] + r.pe[0] + r.pe[1] == 0) r.pe[1] = 1; /* not pointwise */
+            r.bias = (int)kt_randi(0, 1);
+            r.res = (int)kt_randi(0, 1);
+            r.act = acts[kt_randi(0, 3)];
+            if (it % 6 == 5) { /* 3-D */
+                r.ns = 3;
+                r.in[2] = r.in[1];
+                r.in[1] = r.in[0];
+                r.in[0] = (k - 1) * d + kt_randi(1, 4);
+                r.k[2] = r.k[1] = r.k[0] = k;
+                r.s[2] = r.s[1];
+                r.s[1] = r.s[0] = kt_randi(1, 2);
+                r.d[2] = r.d[1] = r.d[0] = d;
+                r.pb[2] = r.pb[1];
+                r.pe[2] = r.pe[1];
+                r.pe[0] = r.pb[1] = r.pe[1] = 0;
+            }
+            void *slot = NULL;
+            run_case_cached(simd ? "implicit im2col" : "im2col (portable)", &r, KILN_FLOAT32, it % 2 ? g_pool : NULL,
+                            it % 3 ? &slot : NULL, true);
+            kiln__free(&g_alloc, slot);
+        }
+        conv_case cc = c2d(1, 6, 300, 9, 10, 3, 2, 1, 1, 1); /* more maps than the implicit path takes */
+        cc.bias = cc.res = 1;
+        cc.act = KILN_ACT_RELU;
+        run_case("im2col 300 maps", &cc, KILN_FLOAT32, g_pool);
+        cc = c2d(2, 4, 20, 1, 77, 1, 1, 0, 1, 1); /* 1x1 with pads: padding rows and columns */
+        cc.pb[1] = cc.pe[0] = 1;
+        run_case("1x1 padded", &cc, KILN_FLOAT32, NULL);
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
 /* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
  * weights change shape; never cached when they are not constant, for depthwise layers or without
  * AVX2. */
@@ -701,6 +747,7 @@ int main(void) {
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_DECONVOLUTION) == kiln__cpu_deconv);
     test_conv_kernels();
     test_wide_kernels();
+    test_implicit_im2col();
     test_packed_weights();
     test_depthwise_shapes();
     test_deconv_kernels();
