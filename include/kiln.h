@@ -714,6 +714,37 @@ KILN_API kiln_status kiln_context_enqueue(kiln_context *context, void *stream);
 /* Bytes of activation memory the context uses for the current shapes (after execution). */
 KILN_API uint64_t kiln_context_activation_bytes(const kiln_context *context);
 
+/* ---------------------------------------------------------------- per-layer profiling */
+
+/* Accumulated timing of one engine layer (after the builder's fusions: the layers that
+ * kiln_engine_num_layers and kiln_engine_layer_info list). */
+typedef struct kiln_layer_profile {
+    size_t struct_size;     /* set by the caller to sizeof(kiln_layer_profile); kiln fills the fields that fit */
+    const char *name;       /* the layer's name; valid while the engine lives */
+    const char *type_name;  /* kiln_layer_type_name of its type ("Convolution", ...) */
+    kiln_layer_type type;
+    int64_t count;          /* timed executions since profiling was enabled or reset */
+    double total_ms;        /* their summed time in milliseconds */
+} kiln_layer_profile;
+
+/* Turns per-layer timing of this context's executions on (enabled != 0) or off. Turning it on
+ * the first time allocates one accumulator per engine layer (KILN_OUT_OF_MEMORY otherwise);
+ * results accumulate across executions and stay readable after it is turned off. Off costs
+ * one branch per execution. CPU engines: each layer is timed on the calling thread with
+ * CLOCK_MONOTONIC around all of its work in an execution (output shape check, output
+ * placement, kernel on the worker threads); the host shape inference that runs when input
+ * shapes change (shape tensors folded) is not timed and not counted. CUDA engines: not
+ * implemented yet; enabling returns KILN_UNSUPPORTED (disabling returns KILN_OK). */
+KILN_API kiln_status kiln_context_set_profiling(kiln_context *context, int enabled);
+/* Number of profile entries: the engine's layer count, in execution order (entry i is
+ * layer i of kiln_engine_layer_info), once profiling has been enabled; 0 before. */
+KILN_API kiln_status kiln_context_profiling_num_layers(const kiln_context *context, int32_t *count);
+/* Entry `index` (0 .. count - 1) into *profile; KILN_NOT_FOUND for an index out of range. */
+KILN_API kiln_status kiln_context_profiling_layer(const kiln_context *context, int32_t index,
+                                                  kiln_layer_profile *profile);
+/* Zeroes every entry's count and time; profiling stays on or off as it was. */
+KILN_API kiln_status kiln_context_reset_profiling(kiln_context *context);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* kiln bench: latency and throughput of an engine, reported as trtexec does. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,12 @@ static const char help[] =
     "  --shapes=SPEC       shapes of dynamic inputs, name:1x3x224x224[,...] (default: profile opt)\n"
     "  --warmUp=MS         warm-up time in milliseconds (default 200)\n"
     "  --duration=S        minimum timed duration in seconds (default 3)\n"
-    "  --iterations=N      minimum number of timed executions (default 10)\n";
+    "  --iterations=N      minimum number of timed executions (default 10)\n"
+    "  --dumpProfile       time every layer during the timed runs and print a table sorted by\n"
+    "                      total time: average ms per run, share of the summed layer time\n"
+    "                      (CPU engines)\n"
+    "  --exportProfile=F   write that per-layer profile to F as JSON: an array of\n"
+    "                      {name, type, averageMs, totalMs, percentage, count}\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -37,7 +43,116 @@ static double percentile(const double *sorted, size_t n, double p) {
     return sorted[rank - 1];
 }
 
-static int measure(kiln_engine *engine, const char *shapes, double warm_ms, double duration_s, int64_t iterations) {
+/* ---- per-layer profile */
+
+typedef struct prof_row {
+    const char *name, *type;
+    int64_t count;
+    double total_ms;
+} prof_row;
+
+/* Longest total first; ties by name so the order is stable. */
+static int cmp_row(const void *a, const void *b) {
+    const prof_row *x = a, *y = b;
+    if (x->total_ms != y->total_ms) return x->total_ms < y->total_ms ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+static double row_avg(const prof_row *r) { return r->count ? r->total_ms / (double)r->count : 0; }
+
+/* The context's per-layer profile, sorted; *rows is malloc'ed. */
+static int read_profile(kiln_context *ctx, prof_row **rows, int32_t *n, double *total_ms) {
+    *rows = NULL;
+    *total_ms = 0;
+    kiln_status st = kiln_context_profiling_num_layers(ctx, n);
+    if (st != KILN_OK) return cli_kiln_fail(st, "reading the layer profile");
+    *rows = malloc((size_t)(*n ? *n : 1) * sizeof **rows);
+    if (!*rows) {
+        cli_error("out of memory");
+        return CLI_FAIL;
+    }
+    for (int32_t i = 0; i < *n; i++) {
+        kiln_layer_profile lp = {.struct_size = sizeof lp};
+        if ((st = kiln_context_profiling_layer(ctx, i, &lp)) != KILN_OK) {
+            free(*rows);
+            *rows = NULL;
+            return cli_kiln_fail(st, "reading the profile of layer %d", i);
+        }
+        (*rows)[i] = (prof_row){lp.name, lp.type_name, lp.count, lp.total_ms};
+        *total_ms += lp.total_ms;
+    }
+    qsort(*rows, (size_t)*n, sizeof **rows, cmp_row);
+    return CLI_OK;
+}
+
+static void print_profile(const prof_row *rows, int32_t n, double total_ms, size_t runs, double mean_latency_ms) {
+    double pct = total_ms > 0 ? 100.0 / total_ms : 0;
+    printf("=== Profile (%zu runs) ===\n", runs);
+    printf("%12s %12s %8s   %-16s %s\n", "Time(ms)", "Avg.(ms)", "Time(%)", "Type", "Layer");
+    for (int32_t i = 0; i < n; i++)
+        printf("%12.3f %12.5f %8.1f   %-16s %s\n", rows[i].total_ms, row_avg(&rows[i]), rows[i].total_ms * pct,
+               rows[i].type, rows[i].name);
+    double avg = runs ? total_ms / (double)runs : 0;
+    printf("%12.3f %12.5f %8.1f   %-16s %s\n", total_ms, avg, total_ms > 0 ? 100.0 : 0.0, "", "Total");
+    printf("Layers cover %.1f%% of the mean latency (%.5f ms); the rest is the run loop around them\n",
+           mean_latency_ms > 0 ? 100.0 * avg / mean_latency_ms : 0.0, mean_latency_ms);
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static int export_profile(const char *path, const prof_row *rows, int32_t n, double total_ms) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error("cannot write the profile to '%s': %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    fputs("[\n", f);
+    for (int32_t i = 0; i < n; i++) {
+        fputs("  {\"name\": ", f);
+        json_string(f, rows[i].name);
+        fputs(", \"type\": ", f);
+        json_string(f, rows[i].type);
+        fprintf(f, ", \"averageMs\": %.6f, \"totalMs\": %.6f, \"percentage\": %.4f, \"count\": %lld}%s\n",
+                row_avg(&rows[i]), rows[i].total_ms, total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0,
+                (long long)rows[i].count, i + 1 < n ? "," : "");
+    }
+    fputs("]\n", f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        cli_error("cannot write the profile to '%s': %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    printf("Profile written to %s\n", path);
+    return CLI_OK;
+}
+
+static int report_profile(kiln_context *ctx, int dump, const char *export_path, size_t runs, double mean_latency_ms) {
+    prof_row *rows;
+    int32_t n;
+    double total_ms;
+    if (read_profile(ctx, &rows, &n, &total_ms)) return CLI_FAIL;
+    if (dump) print_profile(rows, n, total_ms, runs, mean_latency_ms);
+    int rc = export_path ? export_profile(export_path, rows, n, total_ms) : CLI_OK;
+    free(rows);
+    return rc;
+}
+
+/* ---- timing */
+
+static int measure(kiln_engine *engine, const char *shapes, double warm_ms, double duration_s, int64_t iterations,
+                   int dump_profile, const char *export_path) {
     kiln_device_type device = kiln_engine_device(engine);
     kiln_context *ctx = NULL;
     void *stream = NULL;
@@ -50,6 +165,13 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
     if ((rc = cli_prepare_inputs(engine, ctx, shapes, NULL, 1, &ios)) != CLI_OK) goto done;
     rc = CLI_FAIL;
     if (device == KILN_DEVICE_CUDA && cli_cuda_stream_create(&stream)) goto done;
+    /* Enabled before the warm-up so an engine without profiling fails at once; the warm-up
+     * runs are then reset away. */
+    int profiling = dump_profile || export_path;
+    if (profiling && (st = kiln_context_set_profiling(ctx, 1)) != KILN_OK) {
+        cli_kiln_fail(st, "enabling the per-layer profile");
+        goto done;
+    }
 
     int64_t warm_count = 0;
     double t0 = cli_now();
@@ -58,6 +180,10 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         warm_count++;
     }
     printf("Warm-up: %lld executions in %.1f ms\n", (long long)warm_count, (cli_now() - t0) * 1e3);
+    if (profiling && (st = kiln_context_reset_profiling(ctx)) != KILN_OK) {
+        cli_kiln_fail(st, "resetting the per-layer profile");
+        goto done;
+    }
 
     double start = cli_now(), now = start;
     while (now - start < duration_s || (int64_t)n < iterations) {
@@ -111,7 +237,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
     printf("Device: %s; latencies are host wall times (CLOCK_MONOTONIC) of one %s\n",
            device == KILN_DEVICE_CUDA ? "cuda" : "cpu",
            device == KILN_DEVICE_CUDA ? "enqueue + stream synchronize" : "execute");
-    rc = CLI_OK;
+    rc = profiling ? report_profile(ctx, dump_profile, export_path, n, sum / (double)n) : CLI_OK;
 done:
     free(lat);
     free(enq);
@@ -124,14 +250,17 @@ done:
 int cmd_bench(int argc, char **argv) {
     cli_build_opts o = {0};
     const char *engine_path = NULL, *threads_text = NULL, *shapes = NULL, *warm_text = NULL, *duration_text = NULL,
-               *iter_text = NULL;
-    cli_opt opts[CLI_BUILD_NB_OPTS + 6];
+               *iter_text = NULL, *export_path = NULL;
+    int dump_profile = 0;
+    const cli_opt extra[] = {{"loadEngine", &engine_path, NULL},   {"threads", &threads_text, NULL},
+                             {"shapes", &shapes, NULL},            {"warmUp", &warm_text, NULL},
+                             {"duration", &duration_text, NULL},   {"iterations", &iter_text, NULL},
+                             {"dumpProfile", NULL, &dump_profile}, {"exportProfile", &export_path, NULL}};
+    enum { NB_EXTRA = sizeof extra / sizeof extra[0] };
+    cli_opt opts[CLI_BUILD_NB_OPTS + NB_EXTRA];
     int n = cli_build_opt_table(&o, opts);
-    const cli_opt extra[] = {{"loadEngine", &engine_path, NULL}, {"threads", &threads_text, NULL},
-                             {"shapes", &shapes, NULL},          {"warmUp", &warm_text, NULL},
-                             {"duration", &duration_text, NULL}, {"iterations", &iter_text, NULL}};
     memcpy(opts + n, extra, sizeof extra);
-    int rc = cli_parse(argc, argv, opts, n + 6);
+    int rc = cli_parse(argc, argv, opts, n + NB_EXTRA);
     if (rc < 0) {
         fputs(help, stdout);
         return CLI_OK;
@@ -149,6 +278,10 @@ int cmd_bench(int argc, char **argv) {
     int64_t threads = 0, iterations = 10;
     double warm_ms = 200, duration_s = 3;
     kiln_device_type device;
+    if (export_path && !*export_path) {
+        cli_error("--exportProfile needs a file name: --exportProfile=FILE");
+        return CLI_USAGE;
+    }
     if ((threads_text && cli_parse_i64("threads", threads_text, 0, 4096, &threads)) ||
         (warm_text && cli_parse_f64("warmUp", warm_text, 0, 3.6e6, &warm_ms)) ||
         (duration_text && cli_parse_f64("duration", duration_text, 0, 86400, &duration_s)) ||
@@ -173,7 +306,7 @@ int cmd_bench(int argc, char **argv) {
         if (rc) return rc;
     }
     cli_print_engine_summary(engine);
-    rc = measure(engine, shapes, warm_ms, duration_s, iterations);
+    rc = measure(engine, shapes, warm_ms, duration_s, iterations, dump_profile, export_path);
 done:
     kiln_engine_destroy(engine);
     kiln_runtime_destroy(runtime);

@@ -636,43 +636,123 @@ static void pack_weights(const conv_job *j, float *dst) {
 typedef struct wpack_header {
     const void *src; /* the constant weights they came from */
     int64_t m, kdim, groups;
+    int32_t transposed; /* 0: A panels (kiln__sgemm_pack_a); 1: W^T as B panels (narrow planes) */
+    int32_t simd;       /* B panels depend on the kernels' level */
 } wpack_header;
 #define WPACK_OFFSET 64
 
 /* Constant weights are packed for the GEMM on a context's first run and kept in its layer slot
- * (the GEMM would otherwise repack them for every tile). NULL when they cannot be cached. */
-static const float *cached_wpack(const kiln_layer *layer, const void *w_src, const conv_job *j, kiln__cpu_ctx *ctx) {
+ * (the GEMM would otherwise repack them for every tile): as A panels, or for narrow planes as
+ * W^T in B panels. NULL when they cannot be cached. */
+static const float *cached_wpack(const kiln_layer *layer, const void *w_src, const conv_job *j, bool transposed,
+                                 kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
-    if (!ctx->cache || kiln__cpu_simd() == KILN__SIMD_NONE) return NULL;
+    int simd = kiln__cpu_simd();
+    if (!ctx->cache || simd == KILN__SIMD_NONE) return NULL;
     const kiln_tensor *wt = layer->inputs[1];
     if (!wt || !wt->producer || wt->producer->type != KILN_LAYER_CONSTANT) return NULL;
-    int64_t kdim = g->cg * g->kvol, per_group = kiln__sgemm_packed_a_floats(g->mg, kdim);
+    int64_t kdim = g->cg * g->kvol;
+    int64_t floats = transposed ? kiln__sgemm_packed_b_floats(kdim, g->m)
+                                : kiln__sgemm_packed_a_floats(g->mg, kdim) * g->groups;
     wpack_header *h = *ctx->cache;
-    if (h && h->src == w_src && h->m == g->m && h->kdim == kdim && h->groups == g->groups)
+    if (h && h->src == w_src && h->m == g->m && h->kdim == kdim && h->groups == g->groups &&
+        h->transposed == transposed && (!transposed || h->simd == simd))
         return (const float *)((const char *)h + WPACK_OFFSET);
     kiln__free(ctx->alloc, h);
     *ctx->cache = NULL;
     size_t bytes;
-    if (!kiln__mul_size((size_t)(per_group * g->groups), sizeof(float), &bytes) || bytes > SIZE_MAX - WPACK_OFFSET)
-        return NULL;
+    if (!kiln__mul_size((size_t)floats, sizeof(float), &bytes) || bytes > SIZE_MAX - WPACK_OFFSET) return NULL;
     h = kiln__malloc_aligned(ctx->alloc, bytes + WPACK_OFFSET, 64);
     if (!h) return NULL; /* runs unpacked */
-    *h = (wpack_header){w_src, g->m, kdim, g->groups};
+    *h = (wpack_header){w_src, g->m, kdim, g->groups, transposed, simd};
     float *dst = (float *)((char *)h + WPACK_OFFSET);
-    pack_weights(j, dst);
+    if (transposed)
+        kiln__sgemm_pack_b(true, kdim, g->m, j->w, kdim, dst);
+    else
+        pack_weights(j, dst);
     kiln__cpu_release_weights(ctx, j->w, (size_t)(g->m * kdim) * sizeof(float)); /* the GEMM reads the packed copy */
     *ctx->cache = h;
     return dst;
 }
 
+/* ------------------------------------------------- narrow planes: the GEMM transposed */
+
+/* A plane of 49 or 196 outputs fills 64 or 224 lanes of the 32-wide GEMM panels: up to a third of
+ * the work wasted. Transposed, T[plane, m] = col^T W^T puts the plane on the micro-kernel's
+ * 12/6-row side and the output maps (a multiple of 32 in real networks) on the vector side; a
+ * pass then writes y = act(T^T + bias + residual). Used when it saves at least a tenth. */
+#define NARROW_MAX_PLANE 256
+#define NARROW_MIN_MAPS 32
+
+static bool narrow_plane(const conv_geom *g) {
+    int simd = kiln__cpu_simd();
+    if (simd == KILN__SIMD_NONE || g->groups != 1 || g->out_plane > NARROW_MAX_PLANE || g->m < NARROW_MIN_MAPS)
+        return false;
+    int64_t nr = simd == KILN__SIMD_AVX512 ? 32 : 16, n = g->out_plane;
+    int64_t lanes = (n + nr - 1) / nr * nr, mlanes = (g->m + nr - 1) / nr * nr;
+    int64_t rows = simd == KILN__SIMD_AVX512 ? n / 12 * 12 + (n % 12 + 5) / 6 * 6 : (n + 5) / 6 * 6;
+    return (double)rows * (double)mlanes * 10.0 < (double)lanes * (double)g->m * 9.0;
+}
+
+typedef struct narrow_out {
+    const conv_job *j;
+    const float *t; /* T [plane, m] of one image */
+    int64_t image;
+} narrow_out;
+
+/* Output maps [m0, m1) of one image from T: transpose, bias, residual, activation. */
+static void narrow_rows(void *arg, int64_t m0, int64_t m1) {
+    const narrow_out *no = arg;
+    const conv_job *j = no->j;
+    int64_t plane = j->g.out_plane, m = j->g.m;
+    for (int64_t mm = m0; mm < m1; mm++) {
+        float *y = j->y + (no->image * m + mm) * plane;
+        const float *r = j->res ? j->res + (no->image * m + mm) * plane : NULL;
+        float b = j->bias ? j->bias[mm] : 0.0f;
+        for (int64_t p = 0; p < plane; p++) y[p] = no->t[p * m + mm] + b + (r ? r[p] : 0.0f);
+        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, y, plane);
+    }
+}
+
+static kiln_status conv_narrow(conv_job *j, const float *wt_pack, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    int64_t kdim = g->c * g->kvol, plane = g->out_plane;
+    size_t col_bytes = 0, t_bytes;
+    if ((!j->pointwise && !kiln__mul_size((size_t)(kdim * plane), sizeof(float), &col_bytes)) ||
+        !kiln__mul_size((size_t)(plane * g->m), sizeof(float), &t_bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
+    float *t = kiln__malloc_aligned(ctx->alloc, t_bytes, 64);
+    j->col = col_bytes ? kiln__malloc_aligned(ctx->alloc, col_bytes, 64) : NULL;
+    kiln_status st = t && (!col_bytes || j->col) ? KILN_OK : KILN_OUT_OF_MEMORY;
+    for (int64_t n = 0; n < g->n && st == KILN_OK; n++) {
+        const float *a = j->x + n * g->c * g->in_plane;
+        if (j->col) {
+            j->xg = a;
+            kiln__parallel_for(ctx->pool, kdim, 1, im2col_range, j);
+            a = j->col;
+        }
+        st = kiln__sgemm_packed_b(ctx->pool, ctx->alloc, true, true, plane, g->m, kdim, 1.0f, a, plane, j->w, kdim,
+                                  wt_pack, 0.0f, t, g->m, NULL);
+        narrow_out no = {j, t, n};
+        if (st == KILN_OK) kiln__parallel_for(ctx->pool, g->m, 16, narrow_rows, &no);
+    }
+    kiln__free(ctx->alloc, t);
+    kiln__free(ctx->alloc, j->col);
+    return st;
+}
+
 static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     if (g->groups == g->c && g->m == g->c) return depthwise(j, ctx);
-    j->wpack = cached_wpack(layer, w_src, j, ctx);
-    int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
+    if (narrow_plane(g)) {
+        const float *wt_pack = cached_wpack(layer, w_src, j, true, ctx);
+        if (wt_pack) return conv_narrow(j, wt_pack, ctx);
+    }
+    j->wpack = cached_wpack(layer, w_src, j, false, ctx);
+    int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE && g->mg <= IMPLICIT_MAX_MAPS;
     /* The implicit path needs packed weights: weights not cached are packed for this run. */
     float *wtmp = NULL;

@@ -26,6 +26,8 @@ struct kiln_context {
     uint8_t *arena;
     uint64_t arena_capacity;
     void **layer_cache; /* CPU engines: one kernel cache slot per layer (kiln__cpu_ctx.cache) */
+    kiln__layer_timing *timing; /* per-layer profiling accumulators, allocated when first enabled */
+    bool profiling;
     void *device_state; /* device engines: the backend's per-context state */
     void **io_data;     /* device engines: IO pointers in engine order, for the backend */
     size_t *io_bytes;
@@ -100,6 +102,7 @@ void kiln_context_destroy(kiln_context *c) {
     if (c->layer_cache)
         for (int64_t i = 0; i < c->engine->net->nb_layers; i++) kiln__free(&alloc, c->layer_cache[i]);
     kiln__free(&alloc, c->layer_cache);
+    kiln__free(&alloc, c->timing);
     if (c->device_state) kiln__cuda()->context_destroy(c->device_state);
     kiln__free(&alloc, c->io_data);
     kiln__free(&alloc, c->io_bytes);
@@ -298,6 +301,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
     c->ev.arena = c->arena;
     c->ev.layer_cache = c->layer_cache;
     c->ev.map = e->map.data ? &e->map : NULL;
+    c->ev.timing = c->profiling ? c->timing : NULL;
     for (int32_t i = 0; i < net->nb_inputs; i++) kiln__eval_set_input(&c->ev, i, &c->io[i].dims, c->io[i].data);
     for (int64_t o = 0; o < net->nb_outputs; o++) {
         const io_slot *s = &c->io[net->nb_inputs + o];
@@ -334,3 +338,58 @@ kiln_status kiln_context_enqueue(kiln_context *c, void *stream) {
 }
 
 uint64_t kiln_context_activation_bytes(const kiln_context *c) { return c ? c->activation_bytes : 0; }
+
+kiln_status kiln_context_set_profiling(kiln_context *c, int enabled) {
+    if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "set_profiling: context is NULL");
+    if (!enabled) {
+        c->profiling = false;
+        return KILN_OK;
+    }
+    if (c->engine->device != KILN_DEVICE_CPU)
+        return kiln__error(KILN_UNSUPPORTED, "set_profiling: per-layer profiling is implemented for CPU engines only, "
+                           "not yet for CUDA engines");
+    if (!c->timing) {
+        size_t n = (size_t)(c->engine->net->nb_layers ? c->engine->net->nb_layers : 1);
+        c->timing = kiln__calloc(&c->engine->alloc, n, sizeof *c->timing);
+        if (!c->timing)
+            return kiln__error(KILN_OUT_OF_MEMORY, "set_profiling: no memory for %zu layer accumulators", n);
+    }
+    c->profiling = true;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_profiling_num_layers(const kiln_context *c, int32_t *count) {
+    if (!c || !count) return kiln__error(KILN_INVALID_ARGUMENT, "profiling_num_layers: NULL argument");
+    *count = c->timing ? (int32_t)c->engine->net->nb_layers : 0;
+    return KILN_OK;
+}
+
+kiln_status kiln_context_profiling_layer(const kiln_context *c, int32_t index, kiln_layer_profile *profile) {
+    if (!c || !profile) return kiln__error(KILN_INVALID_ARGUMENT, "profiling_layer: NULL argument");
+    if (profile->struct_size < sizeof profile->struct_size)
+        return kiln__error(KILN_INVALID_ARGUMENT,
+                           "profiling_layer: struct_size is %zu; set it to sizeof(kiln_layer_profile)",
+                           profile->struct_size);
+    int32_t n = c->timing ? (int32_t)c->engine->net->nb_layers : 0;
+    if (index < 0 || index >= n)
+        return kiln__error(KILN_NOT_FOUND, "profiling_layer: index %d is out of range (%d entries%s)", index, n,
+                           c->timing ? "" : ": profiling was never enabled");
+    const kiln_layer *l = c->engine->net->layers[index];
+    kiln_layer_profile full = {
+        .struct_size = profile->struct_size,
+        .name = l->name,
+        .type_name = kiln_layer_type_name(l->type),
+        .type = l->type,
+        .count = c->timing[index].count,
+        .total_ms = (double)c->timing[index].total_ns * 1e-6,
+    };
+    /* Callers compiled against an older, shorter struct get the fields that fit. */
+    memcpy(profile, &full, profile->struct_size < sizeof full ? profile->struct_size : sizeof full);
+    return KILN_OK;
+}
+
+kiln_status kiln_context_reset_profiling(kiln_context *c) {
+    if (!c) return kiln__error(KILN_INVALID_ARGUMENT, "reset_profiling: context is NULL");
+    if (c->timing) memset(c->timing, 0, (size_t)c->engine->net->nb_layers * sizeof *c->timing);
+    return KILN_OK;
+}

@@ -1,6 +1,7 @@
 #include "eval.h"
 
 #include <string.h>
+#include <time.h>
 
 /* Shape-mode values are computed only for tensors this small: shape tensors and their kin. */
 #define KILN__FOLD_MAX_ELEMENTS 65536
@@ -140,6 +141,21 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
     return kernel(l, in, out, &ctx);
 }
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Only successful runs count: a failing layer ends the execution anyway. */
+static kiln_status run_layer_timed(kiln__eval *ev, const kiln_layer *l, kiln__eval_mode mode, kiln__layer_timing *t) {
+    int64_t start = now_ns();
+    KILN__TRY(run_layer(ev, l, mode));
+    t->total_ns += now_ns() - start;
+    t->count++;
+    return KILN_OK;
+}
+
 kiln_status kiln__eval_run(kiln__eval *ev, kiln__eval_mode mode) {
     const kiln_network *net = ev->net;
     if (mode == KILN__EVAL_EXECUTE) {
@@ -148,9 +164,14 @@ kiln_status kiln__eval_run(kiln__eval *ev, kiln__eval_mode mode) {
             for (int32_t k = 0; k < net->layers[i]->nb_inputs; k++)
                 if (net->layers[i]->inputs[k]) ev->uses_left[net->layers[i]->inputs[k]->index]++;
     }
+    kiln__layer_timing *timing = mode == KILN__EVAL_EXECUTE ? ev->timing : NULL;
     for (int64_t i = 0; i < net->nb_layers; i++) {
         const kiln_layer *l = net->layers[i];
-        KILN__TRY(run_layer(ev, l, mode));
+        if (timing) {
+            KILN__TRY(run_layer_timed(ev, l, mode, &timing[i]));
+        } else {
+            KILN__TRY(run_layer(ev, l, mode));
+        }
         if (mode != KILN__EVAL_EXECUTE) continue;
         /* Free intermediates whose last consumer has run. */
         for (int32_t k = 0; k < l->nb_inputs; k++) {

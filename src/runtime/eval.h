@@ -25,6 +25,12 @@ kiln_status kiln__arena_plan_make(const kiln_network *net, const kiln__value *sh
                                   kiln__arena_plan *plan);
 void kiln__arena_plan_free(const kiln__alloc *alloc, kiln__arena_plan *plan);
 
+/* One layer's accumulated profiling time (kiln_context_set_profiling). */
+typedef struct kiln__layer_timing {
+    int64_t count;
+    int64_t total_ns;
+} kiln__layer_timing;
+
 typedef struct kiln__eval {
     const kiln_network *net;
     const kiln__alloc *alloc;
@@ -40,6 +46,8 @@ typedef struct kiln__eval {
     void **layer_cache;
     /* The engine's plan file mapping (kiln__cpu_ctx.map), or NULL. */
     const kiln__file_map *map;
+    /* Execute mode: per-layer accumulators, one per layer, when profiling (else NULL). */
+    kiln__layer_timing *timing;
 } kiln__eval;
 
 /* Prepares an evaluator for net (arrays sized to its tensors). */

@@ -158,9 +158,11 @@ static void reference(const conv_case *cc, const int64_t *out, const int64_t *pb
 }
 
 /* cache: run the kernel twice with this layer slot (the first run may fill it, the second reads
- * it); constant: whether the weights come from a constant layer. */
-static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool, void **cache,
-                            bool constant) {
+ * it); constant: whether the weights come from a constant layer; wseed: when not 0, the weights
+ * are drawn from this seed (equal weights for equal shapes, as one engine layer's would be: a
+ * slot may then meet the same weights at a recycled address). */
+static void run_case_seeded(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool, void **cache,
+                            bool constant, uint64_t wseed) {
     char label[160];
     snprintf(label, sizeof label, "%s [%s, %s]", what, kiln_dtype_name(t), pool ? "threads" : "serial");
     int64_t out[3], pb[3];
@@ -177,7 +179,10 @@ static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t,
     kiln__value in[4];
     memset(in, 0, sizeof in);
     in[0] = rand_value(t, xd, &rx);
+    uint64_t rng = kt_rng_state;
+    if (wseed) kt_rng_state = wseed;
     in[1] = rand_value(t, wd, &rw);
+    if (wseed) kt_rng_state = rng;
     if (cc->bias) in[2] = rand_value(t, (kiln_dims){1, {cc->m}}, &rb);
     if (cc->res) in[3] = rand_value(t, yd, &rr);
     kiln_layer l = make_layer(cc, cc->res ? 4 : 3);
@@ -224,6 +229,11 @@ done:
     free(rw);
     free(rb);
     free(rr);
+}
+
+static void run_case_cached(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool, void **cache,
+                            bool constant) {
+    run_case_seeded(what, cc, t, pool, cache, constant, 0);
 }
 
 static void run_case(const char *what, const conv_case *cc, kiln_dtype t, kiln__pool *pool) {
@@ -396,6 +406,40 @@ static void test_implicit_im2col(void) {
         cc = c2d(2, 4, 20, 1, 77, 1, 1, 0, 1, 1); /* 1x1 with pads: padding rows and columns */
         cc.pb[1] = cc.pe[0] = 1;
         run_case("1x1 padded", &cc, KILN_FLOAT32, NULL);
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+/* Small planes (7x7, 14x14) with many maps run the GEMM transposed (plane on the micro-kernel's
+ * row side) when the weights are cached; the slot switches layout when the plane grows. */
+static void test_narrow_planes(void) {
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_LEAKY_RELU, KILN_ACT_SIGMOID};
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_AVX2; simd--) {
+        kiln__cpu_set_simd(simd);
+        conv_case cases[] = {
+            c2d(1, 40, 64, 7, 7, 1, 1, 0, 1, 1),   /* pointwise: the input is col^T */
+            c2d(2, 24, 96, 7, 7, 3, 1, 1, 1, 1),   /* 3x3, batch 2 */
+            c2d(1, 16, 48, 14, 14, 1, 2, 0, 1, 1), /* strided 1x1 down to 7x7 */
+            c2d(1, 8, 32, 14, 14, 3, 1, 1, 1, 1),  /* 14x14 */
+            c2d(1, 12, 70, 5, 9, 3, 1, 1, 1, 1),   /* maps not a multiple of the panel width */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            cases[i].bias = (int)kt_randi(0, 1);
+            cases[i].res = (int)kt_randi(0, 1);
+            cases[i].act = acts[kt_randi(0, 3)];
+            void *slot = NULL;
+            char what[80];
+            uint64_t wseed = kt_rand_u64() | 1;
+            snprintf(what, sizeof what, "narrow plane %zu, simd %d", i, simd);
+            run_case_seeded(what, &cases[i], KILN_FLOAT32, i % 2 ? g_pool : NULL, &slot, true, wseed);
+            conv_case wide = cases[i];
+            wide.in[0] = wide.in[1] = 40; /* a large plane: A panels again */
+            snprintf(what, sizeof what, "narrow plane %zu, then a wide one, simd %d", i, simd);
+            run_case_seeded(what, &wide, KILN_FLOAT32, g_pool, &slot, true, wseed);
+            snprintf(what, sizeof what, "narrow plane %zu again, simd %d", i, simd);
+            run_case_seeded(what, &cases[i], KILN_FLOAT32, NULL, &slot, true, wseed);
+            kiln__free(&g_alloc, slot);
+        }
     }
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
@@ -749,6 +793,7 @@ int main(void) {
     test_wide_kernels();
     test_implicit_im2col();
     test_packed_weights();
+    test_narrow_planes();
     test_depthwise_shapes();
     test_deconv_kernels();
     test_infer();
