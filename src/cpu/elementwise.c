@@ -17,7 +17,12 @@ struct ew_job {
     uint8_t *o;
     int32_t rank; /* of the merged shape; the last dim is the row */
     int64_t d[KILN_MAX_DIMS], sa[KILN_MAX_DIMS], sb[KILN_MAX_DIMS];
+    int64_t pieces, piece; /* each row runs as `pieces` items of `piece` elements (the last shorter) */
 };
+
+/* Rows longer than this (two same-shape tensors merge into one row) are cut into pieces of
+ * about this many elements, so that the threads share them. */
+#define EW_PIECE 16384
 
 #define EW_ROW(NAME, TA, TO, EXPR)                                                                             \
     static void NAME(const ew_job *job, const void *a_, int64_t sa, const void *b_, int64_t sb, void *o_,        \
@@ -238,20 +243,26 @@ static void mixed_pow_row(const ew_job *job, const void *a, int64_t sa, const vo
     }
 }
 
+/* Items are pieces of rows (a whole row unless rows are long: see EW_PIECE). */
 static void ew_range(void *arg, int64_t begin, int64_t end) {
     const ew_job *j = arg;
     int32_t outer = j->rank - 1;
     int64_t inner = j->d[outer], sa = j->sa[outer], sb = j->sb[outer];
-    int64_t idx[KILN_MAX_DIMS] = {0}, offa = 0, offb = 0, r = begin;
+    int64_t idx[KILN_MAX_DIMS] = {0}, offa = 0, offb = 0, row = begin / j->pieces, part = begin % j->pieces;
+    int64_t r = row;
     for (int32_t k = outer - 1; k >= 0; k--) {
         idx[k] = r % j->d[k];
         r /= j->d[k];
         offa += idx[k] * j->sa[k];
         offb += idx[k] * j->sb[k];
     }
-    for (int64_t row = begin; row < end; row++) {
-        j->row(j, j->a + offa * (int64_t)j->ea, sa, j->b + offb * (int64_t)j->eb, sb,
-               j->o + row * inner * (int64_t)j->eo, inner);
+    for (int64_t item = begin; item < end; item++) {
+        int64_t e0 = part * j->piece, len = KILN__MIN(j->piece, inner - e0);
+        j->row(j, j->a + (offa + e0 * sa) * (int64_t)j->ea, sa, j->b + (offb + e0 * sb) * (int64_t)j->eb, sb,
+               j->o + (row * inner + e0) * (int64_t)j->eo, len);
+        if (++part < j->pieces) continue;
+        part = 0;
+        row++;
         for (int32_t k = outer - 1; k >= 0; k--) {
             offa += j->sa[k];
             offb += j->sb[k];
@@ -326,6 +337,13 @@ kiln_status kiln__cpu_elementwise(const kiln_layer *layer, const kiln__value *in
         j.sa[0] = j.sb[0] = 0;
     }
     int64_t inner = j.d[j.rank - 1];
-    kiln__parallel_for(ctx->pool, volume / inner, KILN__MAX(1, 16384 / inner), ew_range, &j);
+    j.pieces = (inner + EW_PIECE - 1) / EW_PIECE;
+    int64_t threads = kiln__pool_threads(ctx->pool);
+    if (j.pieces > 1) j.pieces = (j.pieces + threads - 1) / threads * threads; /* equal shares */
+    j.piece = (inner + j.pieces - 1) / j.pieces;
+    j.piece = j.pieces > 1 ? (j.piece + 15) / 16 * 16 : j.piece; /* whole vectors; the last piece takes the rest */
+    j.pieces = (inner + j.piece - 1) / j.piece;
+    kiln__parallel_for(ctx->pool, volume / inner * j.pieces, KILN__MAX(1, EW_PIECE / KILN__MIN(inner, j.piece)),
+                       ew_range, &j);
     return KILN_OK;
 }

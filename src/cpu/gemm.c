@@ -75,15 +75,43 @@ enum { ACT_NONE, ACT_CLAMP, ACT_LEAKY, ACT_VM, ACT_ROWS };
 
 /* ---------------------------------------------------------------- packing */
 
+/* 6 rows x 8 K values of A (row stride lda), times alpha, into panel order: 8 groups of 6. */
+__attribute__((target("avx2,fma"))) static inline void pack_a_6x8(const float *a, int64_t lda, float alpha,
+                                                                 float *dst) {
+    __m256 r[8], t[8], alpha8 = _mm256_set1_ps(alpha);
+    for (int i = 0; i < MR; i++) r[i] = _mm256_mul_ps(alpha8, _mm256_loadu_ps(a + i * lda));
+    r[6] = r[7] = _mm256_setzero_ps();
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    /* r[0..3]: K values {0,4}, {1,5}, {2,6}, {3,7} of rows 0-3; r[4..7] the same of rows 4-7 */
+    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    for (int q = 0; q < 4; q++) {
+        _mm256_maskstore_ps(dst + q * MR, six, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+        _mm256_maskstore_ps(dst + (q + 4) * MR, six, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+    }
+}
+
 /* Rows [i0, i0 + rows) x K [p0, p0 + kc) of alpha * op(A) into 6-row panels [kc][6], zero-padded. */
 __attribute__((target("avx2,fma"))) static void pack_a(const gemm_job *j, int64_t i0, int64_t rows, int64_t p0,
                                                        int64_t kc, float *dst) {
     for (int64_t ir = 0; ir < rows; ir += MR, dst += kc * MR) {
         int64_t r_n = KILN__MIN(MR, rows - ir);
         if (!j->ta) {
+            int64_t p = 0;
+            if (r_n == MR) /* 8 K values of the 6 rows at a time, transposed in registers */
+                for (; p + 8 <= kc; p += 8) pack_a_6x8(j->a + (i0 + ir) * j->lda + p0 + p, j->lda, j->alpha,
+                                                       dst + p * MR);
             for (int64_t r = 0; r < r_n; r++) {
                 const float *src = j->a + (i0 + ir + r) * j->lda + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * MR + r] = j->alpha * src[p];
+                for (int64_t q = p; q < kc; q++) dst[q * MR + r] = j->alpha * src[q];
             }
         } else {
             for (int64_t p = 0; p < kc; p++) {
@@ -236,12 +264,7 @@ __attribute__((target("avx512f,avx2,fma"))) static inline __m512 act16(const gem
         __mmask16 ge = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
         return _mm512_mask_blend_ps(ge, _mm512_mul_ps(v, _mm512_set1_ps(j->lo)), v);
     }
-    case ACT_VM: {
-        __m256 lo = kiln__vm_apply8(j->vm_fn, _mm512_castps512_ps256(v));
-        __m256 hi = kiln__vm_apply8(j->vm_fn, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        return _mm512_castpd_ps(
-            _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-    }
+    case ACT_VM: return kiln__vm_apply16(j->vm_fn, v);
     default: return v;
     }
 }
@@ -341,6 +364,14 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_
     for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
 }
 
+/* The next B panel streams from memory while the current one is reused from L1 by every row
+ * block: it is prefetched into L2 in equal slices, one per row block. */
+static inline void prefetch_slice(const float *panel, int64_t floats, int64_t slice, int64_t slices) {
+    int64_t lines = (floats + 15) / 16, per = (lines + slices - 1) / slices;
+    for (int64_t l = slice * per, end = KILN__MIN(lines, l + per); l < end; l++)
+        _mm_prefetch((const char *)(panel + l * 16), _MM_HINT_T1);
+}
+
 /* One tile of C: rows [i0, i0 + rows), columns [j0, j0 + cols). */
 __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int64_t i0, int64_t rows, int64_t j0,
                                                          int64_t cols, float *pa, float *pb) {
@@ -379,12 +410,16 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     panel = pb;
                 }
             }
-            int64_t ir = 0;
-            for (; ir + MR < rows; ir += 2 * MR)
-                kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, (int)KILN__MIN(2 * MR, rows - ir),
-                             c_n, first, last);
-            if (ir < rows)
-                kernel_6x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, (int)(rows - ir), c_n, first, last);
+            const float *next = !j->b_direct && jr + j->nr < cols ? pbk + (jr + j->nr) * kc : NULL;
+            int64_t calls = (rows + 2 * MR - 1) / (2 * MR), call = 0; /* 12-row calls, the last maybe 6 */
+            for (int64_t ir = 0; ir < rows; ir += 2 * MR, call++) {
+                if (next) prefetch_slice(next, kc * j->nr, call, calls);
+                int r_n = (int)KILN__MIN(2 * MR, rows - ir);
+                if (r_n > MR)
+                    kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else
+                    kernel_6x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
+            }
         }
     }
     if (j->act_mode == ACT_ROWS)

@@ -4,10 +4,18 @@
  * per channel. Batch normalization uses its given per-channel statistics the same way.
  * Float32 blocks sum in eight float32 partial sums (vectorizes; relative error about
  * block / 8 * 2^-24 on the mean and variance, well inside float32 outputs' tolerance for the
- * block sizes of real models) and apply with float32 parameters; other dtypes use double. */
-#include "cpu.h"
+ * block sizes of real models) and apply with float32 parameters; other dtypes use double.
+ * Float32 layer and RMS rows run AVX-512 where the CPU has it (the same passes in 4 x 16 partial
+ * sums), and float32 parameters of the normalized shape are read in place instead of converted
+ * per call. */
+#include "gemm.h"
 
 #include <math.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NORM_X86 1
+#include <immintrin.h>
+#endif
 
 typedef struct norm_job {
     int32_t type;
@@ -22,6 +30,7 @@ typedef struct norm_job {
     const float *fscale, *fbias; /* layer/rms with float32 x: the same as float */
     const double *mean;  /* batch: per channel */
     int64_t channels;    /* batch: C */
+    bool avx512;         /* layer/rms float32 rows through layer_row_avx512 */
 } norm_job;
 
 /* Sum of x[i] - center (squared when sq) in eight float32 lanes. */
@@ -79,10 +88,70 @@ static void apply(const norm_job *j, int64_t base, int64_t first_param, double m
     }
 }
 
+#ifdef NORM_X86
+/* One float32 layer (or RMS when rms) normalization row with per-element float32 scale and
+ * bias: the portable path's passes in 16 lanes, tails through masks. */
+__attribute__((target("avx512f"))) static void layer_row_avx512(const float *x, float *y, int64_t n, const float *sc,
+                                                                const float *bi, double eps, bool rms) {
+    int64_t full = n & ~(int64_t)15, full4 = n & ~(int64_t)63;
+    __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
+    /* Four accumulators: one would be a chain of dependent adds, each waiting for the last. */
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    if (!rms) {
+        for (int64_t i = 0; i < full4; i += 64) {
+            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+            a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+            a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
+            a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+        }
+        for (int64_t i = full4; i < full; i += 16) a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(tail, x + full));
+    }
+    __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    float mean = rms ? 0.0f : (float)(_mm512_reduce_add_ps(sum) / (double)n);
+    __m512 m = _mm512_set1_ps(mean), d;
+    a0 = a1 = a2 = a3 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < full4; i += 64) {
+        d = _mm512_sub_ps(_mm512_loadu_ps(x + i), m);
+        a0 = _mm512_fmadd_ps(d, d, a0);
+        d = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
+        a1 = _mm512_fmadd_ps(d, d, a1);
+        d = _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), m);
+        a2 = _mm512_fmadd_ps(d, d, a2);
+        d = _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), m);
+        a3 = _mm512_fmadd_ps(d, d, a3);
+    }
+    for (int64_t i = full4; i < full; i += 16) {
+        d = _mm512_sub_ps(_mm512_loadu_ps(x + i), m);
+        a0 = _mm512_fmadd_ps(d, d, a0);
+    }
+    d = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + full), m);
+    a0 = _mm512_fmadd_ps(d, d, a0);
+    double var = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) / (double)n;
+    __m512 r = _mm512_set1_ps((float)(1 / sqrt(var + eps)));
+    for (int64_t i = 0; i < full; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), r);
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(v, _mm512_loadu_ps(sc + i), _mm512_loadu_ps(bi + i)));
+    }
+    if (tail) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + full), m), r);
+        __m512 s = _mm512_maskz_loadu_ps(tail, sc + full), b = _mm512_maskz_loadu_ps(tail, bi + full);
+        _mm512_mask_storeu_ps(y + full, tail, _mm512_fmadd_ps(v, s, b));
+    }
+}
+#endif
+
 static void norm_range(void *arg, int64_t begin, int64_t end) {
     const norm_job *j = arg;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t base = blk * j->block;
+#ifdef NORM_X86
+        if (j->avx512) {
+            layer_row_avx512((const float *)j->x + base, (float *)j->y + base, j->block, j->fscale, j->fbias, j->eps,
+                             j->type == KILN_NORM_RMS);
+            continue;
+        }
+#endif
         if (j->type == KILN_NORM_BATCH) {
             int64_t c = blk % j->channels;
             double a = j->scale[c], b = j->bias[c], m = j->mean[c];
@@ -129,6 +198,24 @@ static void load_param(const kiln__value *v, double *dst, int64_t n, const int64
     }
 }
 
+/* Blocks per chunk: about 16384 elements, fewer where that would leave the threads unequal
+ * shares (128 rows of 768 in chunks of 21 split 4 : 3 over two threads). */
+static int64_t block_grain(kiln__pool *pool, int64_t blocks, int64_t block) {
+    int64_t grain = KILN__MAX(1, 16384 / block), chunks = 4 * (int64_t)kiln__pool_threads(pool);
+    return blocks > grain ? KILN__MIN(grain, (blocks + chunks - 1) / chunks) : grain;
+}
+
+/* Whether a layer/rms parameter is float32 with the normalized dims nd (rank nr; leading 1s
+ * aside), one value per normalized element, so it can be read in place. */
+static bool whole_f32(const kiln__value *v, const int64_t *nd, int32_t nr) {
+    if (v->dtype != KILN_FLOAT32 || !v->data || v->dims.nb_dims > nr) return false;
+    for (int32_t i = 0; i < nr; i++) {
+        int32_t vi = i - (nr - v->dims.nb_dims);
+        if ((vi >= 0 ? v->dims.d[vi] : 1) != nd[i]) return false;
+    }
+    return true;
+}
+
 kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs,
                                     kiln__cpu_ctx *ctx) {
     const kiln__norm_params *p = &layer->p.norm;
@@ -147,6 +234,15 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
         for (int32_t i = axis; i < d->nb_dims; i++) j.block *= d->d[i];
         j.sub = 1;
         nparams = j.block;
+        j.avx512 = j.dtype == KILN_FLOAT32 && kiln__cpu_simd() == KILN__SIMD_AVX512;
+        if (j.dtype == KILN_FLOAT32 && whole_f32(&inputs[1], d->d + axis, d->nb_dims - axis) &&
+            whole_f32(&inputs[2], d->d + axis, d->nb_dims - axis)) {
+            j.fscale = inputs[1].data;
+            j.fbias = inputs[2].data;
+            kiln__parallel_for(ctx->pool, volume / j.block, block_grain(ctx->pool, volume / j.block, j.block),
+                               norm_range, &j);
+            return KILN_OK;
+        }
         double *buf = kiln__malloc(ctx->alloc, 3 * (size_t)nparams * sizeof(double));
         if (!buf) return KILN_OUT_OF_MEMORY;
         load_param(&inputs[1], buf, nparams, d->d + axis, d->nb_dims - axis, 1);
@@ -159,7 +255,8 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
             j.fscale = f;
             j.fbias = f + nparams;
         }
-        kiln__parallel_for(ctx->pool, volume / j.block, KILN__MAX(1, 16384 / j.block), norm_range, &j);
+        kiln__parallel_for(ctx->pool, volume / j.block, block_grain(ctx->pool, volume / j.block, j.block),
+                           norm_range, &j);
         kiln__free(ctx->alloc, buf);
         return KILN_OK;
     }
@@ -199,7 +296,7 @@ kiln_status kiln__cpu_normalization(const kiln_layer *layer, const kiln__value *
         j.sub = spatial;
         j.groups_per = groups;
     }
-    kiln__parallel_for(ctx->pool, volume / j.block, KILN__MAX(1, 16384 / j.block), norm_range, &j);
+    kiln__parallel_for(ctx->pool, volume / j.block, block_grain(ctx->pool, volume / j.block, j.block), norm_range, &j);
     kiln__free(ctx->alloc, buf);
     return KILN_OK;
 }

@@ -1,9 +1,15 @@
 /* Shuffle: a reshape is a copy; transposes merge dims that stay adjacent, then either copy
- * contiguous rows or move 32x32 tiles so that reads and writes both stay in cache. */
-#include "cpu.h"
+ * contiguous rows or move 32x32 tiles so that reads and writes both stay in cache (4-byte
+ * elements as 8x8 blocks in AVX2 registers where the CPU has them). */
+#include "gemm.h"
 #include "../network/layer_resolve.h"
 
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SHUFFLE_X86 1
+#include <immintrin.h>
+#endif
 
 #define TILE 32
 
@@ -17,6 +23,7 @@ typedef struct transpose_plan {
     char *dst;
     int32_t j; /* tiled case: the output dim with the smallest input stride */
     int64_t tiles_j, tiles_last;
+    bool vec8; /* tiled case through transpose8x8: 4-byte elements, dim j contiguous, AVX2 */
 } transpose_plan;
 
 static void plan_transpose(const kiln_dims *in, const int32_t *perm, transpose_plan *t) {
@@ -68,10 +75,48 @@ static void copy_rows(void *arg, int64_t begin, int64_t end) {
         for (int64_t b = b0; b < b1; b++)                                                                      \
             ((T *)t->dst)[obase + a * ostr_j + b] = ((const T *)t->src)[ibase + a * istr_j + b * istr_last];
 
+/* Rows [a0, a1) of output dim j by columns [b0, b1) of the last output dim, one element at a time. */
+static void tile_scalar(const transpose_plan *t, int64_t ibase, int64_t obase, int64_t a0, int64_t a1, int64_t b0,
+                        int64_t b1) {
+    int64_t istr_j = t->istride[t->j], ostr_j = t->ostride[t->j], istr_last = t->istride[t->n - 1];
+    switch (t->es) {
+    case 1: TILE_LOOP(uint8_t) break;
+    case 2: TILE_LOOP(uint16_t) break;
+    case 4: TILE_LOOP(uint32_t) break;
+    case 8: TILE_LOOP(uint64_t) break;
+    default:
+        for (int64_t a = a0; a < a1; a++)
+            for (int64_t b = b0; b < b1; b++)
+                memcpy(t->dst + (size_t)(obase + a * ostr_j + b) * t->es,
+                       t->src + (size_t)(ibase + a * istr_j + b * istr_last) * t->es, t->es);
+    }
+}
+
+#ifdef SHUFFLE_X86
+/* d[a * ld + b] = s[b * ls + a] for an 8x8 block of 4-byte elements, in registers. */
+__attribute__((target("avx2"))) static void transpose8x8(const float *s, int64_t ls, float *d, int64_t ld) {
+    __m256 r[8], u[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(s + k * ls);
+    for (int k = 0; k < 8; k += 2) {
+        u[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        u[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(u[k], u[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(u[k], u[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(u[k + 1], u[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(u[k + 1], u[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(d + k * ld, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(d + (k + 4) * ld, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+    }
+}
+#endif
+
 static void copy_tiles(void *arg, int64_t begin, int64_t end) {
     const transpose_plan *t = arg;
     int32_t last = t->n - 1;
-    int64_t istr_j = t->istride[t->j], ostr_j = t->ostride[t->j], istr_last = t->istride[last];
     for (int64_t item = begin; item < end; item++) {
         int64_t rest = item;
         int64_t tb = rest % t->tiles_last;
@@ -88,18 +133,43 @@ static void copy_tiles(void *arg, int64_t begin, int64_t end) {
         }
         int64_t a0 = ta * TILE, a1 = KILN__MIN(a0 + TILE, t->size[t->j]);
         int64_t b0 = tb * TILE, b1 = KILN__MIN(b0 + TILE, t->size[last]);
-        switch (t->es) {
-        case 1: TILE_LOOP(uint8_t) break;
-        case 2: TILE_LOOP(uint16_t) break;
-        case 4: TILE_LOOP(uint32_t) break;
-        case 8: TILE_LOOP(uint64_t) break;
-        default:
-            for (int64_t a = a0; a < a1; a++)
-                for (int64_t b = b0; b < b1; b++)
-                    memcpy(t->dst + (size_t)(obase + a * ostr_j + b) * t->es,
-                           t->src + (size_t)(ibase + a * istr_j + b * istr_last) * t->es, t->es);
+#ifdef SHUFFLE_X86
+        /* 4-byte elements contiguous along j: 8x8 blocks in registers, the ragged edges below. */
+        if (t->vec8) {
+            int64_t a8 = a0 + (a1 - a0) / 8 * 8, b8 = b0 + (b1 - b0) / 8 * 8;
+            int64_t istr_last = t->istride[last], ostr_j = t->ostride[t->j];
+            for (int64_t a = a0; a < a8; a += 8)
+                for (int64_t b = b0; b < b8; b += 8)
+                    transpose8x8((const float *)t->src + ibase + b * istr_last + a, istr_last,
+                                 (float *)t->dst + obase + a * ostr_j + b, ostr_j);
+            tile_scalar(t, ibase, obase, a0, a8, b8, b1);
+            tile_scalar(t, ibase, obase, a8, a1, b0, b1);
+            continue;
         }
+#endif
+        tile_scalar(t, ibase, obase, a0, a1, b0, b1);
     }
+}
+
+/* A plain copy of many bytes, in pieces the threads share (the copy reads what the threads
+ * before it wrote into their own caches, so one core alone runs slower than both together). */
+typedef struct copy_job {
+    const char *src;
+    char *dst;
+    size_t bytes;
+} copy_job;
+
+#define COPY_PIECE ((size_t)64 << 10)
+
+static void copy_range(void *arg, int64_t begin, int64_t end) {
+    const copy_job *c = arg;
+    size_t b0 = (size_t)begin * COPY_PIECE, b1 = KILN__MIN((size_t)end * COPY_PIECE, c->bytes);
+    memcpy(c->dst + b0, c->src + b0, b1 - b0);
+}
+
+static void copy_bytes(kiln__pool *pool, void *dst, const void *src, size_t bytes) {
+    copy_job c = {src, dst, bytes};
+    kiln__parallel_for(pool, (int64_t)((bytes + COPY_PIECE - 1) / COPY_PIECE), 1, copy_range, &c);
 }
 
 /* dst = transpose(src) where src has dims `in` and output dim k is input dim perm[k]. */
@@ -113,7 +183,7 @@ static void transpose(kiln__pool *pool, const void *src, const kiln_dims *in, co
     t.src = src;
     t.dst = dst;
     if (t.n <= 1) { /* the permutation keeps the memory order */
-        memcpy(dst, src, (size_t)volume * es);
+        copy_bytes(pool, dst, src, (size_t)volume * es);
         return;
     }
     int32_t last = t.n - 1;
@@ -125,6 +195,7 @@ static void transpose(kiln__pool *pool, const void *src, const kiln_dims *in, co
     t.j = 0;
     for (int32_t k = 1; k < last; k++)
         if (t.istride[k] < t.istride[t.j]) t.j = k;
+    t.vec8 = es == 4 && t.istride[t.j] == 1 && kiln__cpu_simd() != KILN__SIMD_NONE;
     t.tiles_j = (t.size[t.j] + TILE - 1) / TILE;
     t.tiles_last = (t.size[last] + TILE - 1) / TILE;
     int64_t items = volume / (t.size[t.j] * t.size[last]) * t.tiles_j * t.tiles_last;
@@ -149,7 +220,7 @@ kiln_status kiln__cpu_shuffle(const kiln_layer *layer, const kiln__value *inputs
     bool first = p->has_first_perm && !is_identity(p->first_perm, x->dims.nb_dims);
     bool second = p->has_second_perm && !is_identity(p->second_perm, y->dims.nb_dims);
     if (!first && !second) {
-        if (y->data != x->data && volume) memcpy(y->data, x->data, (size_t)volume * es);
+        if (y->data != x->data && volume) copy_bytes(ctx->pool, y->data, x->data, (size_t)volume * es);
         return KILN_OK;
     }
     const void *src = x->data;

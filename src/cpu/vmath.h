@@ -1,7 +1,7 @@
 /* Vectorized float32 math for the pointwise kernels: exp, sigmoid, SiLU, tanh, erf and the two
- * GELUs over rows of floats. On x86-64 an AVX2+FMA path is chosen at run time
- * (__builtin_cpu_supports); elsewhere, and for CPUs without AVX2, the same polynomials run one
- * value at a time. Both paths propagate NaN and give the limits at +-inf.
+ * GELUs over rows of floats. On x86-64 an AVX-512 or an AVX2+FMA path (bit-identical results)
+ * is chosen at run time (__builtin_cpu_supports); elsewhere, and for CPUs without AVX2, the
+ * same polynomials run one value at a time. All paths propagate NaN and give the limits at +-inf.
  *
  * Accuracy against glibc's double-precision functions rounded to float, measured over 2^24
  * evenly spread inputs in the useful ranges (tests/unit/test_cpu_pointwise.c repeats a check):
@@ -226,6 +226,90 @@ static inline KILN__VM_AVX2 __m256 kiln__vm_gelu_tanh8(__m256 x) {
 static inline int kiln__vm_have_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+/* ------------------------------------------------------------------ AVX-512 versions */
+
+/* The same operations in the same order as the AVX2 versions, 16 lanes wide: results are
+ * bit-identical (2^n by scalef rounds once, as the two exact-then-rounding factors do). */
+#define KILN__VM_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(KILN__VM_EXP_LO), _mm512_min_ps(_mm512_set1_ps(KILN__VM_EXP_HI), x));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(KILN__VM_LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(KILN__VM_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(KILN__VM_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(KILN__VM_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_sigmoid16(__m512 x) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, kiln__vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+/* Sign bits of x put onto r (whose sign bit is clear). */
+static inline KILN__VM_AVX512 __m512 kiln__vm_with_sign16(__m512 r, __m512 x) {
+    __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(r), _mm512_castps_si512(x), sign, 0xf8));
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_tanh16(__m512 x) {
+    __m512 a = _mm512_abs_ps(x), one = _mm512_set1_ps(1.0f);
+    __m512 z = _mm512_mul_ps(x, x), p = _mm512_set1_ps(KILN__VM_TANH_P0);
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(KILN__VM_TANH_P1));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(KILN__VM_TANH_P2));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(KILN__VM_TANH_P3));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(KILN__VM_TANH_P4));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+    __m512 e = kiln__vm_exp16(_mm512_add_ps(a, a));
+    __m512 big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+    __m512 r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big, small);
+    return kiln__vm_with_sign16(_mm512_abs_ps(r), x);
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_erf16(__m512 x) {
+    __m512 a = _mm512_abs_ps(x);
+    __m512 z = _mm512_mul_ps(x, x), p = _mm512_set1_ps(kiln__vm_erf_p[6]);
+    for (int k = 5; k >= 0; k--) p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kiln__vm_erf_p[k]));
+    __m512 small = _mm512_mul_ps(x, p);
+    __m512 c = _mm512_min_ps(_mm512_set1_ps(KILN__VM_ERF_Q_HI), a);
+    __m512 u = _mm512_sub_ps(c, _mm512_set1_ps(KILN__VM_ERF_Q_CENTER)), q = _mm512_set1_ps(kiln__vm_erf_q[9]);
+    for (int k = 8; k >= 0; k--) q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(kiln__vm_erf_q[k]));
+    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), kiln__vm_exp16(_mm512_fnmadd_ps(c, c, q)));
+    big = kiln__vm_with_sign16(big, x);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(KILN__VM_ERF_SPLIT), _CMP_LT_OQ), big, small);
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_gelu_erf16(__m512 x) {
+    __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    __m512 a = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752440f));
+    __m512 z = _mm512_mul_ps(a, a), p = _mm512_set1_ps(kiln__vm_erf_p[6]);
+    for (int k = 5; k >= 0; k--) p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kiln__vm_erf_p[k]));
+    __m512 small = _mm512_fnmadd_ps(a, p, one);
+    __m512 c = _mm512_min_ps(_mm512_set1_ps(KILN__VM_ERF_Q_HI), a);
+    __m512 u = _mm512_sub_ps(c, _mm512_set1_ps(KILN__VM_ERF_Q_CENTER)), q = _mm512_set1_ps(kiln__vm_erf_q[9]);
+    for (int k = 8; k >= 0; k--) q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(kiln__vm_erf_q[k]));
+    __m512 big = kiln__vm_exp16(_mm512_fnmadd_ps(a, a, q));
+    __mmask16 lt = _mm512_cmp_ps_mask(a, _mm512_set1_ps(KILN__VM_ERF_SPLIT), _CMP_LT_OQ);
+    __m512 e = _mm512_mul_ps(half, _mm512_mask_blend_ps(lt, big, small));
+    __mmask16 ge = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+    return _mm512_mul_ps(x, _mm512_mask_blend_ps(ge, e, _mm512_sub_ps(one, e)));
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_gelu_tanh16(__m512 x) {
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 u = _mm512_mul_ps(_mm512_set1_ps(2.0f * KILN__VM_GELU_C), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+    return _mm512_mul_ps(x, kiln__vm_sigmoid16(u));
+}
+
+static inline int kiln__vm_have_avx512(void) { return kiln__vm_have_avx2() && __builtin_cpu_supports("avx512f"); }
 #endif
 
 /* ------------------------------------------------------------------ rows */
@@ -282,6 +366,41 @@ static inline KILN__VM_AVX2 void kiln__vm_row_avx2(int fn, const float *x, float
     }
 }
 
+/* kiln__vm_apply8 over 16 lanes (the GEMM epilogue's AVX-512 tiles). */
+static inline KILN__VM_AVX512 __m512 kiln__vm_apply16(int fn, __m512 x) {
+    switch (fn) {
+    case KILN__VM_EXP: return kiln__vm_exp16(x);
+    case KILN__VM_SIGMOID: return kiln__vm_sigmoid16(x);
+    case KILN__VM_SILU: return _mm512_mul_ps(x, kiln__vm_sigmoid16(x));
+    case KILN__VM_TANH: return kiln__vm_tanh16(x);
+    case KILN__VM_ERF: return kiln__vm_erf16(x);
+    case KILN__VM_GELU_ERF: return kiln__vm_gelu_erf16(x);
+    default: return kiln__vm_gelu_tanh16(x);
+    }
+}
+
+/* kiln__vm_row_avx2 16 lanes wide; the tail through a masked load and store. */
+static inline KILN__VM_AVX512 void kiln__vm_row_avx512(int fn, const float *x, float *y, int64_t n) {
+#define KILN__VM_LOOP(FN)                                                                                      \
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, kiln__vm_apply16(FN, _mm512_loadu_ps(x + i)));        \
+    break;
+    int64_t i = 0;
+    switch (fn) {
+    case KILN__VM_EXP: KILN__VM_LOOP(KILN__VM_EXP)
+    case KILN__VM_SIGMOID: KILN__VM_LOOP(KILN__VM_SIGMOID)
+    case KILN__VM_SILU: KILN__VM_LOOP(KILN__VM_SILU)
+    case KILN__VM_TANH: KILN__VM_LOOP(KILN__VM_TANH)
+    case KILN__VM_ERF: KILN__VM_LOOP(KILN__VM_ERF)
+    case KILN__VM_GELU_ERF: KILN__VM_LOOP(KILN__VM_GELU_ERF)
+    default: KILN__VM_LOOP(KILN__VM_GELU_TANH)
+    }
+#undef KILN__VM_LOOP
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, tail, kiln__vm_apply16(fn, _mm512_maskz_loadu_ps(tail, x + i)));
+    }
+}
+
 /* y[i] = exp(x[i] - sub); returns the sum of the y (eight float32 partial sums). */
 static inline KILN__VM_AVX2 float kiln__vm_exp_sum_avx2(const float *x, float *y, int64_t n, float sub) {
     __m256 s = _mm256_set1_ps(sub), acc = _mm256_setzero_ps();
@@ -302,6 +421,10 @@ static inline KILN__VM_AVX2 float kiln__vm_exp_sum_avx2(const float *x, float *y
 /* y = fn(x) over n floats (x may equal y). */
 static inline void kiln__vm_row(int fn, const float *x, float *y, int64_t n) {
 #ifdef KILN__VM_X86
+    if (kiln__vm_have_avx512()) {
+        kiln__vm_row_avx512(fn, x, y, n);
+        return;
+    }
     if (kiln__vm_have_avx2()) {
         kiln__vm_row_avx2(fn, x, y, n);
         return;

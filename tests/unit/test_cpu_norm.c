@@ -2,6 +2,7 @@
  * double-precision reference loops on random inputs (large offsets, -inf, every axis, all
  * float dtypes), shape inference errors, the network API and an end-to-end engine run. */
 #include "layer_harness.h"
+#include "cpu/gemm.h"
 
 LH_LINK(softmax)
 LH_LINK(normalization)
@@ -95,6 +96,8 @@ static void test_softmax(void) {
             check_softmax(FLOATS[t], (kiln_dims){4, {2, 3, 4, 5}}, 1, lg, 1, 0);
         }
     check_softmax(KILN_FLOAT32, (kiln_dims){2, {512, 1000}}, 1, 0, 0, 0);
+    check_softmax(KILN_FLOAT32, (kiln_dims){3, {12, 128, 128}}, 2, 0, 0, 0); /* attention scores */
+    check_softmax(KILN_FLOAT32, (kiln_dims){2, {11, 37}}, 1, 0, 0, 0);       /* rows in fours, then the rest */
     check_softmax(KILN_FLOAT32, (kiln_dims){4, {4, 64, 30, 30}}, 1, 1, 0, 0);
     check_softmax(KILN_FLOAT32, (kiln_dims){2, {0, 10}}, 1, 0, 0, 0);
     /* Errors. */
@@ -357,8 +360,14 @@ static void test_api_and_engine(void) {
 
 int main(void) {
     lh_init();
-    test_softmax();
-    test_normalization();
+    /* Every kernel level this CPU has: the AVX-512 rows, then the AVX2 and portable ones. */
+    int top = kiln__cpu_simd();
+    for (int level = top; level >= KILN__SIMD_NONE; level--) {
+        kiln__cpu_set_simd(level);
+        test_softmax();
+        test_normalization();
+    }
+    kiln__cpu_set_simd(top);
     test_normalization_infer();
     test_api_and_engine();
     lh_done();

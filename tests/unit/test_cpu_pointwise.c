@@ -338,6 +338,10 @@ static void test_elementwise_all(void) {
                  (kiln_dims){3, {16, 1, 1}});
         check_ew(big_ops[k], KILN_INT32, KILN_INT32, (kiln_dims){2, {300, 1}}, (kiln_dims){2, {1, 257}});
         check_ew(big_ops[k], KILN_FLOAT16, KILN_FLOAT16, (kiln_dims){3, {8, 100, 50}}, (kiln_dims){1, {50}});
+        /* rows long enough to be cut into pieces the threads share (the last piece shorter) */
+        check_ew(big_ops[k], KILN_FLOAT32, KILN_FLOAT32, (kiln_dims){1, {70001}}, (kiln_dims){1, {1}});
+        check_ew(big_ops[k], KILN_FLOAT32, KILN_FLOAT32, (kiln_dims){2, {3, 40007}}, (kiln_dims){2, {1, 40007}});
+        check_ew(big_ops[k], KILN_FLOAT16, KILN_FLOAT16, (kiln_dims){2, {2, 20000}}, (kiln_dims){2, {2, 20000}});
     }
     /* Pow with an exponent dtype of its own (ONNX Pow's T1/T2). */
     kiln_dims d = {3, {2, 3, 4}}, e = {1, {4}};
@@ -877,7 +881,26 @@ static double ulp_err(float got, double want) {
     return fabs((double)got - want) / ulp;
 }
 
-/* Both paths (the vector rows and the one-value fallback) against libm in double over a dense
+/* The row kernels kiln__vm_row may pick on this CPU: 0 its own choice, 1 AVX2, 2 AVX-512. */
+static bool vm_row_path(int path, int fn, const float *x, float *y, int64_t n) {
+    if (path == 0) {
+        kiln__vm_row(fn, x, y, n);
+        return true;
+    }
+#ifdef KILN__VM_X86
+    if (path == 1 && kiln__vm_have_avx2()) {
+        kiln__vm_row_avx2(fn, x, y, n);
+        return true;
+    }
+    if (path == 2 && kiln__vm_have_avx512()) {
+        kiln__vm_row_avx512(fn, x, y, n);
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* Every path (the vector rows and the one-value fallback) against libm in double over a dense
  * sweep of the useful range. Measured maxima over 2^24 points (vector / scalar): exp 1.26 /
  * 0.98 ulp, sigmoid 3.17 / 2.48, silu 3.48 / 2.86, tanh 1.33 / 1.30, erf 2.44 / 2.47 ulp (1.4e-7
  * absolute); the gelus (erf and tanh forms, against accurate references) under 5 ulp plus what
@@ -891,14 +914,15 @@ static void test_vmath(void) {
     float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
     for (int fn = KILN__VM_EXP; fn <= KILN__VM_GELU_TANH; fn++) {
         for (int64_t i = 0; i < n; i++) x[i] = lo[fn] + (hi[fn] - lo[fn]) * kt_randf(0, 1);
-        for (int path = 0; path < 2; path++) {
-            if (path == 0)
-                kiln__vm_row(fn, x, y, n - 3); /* a ragged tail */
-            else
+        for (int path = 0; path < 4; path++) {
+            bool scalar = path == 3;
+            if (scalar)
                 for (int64_t i = 0; i < n; i++) y[i] = kiln__vm_apply1(fn, x[i]);
+            else if (!vm_row_path(path, fn, x, y, n - 3)) /* a ragged tail */
+                continue;
             double worst = 0;
             float at = 0;
-            for (int64_t i = 0; i < (path ? n : n - 3); i++) {
+            for (int64_t i = 0; i < (scalar ? n : n - 3); i++) {
                 double want = ref_vm(fn, x[i]), e = ulp_err(y[i], want), xd = x[i];
                 /* The gelus' float exp arguments (-x^2 / 2 from a rounded x / sqrt 2, and 2u
                  * with its cube, each a few roundings) carry an error that exp turns into a
@@ -913,43 +937,97 @@ static void test_vmath(void) {
             }
             KT_CHECK(worst <= max_ulp[fn]);
             if (worst > max_ulp[fn])
-                fprintf(stderr, "  vmath %s (%s): %.2f ulp at x=%.9g\n", names[fn], path ? "scalar" : "vector", worst,
-                        at);
+                fprintf(stderr, "  vmath %s (path %d): %.2f ulp at x=%.9g\n", names[fn], path, worst, at);
         }
     }
-    /* NaN, infinities and signed zeros, through both paths. */
+    /* NaN, infinities and signed zeros, through every path. */
     float sp[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1000, -1000, 88.8f, -110};
     int ns = (int)KILN__ARRAY_LEN(sp);
     for (int fn = KILN__VM_EXP; fn <= KILN__VM_GELU_TANH; fn++) {
-        float out[9];
-        kiln__vm_row(fn, sp, out, ns);
-        for (int k = 0; k < ns; k++) {
-            float one = kiln__vm_apply1(fn, sp[k]);
-            KT_CHECK(memcmp(&one, &out[k], sizeof one) == 0 || (isnan(one) && isnan(out[k])));
-        }
-        KT_CHECK(isnan(out[0]));
-        switch (fn) {
-        case KILN__VM_EXP:
-            KT_CHECK(out[1] == INFINITY && out[2] == 0 && out[3] == 1 && out[4] == 1 && out[7] == INFINITY && out[8] == 0);
-            break;
-        case KILN__VM_SIGMOID: KT_CHECK(out[1] == 1 && out[2] == 0 && out[3] == 0.5f && out[5] == 1 && out[6] == 0); break;
-        case KILN__VM_TANH:
-        case KILN__VM_ERF:
-            KT_CHECK(out[1] == 1 && out[2] == -1 && out[3] == 0 && !signbit(out[3]) && out[4] == 0 && signbit(out[4]));
-            KT_CHECK(out[5] == 1 && out[6] == -1);
-            break;
-        default: /* silu and the gelus: x for large x, -0 for large negative x, -0 kept */
-            KT_CHECK(out[1] == INFINITY && out[5] == 1000 && out[6] == 0 && out[4] == 0 && signbit(out[4]));
-            break;
+        for (int path = 0; path < 3; path++) {
+            float out[9];
+            if (!vm_row_path(path, fn, sp, out, ns)) continue;
+            for (int k = 0; k < ns; k++) {
+                float one = kiln__vm_apply1(fn, sp[k]);
+                KT_CHECK(memcmp(&one, &out[k], sizeof one) == 0 || (isnan(one) && isnan(out[k])));
+            }
+            KT_CHECK(isnan(out[0]));
+            switch (fn) {
+            case KILN__VM_EXP:
+                KT_CHECK(out[1] == INFINITY && out[2] == 0 && out[3] == 1 && out[4] == 1);
+                KT_CHECK(out[7] == INFINITY && out[8] == 0);
+                break;
+            case KILN__VM_SIGMOID:
+                KT_CHECK(out[1] == 1 && out[2] == 0 && out[3] == 0.5f && out[5] == 1 && out[6] == 0);
+                break;
+            case KILN__VM_TANH:
+            case KILN__VM_ERF:
+                KT_CHECK(out[1] == 1 && out[2] == -1 && out[3] == 0 && !signbit(out[3]));
+                KT_CHECK(out[4] == 0 && signbit(out[4]));
+                KT_CHECK(out[5] == 1 && out[6] == -1);
+                break;
+            default: /* silu and the gelus: x for large x, -0 for large negative x, -0 kept */
+                KT_CHECK(out[1] == INFINITY && out[5] == 1000 && out[6] == 0 && out[4] == 0 && signbit(out[4]));
+                break;
+            }
         }
     }
     free(x);
     free(y);
 }
 
+/* The AVX-512 functions against the AVX2 ones, bit for bit (the same operations in the same
+ * order, so the GEMM epilogue and the activation layers agree whichever width runs): random
+ * bit patterns (every exponent: NaN, infinities, subnormals, huge and tiny values) and random
+ * values in the functions' working range, over ragged lengths, through the rows and through
+ * kiln__vm_apply16 directly. */
+#ifdef KILN__VM_X86
+static KILN__VM_AVX512 void apply16_at(int fn, const float *x, float *y) {
+    _mm512_storeu_ps(y, kiln__vm_apply16(fn, _mm512_loadu_ps(x)));
+}
+#endif
+
+static void test_vmath_widths(void) {
+#ifdef KILN__VM_X86
+    if (!kiln__vm_have_avx512()) return;
+    int64_t n = 1 << 16;
+    float *x = malloc((size_t)n * sizeof(float)), *y8 = malloc((size_t)n * sizeof(float));
+    float *y16 = malloc((size_t)n * sizeof(float));
+    if (!x || !y8 || !y16) {
+        KT_CHECK(!"out of memory");
+        free(x), free(y8), free(y16);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)kt_rand_u64();
+        memcpy(&x[i], &u, sizeof u);
+        if (i % 2) x[i] = kt_randf(-20, 20);
+    }
+    for (int fn = KILN__VM_EXP; fn <= KILN__VM_GELU_TANH; fn++) {
+        int64_t len = n - kt_randi(0, 15);
+        kiln__vm_row_avx2(fn, x, y8, len);
+        kiln__vm_row_avx512(fn, x, y16, len);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < len; i++)
+            bad += memcmp(&y8[i], &y16[i], sizeof(float)) != 0 && !(isnan(y8[i]) && isnan(y16[i]));
+        KT_CHECK(bad == 0);
+        if (bad) fprintf(stderr, "  vmath fn %d: %lld of %lld differ between AVX2 and AVX-512\n", fn, (long long)bad,
+                         (long long)len);
+        float one[16];
+        apply16_at(fn, x + 32, one);
+        for (int k = 0; k < 16; k++)
+            KT_CHECK(memcmp(&one[k], &y8[32 + k], sizeof(float)) == 0 || (isnan(one[k]) && isnan(y8[32 + k])));
+    }
+    free(x);
+    free(y8);
+    free(y16);
+#endif
+}
+
 int main(void) {
     lh_init();
     test_vmath();
+    test_vmath_widths();
     test_elementwise_all();
     test_elementwise_int_signs();
     test_elementwise_infer();

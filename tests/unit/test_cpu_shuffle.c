@@ -2,6 +2,7 @@
  * random inputs, shape inference (known and unknown dims), error cases, the public API and an
  * end-to-end run through the builder and an execution context. */
 #include "layer_harness.h"
+#include "cpu/gemm.h"
 
 LH_LINK(shuffle)
 LH_LINK(concat)
@@ -68,6 +69,9 @@ static void test_transpose_random(void) {
     check_transpose(DIMS(2, 3, 100, 70), (int32_t[]){1, 0, 3, 2}, KILN_INT64);
     check_transpose(DIMS(8, 1, 33, 1, 40), (int32_t[]){4, 3, 2, 1, 0}, KILN_FLOAT16);
     check_transpose(DIMS(16, 8, 32, 32), (int32_t[]){0, 2, 3, 1}, KILN_FLOAT32);
+    check_transpose(DIMS(1, 128, 12, 64), (int32_t[]){0, 2, 3, 1}, KILN_FLOAT32); /* attention's K^T */
+    check_transpose(DIMS(1000, 1, 71), (int32_t[]){0, 2, 1}, KILN_FLOAT32); /* memory order kept: a copy */
+    check_transpose(DIMS(70, 13, 21), (int32_t[]){2, 1, 0}, KILN_INT32); /* 8x8 blocks with ragged edges */
     check_transpose(DIMS(0, 3), (int32_t[]){1, 0}, KILN_FLOAT32);
 }
 
@@ -138,6 +142,8 @@ static void test_reshape(void) {
     expect_reshape(DIMS(0, 3, 4), DIMS(-1, 4), 0, DIMS(0, 4));
     expect_reshape(DIMS(6), DIMS(2, 3), 0, DIMS(2, 3));
     expect_reshape(DIMS(1, 1), DIMS0, 0, DIMS0);
+    expect_reshape(DIMS(1, 128, 12, 64), DIMS(1, 128, 768), 0, DIMS(1, 128, 768)); /* copied in shared pieces */
+    expect_reshape(DIMS(7, 5003), DIMS(-1), 0, DIMS(35021));                     /* a ragged last piece */
     /* Unknown input dims: copies stay unknown; -1 cannot be inferred. */
     expect_reshape(DIMS(-1, 4), DIMS(0, 2, 2), 0, DIMS(-1, 2, 2));
     expect_reshape(DIMS(-1, 4), DIMS(-1, 2), 0, DIMS(-1, 2));
@@ -384,7 +390,12 @@ static void test_public_api(void) {
 
 int main(void) {
     lh_init();
+    /* The vector tiles, then the portable ones. */
+    int top = kiln__cpu_simd();
     test_transpose_random();
+    kiln__cpu_set_simd(KILN__SIMD_NONE);
+    test_transpose_random();
+    kiln__cpu_set_simd(top);
     test_transpose_reshape_transpose();
     test_reshape();
     test_shape_tensor_input();
