@@ -1,9 +1,11 @@
 /* CPU convolution: kiln's sgemm per (image, group) with the bias / residual / activation epilogue
  * fused into the GEMM's stores, over the input itself for 1x1 stride-1 convolutions, over an
  * im2col matrix the GEMM packs straight from the input with SIMD (an im2col scratch matrix
- * without), a direct SIMD kernel for depthwise convolutions, float16/bfloat16 through float32,
- * and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+ * without), Winograd F(4x4, 3x3) for 3x3 stride-1 ones (conv_winograd.c), the GEMM transposed
+ * for small planes, a direct SIMD kernel for depthwise convolutions, float16/bfloat16 through
+ * float32, and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
 #include "conv_common.h"
+#include "conv_winograd.h"
 #include "gemm.h"
 
 #include <immintrin.h>
@@ -747,6 +749,8 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
+    if (kiln__winograd_applies(g))
+        return kiln__winograd_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
     if (narrow_plane(g)) {
         const float *wt_pack = cached_wpack(layer, w_src, j, true, ctx);
         if (wt_pack) return conv_narrow(j, wt_pack, ctx);

@@ -1,0 +1,324 @@
+/* Winograd F(4x4, 3x3) (Lavin & Gray, points 0, +-1, +-2, inf) for float32 3x3 stride-1
+ * convolutions. Each 4x4 block of outputs comes from a 6x6 input tile (tiles overlap by 2):
+ * V = B^T d B per tile and channel, U = G g G^T per map and channel (once per layer, cached),
+ * 36 GEMMs M[ij] = U[ij] V[ij] over channels, then Y = A^T M A per tile with the bias, residual
+ * and activation. Tiles of all images are laid out one tile row after another and processed in
+ * blocks of whole tile rows so the V and M scratch stays moderate. The transforms run on rows
+ * of tiles with the tile index innermost and contiguous, so the compiler vectorizes them. */
+#include "conv_winograd.h"
+#include "gemm.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define NPTS 36                  /* 6x6 transformed points per tile */
+#define CHUNK 64                 /* tiles per row piece in the transforms (their stack buffers) */
+/* V and M scratch per block of tile rows: small enough to stay in L2 between the transforms and
+ * the GEMMs, but at least BLOCK_TILES tiles so the GEMMs are not too narrow. */
+#define BLOCK_BYTES (1 << 20)
+#define BLOCK_TILES 48
+#define HEADER_OFFSET 64
+/* Smaller convolutions run faster through im2col + GEMM (measured, 1 thread, AVX-512): with few
+ * tiles the 4x larger transformed weights cost more to read than the multiplications saved, and
+ * with few channels the transforms outweigh the GEMMs. */
+#define MIN_CHANNELS 16
+#define MIN_MAPS 16
+#define MIN_TILES 16        /* over the batch */
+#define FEW_CHANNELS 32     /* below this many channels ... */
+#define FEW_CHANNELS_TILES 49 /* ... at least this many tiles */
+
+/* The cache slot's block: this header, then the 36 packed U matrices at HEADER_OFFSET. */
+typedef struct wino_header {
+    uint32_t magic, zero; /* zero: read as the convolution block's pointer, never a valid one */
+    const void *src;
+    int64_t m, c;
+} wino_header;
+
+typedef struct wino_job {
+    const kiln__conv_geom *g;
+    const float *x, *w, *bias, *res;
+    float *y;
+    const kiln__act *act;
+    float *u;        /* raw U [36][m][c] while the weights are transformed */
+    float *upack;    /* packed U: 36 blocks of ustride floats */
+    int64_t ustride;
+    float *v, *mo;   /* V [36][c][nt], M [36][m][nt] */
+    int64_t ty, tx;  /* tiles per image down and across */
+    int64_t r0, nt;  /* the block: first global tile row (image * ty + row), tiles */
+    const kiln__alloc *alloc;
+    atomic_int status;
+} wino_job;
+
+static int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+/* The geometries the transforms handle, whatever their size. */
+static bool supported(const kiln__conv_geom *g) {
+    if (kiln__cpu_simd() == KILN__SIMD_NONE || g->groups != 1 || g->k[0] != 1 || g->k[1] != 3 || g->k[2] != 3 ||
+        g->in[0] != 1 || g->out[0] != 1 || g->pb[0] != 0)
+        return false;
+    for (int i = 0; i < 3; i++)
+        if (g->s[i] != 1 || g->d[i] != 1) return false;
+    for (int i = 1; i < 3; i++) {
+        int64_t pe = g->out[i] - g->in[i] + 2 - g->pb[i];
+        if (g->pb[i] < 0 || g->pb[i] > 2 || pe < 0 || pe > 2 || g->out[i] < 1) return false;
+    }
+    return g->c <= INT_MAX / NPTS && g->m <= INT_MAX / NPTS;
+}
+
+bool kiln__winograd_applies(const kiln__conv_geom *g) {
+    int64_t tiles = g->n * ((g->out[1] + 3) / 4) * ((g->out[2] + 3) / 4);
+    return supported(g) && g->c >= MIN_CHANNELS && g->m >= MIN_MAPS && tiles >= MIN_TILES &&
+           (g->c >= FEW_CHANNELS || tiles >= FEW_CHANNELS_TILES);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+/* Raw U of maps [m0, m1): u[ij][map][channel] = (G g G^T)[i][j]. */
+static void weights_range(void *arg, int64_t m0, int64_t m1) {
+    static const double gm[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const wino_job *j = arg;
+    int64_t m = j->g->m, c = j->g->c;
+    for (int64_t mm = m0; mm < m1; mm++)
+        for (int64_t cc = 0; cc < c; cc++) {
+            const float *k = j->w + (mm * c + cc) * 9;
+            double t[6][3];
+            for (int i = 0; i < 6; i++)
+                for (int b = 0; b < 3; b++)
+                    t[i][b] = gm[i][0] * k[b] + gm[i][1] * k[3 + b] + gm[i][2] * k[6 + b];
+            for (int i = 0; i < 6; i++)
+                for (int jj = 0; jj < 6; jj++)
+                    j->u[(int64_t)(i * 6 + jj) * m * c + mm * c + cc] =
+                        (float)(t[i][0] * gm[jj][0] + t[i][1] * gm[jj][1] + t[i][2] * gm[jj][2]);
+        }
+}
+
+static void pack_range(void *arg, int64_t b, int64_t e) {
+    const wino_job *j = arg;
+    int64_t m = j->g->m, c = j->g->c;
+    for (int64_t ij = b; ij < e; ij++) kiln__sgemm_pack_a(m, c, j->u + ij * m * c, c, j->upack + ij * j->ustride);
+}
+
+static bool weights_constant(const kiln_layer *layer) {
+    const kiln_tensor *wt = layer && layer->inputs && layer->nb_inputs > 1 ? layer->inputs[1] : NULL;
+    return wt && wt->producer && wt->producer->type == KILN_LAYER_CONSTANT;
+}
+
+/* Sets j->upack: from the cache slot when it holds these weights, else transformed and packed
+ * now, into the slot (constant weights) or into *owned (freed by the caller). */
+static kiln_status packed_weights(wino_job *j, const void *w_src, kiln__cpu_ctx *ctx, const kiln_layer *layer,
+                                  float **owned) {
+    const kiln__conv_geom *g = j->g;
+    j->ustride = round16(kiln__sgemm_packed_a_floats(g->m, g->c));
+    bool cached = ctx->cache && weights_constant(layer);
+    if (cached) {
+        wino_header *h = *ctx->cache;
+        if (h && h->magic == KILN__WINOGRAD_MAGIC && h->src == w_src && h->m == g->m && h->c == g->c) {
+            j->upack = (float *)((char *)h + HEADER_OFFSET);
+            return KILN_OK;
+        }
+        kiln__free(ctx->alloc, h); /* another shape's or the convolution's: replaced */
+        *ctx->cache = NULL;
+    }
+    size_t bytes, ubytes;
+    if (!kiln__mul_size((size_t)(NPTS * j->ustride), sizeof(float), &bytes) || bytes > SIZE_MAX - HEADER_OFFSET ||
+        !kiln__mul_size((size_t)(NPTS * g->m * g->c), sizeof(float), &ubytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd weight size overflows");
+    char *block = kiln__malloc_aligned(ctx->alloc, bytes + (cached ? HEADER_OFFSET : 0), 64);
+    j->u = kiln__malloc_aligned(ctx->alloc, ubytes, 64);
+    if (!block || !j->u) {
+        kiln__free(ctx->alloc, block);
+        kiln__free(ctx->alloc, j->u);
+        return KILN_OUT_OF_MEMORY;
+    }
+    j->upack = (float *)(block + (cached ? HEADER_OFFSET : 0));
+    kiln__parallel_for(ctx->pool, g->m, 4, weights_range, j);
+    kiln__parallel_for(ctx->pool, NPTS, 1, pack_range, j);
+    kiln__free(ctx->alloc, j->u);
+    j->u = NULL;
+    if (cached) {
+        *(wino_header *)block = (wino_header){KILN__WINOGRAD_MAGIC, 0, w_src, g->m, g->c};
+        *ctx->cache = block;
+        kiln__cpu_release_weights(ctx, j->w, (size_t)(g->m * g->c * 9) * sizeof(float)); /* U is read instead */
+    } else {
+        *owned = (float *)block;
+    }
+    return KILN_OK;
+}
+
+/* ---------------------------------------------------------------- input transform */
+
+/* One row i of B^T d B for nc tiles: d's columns 4t + 0..5 are phases 0..3 of tile t (a0..a3)
+ * and 0..1 of tile t + 1; output j goes to row j of v (stride vs). */
+__attribute__((target("avx2,fma"))) static inline void bt_row(const float *restrict a0, const float *restrict a1,
+                                                             const float *restrict a2, const float *restrict a3,
+                                                             int64_t nc, float *restrict v0, float *restrict v1,
+                                                             float *restrict v2, float *restrict v3,
+                                                             float *restrict v4, float *restrict v5) {
+    for (int64_t t = 0; t < nc; t++) {
+        float d0 = a0[t], d1 = a1[t], d2 = a2[t], d3 = a3[t], d4 = a0[t + 1], d5 = a1[t + 1];
+        v0[t] = 4 * d0 - 5 * d2 + d4;
+        v1[t] = -4 * (d1 + d2) + d3 + d4;
+        v2[t] = 4 * (d1 - d2) - d3 + d4;
+        v3[t] = 2 * (d3 - d1) - d2 + d4;
+        v4[t] = 2 * (d1 - d3) - d2 + d4;
+        v5[t] = 4 * d1 - 5 * d3 + d5;
+    }
+}
+
+/* V rows of channel cc for the block's tiles. Per tile row and piece of nc tiles: the 6 input
+ * rows are split by column phase (ph[k][r][t] = row k, column 4t + r of the padded input), so the
+ * vertical pass B^T d and the horizontal pass (. B) both run over t with unit stride. */
+__attribute__((target("avx2,fma"))) static void input_channel(const wino_job *j, int64_t cc) {
+    const kiln__conv_geom *g = j->g;
+    int64_t h = g->in[1], w = g->in[2], c = g->c, vstride = c * j->nt;
+    float row[4 * (CHUNK + 1)], ph[6][4 * (CHUNK + 1)], tv[6][4 * (CHUNK + 1)];
+    for (int64_t rr = 0; rr * j->tx < j->nt; rr++) {
+        int64_t gr = j->r0 + rr, n = gr / j->ty, ty = gr % j->ty;
+        const float *xc = j->x + (n * c + cc) * g->in_plane;
+        for (int64_t t0 = 0; t0 < j->tx; t0 += CHUNK) {
+            int64_t nc = KILN__MIN(CHUNK, j->tx - t0), p = nc + 1, cols = 4 * p, x0 = 4 * t0 - g->pb[2];
+            int64_t lo = KILN__MAX(0, -x0), hi = KILN__MIN(cols, w - x0); /* columns inside the input */
+            for (int k = 0; k < 6; k++) {
+                int64_t iy = 4 * ty - g->pb[1] + k;
+                if (iy < 0 || iy >= h || hi <= lo) {
+                    memset(row, 0, (size_t)cols * sizeof *row);
+                } else {
+                    memset(row, 0, (size_t)lo * sizeof *row);
+                    memcpy(row + lo, xc + iy * w + x0 + lo, (size_t)(hi - lo) * sizeof *row);
+                    memset(row + hi, 0, (size_t)(cols - hi) * sizeof *row);
+                }
+                for (int64_t t = 0; t < p; t++)
+                    for (int r = 0; r < 4; r++) ph[k][r * p + t] = row[4 * t + r];
+            }
+            for (int64_t e = 0; e < cols; e++) {
+                float d0 = ph[0][e], d1 = ph[1][e], d2 = ph[2][e], d3 = ph[3][e], d4 = ph[4][e], d5 = ph[5][e];
+                tv[0][e] = 4 * d0 - 5 * d2 + d4;
+                tv[1][e] = -4 * (d1 + d2) + d3 + d4;
+                tv[2][e] = 4 * (d1 - d2) - d3 + d4;
+                tv[3][e] = 2 * (d3 - d1) - d2 + d4;
+                tv[4][e] = 2 * (d1 - d3) - d2 + d4;
+                tv[5][e] = 4 * d1 - 5 * d3 + d5;
+            }
+            float *vb = j->v + cc * j->nt + rr * j->tx + t0;
+            for (int i = 0; i < 6; i++) {
+                float *v = vb + i * 6 * vstride;
+                bt_row(tv[i], tv[i] + p, tv[i] + 2 * p, tv[i] + 3 * p, nc, v, v + vstride, v + 2 * vstride,
+                       v + 3 * vstride, v + 4 * vstride, v + 5 * vstride);
+            }
+        }
+    }
+}
+
+static void input_range(void *arg, int64_t b, int64_t e) {
+    for (int64_t cc = b; cc < e; cc++) input_channel(arg, cc);
+}
+
+/* ---------------------------------------------------------------- GEMMs */
+
+static void gemm_range(void *arg, int64_t b, int64_t e) {
+    wino_job *j = arg;
+    int64_t m = j->g->m, c = j->g->c, nt = j->nt;
+    for (int64_t ij = b; ij < e; ij++) {
+        const float *u = j->upack + ij * j->ustride, *v = j->v + ij * c * nt;
+        float *mo = j->mo + ij * m * nt;
+        kiln_status st = kiln__sgemm_packed(NULL, j->alloc, m, nt, c, NULL, c, u, v, nt, 0.0f, mo, nt, NULL);
+        if (st != KILN_OK) atomic_store(&j->status, st);
+    }
+}
+
+/* ---------------------------------------------------------------- output transform */
+
+/* Y = A^T M A for map mm over the block's tiles: the rows of 4 tiles' outputs are interleaved
+ * into ybuf, then cropped into y with the bias, residual and activation. */
+__attribute__((target("avx2,fma"))) static void output_map(const wino_job *j, int64_t mm) {
+    const kiln__conv_geom *g = j->g;
+    int64_t m = g->m, oh = g->out[1], ow = g->out[2], pstride = m * j->nt;
+    float bias = j->bias ? j->bias[mm] : 0.0f;
+    float s[4][6][CHUNK], ybuf[4][4 * CHUNK];
+    for (int64_t rr = 0; rr * j->tx < j->nt; rr++) {
+        int64_t gr = j->r0 + rr, n = gr / j->ty, ty = gr % j->ty;
+        for (int64_t t0 = 0; t0 < j->tx; t0 += CHUNK) {
+            int64_t nc = KILN__MIN(CHUNK, j->tx - t0);
+            const float *mb = j->mo + mm * j->nt + rr * j->tx + t0;
+            for (int jj = 0; jj < 6; jj++) {
+                const float *p0 = mb + jj * pstride, *p1 = p0 + 6 * pstride, *p2 = p1 + 6 * pstride,
+                            *p3 = p2 + 6 * pstride, *p4 = p3 + 6 * pstride, *p5 = p4 + 6 * pstride;
+                for (int64_t t = 0; t < nc; t++) {
+                    float m0 = p0[t], m1 = p1[t], m2 = p2[t], m3 = p3[t], m4 = p4[t], m5 = p5[t];
+                    s[0][jj][t] = m0 + m1 + m2 + m3 + m4;
+                    s[1][jj][t] = m1 - m2 + 2 * (m3 - m4);
+                    s[2][jj][t] = m1 + m2 + 4 * (m3 + m4);
+                    s[3][jj][t] = m1 - m2 + 8 * (m3 - m4) + m5;
+                }
+            }
+            for (int r = 0; r < 4; r++)
+                for (int64_t t = 0; t < nc; t++) {
+                    float m0 = s[r][0][t], m1 = s[r][1][t], m2 = s[r][2][t], m3 = s[r][3][t], m4 = s[r][4][t],
+                          m5 = s[r][5][t];
+                    ybuf[r][4 * t] = m0 + m1 + m2 + m3 + m4;
+                    ybuf[r][4 * t + 1] = m1 - m2 + 2 * (m3 - m4);
+                    ybuf[r][4 * t + 2] = m1 + m2 + 4 * (m3 + m4);
+                    ybuf[r][4 * t + 3] = m1 - m2 + 8 * (m3 - m4) + m5;
+                }
+            int64_t x0 = 4 * t0, width = KILN__MIN(4 * nc, ow - x0);
+            for (int r = 0; r < 4 && 4 * ty + r < oh; r++) {
+                int64_t o = (n * m + mm) * g->out_plane + (4 * ty + r) * ow + x0;
+                float *yr = j->y + o;
+                if (j->res) {
+                    const float *rs = j->res + o;
+                    for (int64_t x = 0; x < width; x++) yr[x] = ybuf[r][x] + bias + rs[x];
+                } else {
+                    for (int64_t x = 0; x < width; x++) yr[x] = ybuf[r][x] + bias;
+                }
+                if (j->act->kind >= 0) kiln__apply_act_f32(j->act, yr, width);
+            }
+        }
+    }
+}
+
+static void output_range(void *arg, int64_t b, int64_t e) {
+    const wino_job *j = arg;
+    for (int64_t mm = b; mm < e; mm++) output_map(j, mm);
+}
+
+/* ---------------------------------------------------------------- driver */
+
+kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                                const float *bias, const float *res, const kiln__act *act, float *y,
+                                kiln__cpu_ctx *ctx, const kiln_layer *layer) {
+    if (!supported(g))
+        return kiln__error(KILN_INTERNAL_ERROR, "Winograd convolution called for a geometry it does not take");
+    wino_job j = {.g = g, .x = x, .w = w, .bias = bias, .res = res, .y = y, .act = act, .alloc = ctx->alloc};
+    j.ty = (g->out[1] + 3) / 4;
+    j.tx = (g->out[2] + 3) / 4;
+    int64_t rows = g->n * j.ty, row_bytes = NPTS * (g->c + g->m) * j.tx * (int64_t)sizeof(float);
+    int64_t block_rows = KILN__MIN(rows, KILN__MAX(BLOCK_BYTES / row_bytes, (BLOCK_TILES + j.tx - 1) / j.tx));
+    if (block_rows * j.tx > INT_MAX) return kiln__error(KILN_UNSUPPORTED, "Winograd tile count exceeds the int range");
+    float *owned = NULL;
+    kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
+    if (st != KILN_OK) return st;
+    size_t vbytes, mbytes;
+    if (!kiln__mul_size((size_t)(NPTS * g->c), (size_t)(block_rows * j.tx) * sizeof(float), &vbytes) ||
+        !kiln__mul_size((size_t)(NPTS * g->m), (size_t)(block_rows * j.tx) * sizeof(float), &mbytes)) {
+        kiln__free(ctx->alloc, owned);
+        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+    }
+    j.v = kiln__malloc_aligned(ctx->alloc, vbytes, 64);
+    j.mo = kiln__malloc_aligned(ctx->alloc, mbytes, 64);
+    st = j.v && j.mo ? KILN_OK : KILN_OUT_OF_MEMORY;
+    atomic_init(&j.status, KILN_OK);
+    for (j.r0 = 0; j.r0 < rows && st == KILN_OK; j.r0 += block_rows) {
+        j.nt = KILN__MIN(block_rows, rows - j.r0) * j.tx;
+        kiln__parallel_for(ctx->pool, g->c, 1, input_range, &j);
+        kiln__parallel_for(ctx->pool, NPTS, 1, gemm_range, &j);
+        st = atomic_load(&j.status);
+        if (st == KILN_OK) kiln__parallel_for(ctx->pool, g->m, 1, output_range, &j);
+    }
+    kiln__free(ctx->alloc, j.v);
+    kiln__free(ctx->alloc, j.mo);
+    kiln__free(ctx->alloc, owned);
+    return st;
+}

@@ -1,0 +1,28 @@
+/* Winograd F(4x4, 3x3) for float32 3x3 stride-1 convolutions: 36 GEMMs over 6x6 input tiles
+ * instead of im2col's 9 taps, a quarter of the multiplications. */
+#ifndef KILN_CPU_CONV_WINOGRAD_H
+#define KILN_CPU_CONV_WINOGRAD_H
+
+#include "conv_common.h"
+
+/* First field of the Winograd block in a layer's cache slot. The convolution's own block there
+ * starts with a pointer, never equal to this value, so each path tells its block from the other's
+ * and replaces it (the path can change with the input shape). */
+#define KILN__WINOGRAD_MAGIC 0x57494e4fu
+
+/* Whether kiln__winograd_conv takes g: a 2-D (unit depth) 3x3 convolution, stride 1, dilation 1,
+ * one group, pads at most 2, AVX2 present, and enough channels, maps and 4x4 output tiles over
+ * the batch to pay (at least 16 of each, and 49 tiles below 32 channels). */
+bool kiln__winograd_applies(const kiln__conv_geom *g);
+
+/* y = act(conv(x, w) + bias + res) in NCHW float32 for a geometry kiln__winograd_applies takes
+ * (or one of any size with its other conditions: the tests run those).
+ * bias and res may be NULL. w_src identifies the weights in the cache slot (the layer's own
+ * input data, of which w may be a float32 copy): when the layer's weights come from a constant
+ * and ctx->cache is set, their transform is kept there across runs; layer may be NULL (nothing
+ * cached). */
+kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                                const float *bias, const float *res, const kiln__act *act, float *y,
+                                kiln__cpu_ctx *ctx, const kiln_layer *layer);
+
+#endif

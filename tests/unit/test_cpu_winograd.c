@@ -1,0 +1,194 @@
+/* Winograd F(4x4, 3x3) convolution: random shapes (channels, maps, planes not multiples of 4,
+ * asymmetric pads, batches, bias / residual / activations) against a double reference, serial
+ * and threaded, AVX2 and AVX-512 panels, with the weight transform cached in a layer slot
+ * (reused, and replaced on a shape change or over another kernel's block) or computed per call;
+ * and which geometries kiln__winograd_applies takes. */
+#include "cpu/conv_winograd.h"
+#include "cpu/gemm.h"
+#include "cpu_kernel_test.h"
+
+static kiln__conv_geom geom(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                            int64_t pbot, int64_t pr) {
+    kiln__conv_geom g = {.n = n, .c = c, .m = m, .groups = 1, .cg = c, .mg = m, .kvol = 9};
+    int64_t in[3] = {1, h, w}, pb[3] = {0, pt, pl}, pe[3] = {0, pbot, pr};
+    for (int i = 0; i < 3; i++) {
+        g.in[i] = in[i];
+        g.k[i] = i ? 3 : 1;
+        g.s[i] = g.d[i] = 1;
+        g.pb[i] = pb[i];
+        g.out[i] = in[i] + pb[i] + pe[i] - (g.k[i] - 1);
+    }
+    g.in_plane = h * w;
+    g.out_plane = g.out[1] * g.out[2];
+    return g;
+}
+
+static double ref_act(const kiln__act *a, double v) {
+    switch (a->kind) {
+    case KILN_ACT_RELU: return v > 0 ? v : 0;
+    case KILN_ACT_CLIP: return v < a->alpha ? a->alpha : v > a->beta ? a->beta : v;
+    case KILN_ACT_SIGMOID: return 1 / (1 + exp(-v));
+    default: return v;
+    }
+}
+
+/* The convolution in double, straight from its definition. */
+static void reference(const kiln__conv_geom *g, const float *x, const float *w, const float *b, const float *r,
+                      const kiln__act *act, float *y) {
+    int64_t oh = g->out[1], ow = g->out[2], h = g->in[1], wd = g->in[2];
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t m = 0; m < g->m; m++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    double acc = b ? b[m] : 0;
+                    for (int64_t c = 0; c < g->c; c++)
+                        for (int64_t ky = 0; ky < 3; ky++)
+                            for (int64_t kx = 0; kx < 3; kx++) {
+                                int64_t iy = oy - g->pb[1] + ky, ix = ox - g->pb[2] + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                                acc += (double)w[(m * g->c + c) * 9 + ky * 3 + kx] *
+                                       (double)x[((n * g->c + c) * h + iy) * wd + ix];
+                            }
+                    int64_t o = ((n * g->m + m) * oh + oy) * ow + ox;
+                    if (r) acc += r[o];
+                    y[o] = (float)ref_act(act, acc);
+                }
+}
+
+/* One random case: runs kiln__winograd_conv (twice with a slot) and compares with the reference.
+ * layer: a layer whose weights come from a constant (so they may be cached), or NULL. */
+static void run_case(const char *what, const kiln__conv_geom *g, bool bias, bool res, const kiln__act *act,
+                     kiln__pool *pool, void **slot, const kiln_layer *layer) {
+    int64_t nx = g->n * g->c * g->in_plane, nw = g->m * g->c * 9, ny = g->n * g->m * g->out_plane;
+    float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    float *b = bias ? malloc(sizeof(float) * (size_t)g->m) : NULL, *r = res ? malloc(sizeof(float) * (size_t)ny) : NULL;
+    float *y = malloc(sizeof(float) * (size_t)ny), *want = malloc(sizeof(float) * (size_t)ny);
+    kt_fill(x, nx, -1, 1);
+    kt_fill(w, nw, -1, 1);
+    if (b) kt_fill(b, g->m, -1, 1);
+    if (r) kt_fill(r, ny, -1, 1);
+    reference(g, x, w, b, r, act, want);
+    kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc, .cache = slot};
+    char label[200];
+    snprintf(label, sizeof label, "%s n%lld c%lld m%lld %lldx%lld pads %lld,%lld act %d %s %s simd %d", what,
+             (long long)g->n, (long long)g->c, (long long)g->m, (long long)g->in[1], (long long)g->in[2],
+             (long long)g->pb[1], (long long)g->pb[2], act->kind, pool ? "threads" : "serial",
+             slot ? "cached" : "uncached", kiln__cpu_simd());
+    float atol = 4e-5f * sqrtf((float)(g->c * 9)); /* measured worst about 1e-5 * sqrt(9c) */
+    for (int run = 0; run < (slot ? 2 : 1); run++) {
+        memset(y, 0xff, sizeof(float) * (size_t)ny); /* NaNs: every output must be written */
+        KT_OK(kiln__winograd_conv(g, x, w, w, b, r, act, y, &ctx, layer));
+        kt_close(label, y, want, ny, 1e-4f, atol);
+        if (slot && layer) KT_CHECK(*slot && *(const uint32_t *)*slot == KILN__WINOGRAD_MAGIC);
+        if (slot && !layer) KT_CHECK(!*slot); /* weights not known constant: nothing kept */
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(r);
+    free(y);
+    free(want);
+}
+
+static kiln__conv_geom random_geom(int64_t max_c, int64_t max_hw) {
+    for (;;) {
+        int64_t pt = kt_randi(0, 2), pl = kt_randi(0, 2), pbot = kt_randi(0, 2), pr = kt_randi(0, 2);
+        int64_t h = kt_randi(1, max_hw), w = kt_randi(1, max_hw);
+        if (h + pt + pbot < 3 || w + pl + pr < 3) continue;
+        return geom(kt_randi(1, 2), kt_randi(1, max_c), kt_randi(1, max_c), h, w, pt, pl, pbot, pr);
+    }
+}
+
+static void test_random(void) {
+    static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
+    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
+    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
+    static const int levels[] = {KILN__SIMD_AVX512, KILN__SIMD_AVX2};
+    for (int lv = 0; lv < 2; lv++) {
+        kiln__cpu_set_simd(levels[lv]);
+        if (kiln__cpu_simd() == KILN__SIMD_NONE) break;
+        for (int i = 0; i < 40; i++) {
+            kiln__conv_geom g = random_geom(i < 30 ? 24 : 70, i < 30 ? 40 : 20);
+            kiln__act act = {kinds[kt_randi(0, 3)], -0.5f, 0.75f};
+            void *slot = NULL;
+            int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
+            run_case("random", &g, kt_randi(0, 1), kt_randi(0, 1), &act, kt_randi(0, 1) ? g_pool : NULL,
+                     mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+            if (mode == 1) { /* another shape replaces the slot's block */
+                kiln__conv_geom g2;
+                do /* equal dims could meet the freed weights' address: a hit, as for one engine layer */
+                    g2 = random_geom(24, 24);
+                while (g2.c == g.c && g2.m == g.m);
+                run_case("reshaped", &g2, true, false, &act, g_pool, &slot, &layer);
+            }
+            kiln__free(&g_alloc, slot);
+        }
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+/* A slot holding the convolution's own block (a pointer first) is replaced, not misread. */
+static void test_foreign_slot(void) {
+    if (kiln__cpu_simd() == KILN__SIMD_NONE) return;
+    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
+    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
+    void *slot = kiln__malloc_aligned(&g_alloc, 4096, 64);
+    KT_CHECK(slot != NULL);
+    if (!slot) return;
+    memset(slot, 0x5a, 4096);
+    *(void **)slot = &tw;
+    kiln__conv_geom g = geom(1, 20, 36, 13, 11, 1, 1, 1, 1);
+    kiln__act act = {KILN_ACT_RELU, 0, 0};
+    run_case("foreign slot", &g, true, true, &act, g_pool, &slot, &layer);
+    kiln__free(&g_alloc, slot);
+}
+
+static bool applies_to(kiln__conv_geom g) { return kiln__winograd_applies(&g); }
+
+static void test_applies(void) {
+    kiln__conv_geom g = geom(1, 64, 64, 56, 56, 1, 1, 1, 1);
+    if (kiln__cpu_simd() == KILN__SIMD_NONE) {
+        KT_CHECK(!kiln__winograd_applies(&g));
+        return;
+    }
+    KT_CHECK(kiln__winograd_applies(&g));
+    kiln__conv_geom t = g;
+    KT_CHECK(applies_to(geom(4, 512, 512, 7, 7, 1, 1, 1, 1)));
+    KT_CHECK(applies_to(geom(1, 256, 256, 14, 14, 1, 1, 1, 1)));
+    KT_CHECK(applies_to(geom(1, 16, 16, 28, 28, 1, 1, 1, 1)));
+    KT_CHECK(applies_to(geom(1, 32, 48, 9, 30, 2, 0, 0, 2)));
+    t.s[2] = 2;
+    KT_CHECK(!kiln__winograd_applies(&t));
+    t = g;
+    t.d[1] = 2;
+    KT_CHECK(!kiln__winograd_applies(&t));
+    t = g;
+    t.groups = 2;
+    KT_CHECK(!kiln__winograd_applies(&t));
+    t = g;
+    t.k[2] = 5;
+    KT_CHECK(!kiln__winograd_applies(&t));
+    t = g;
+    t.in[0] = t.out[0] = 2;
+    KT_CHECK(!kiln__winograd_applies(&t));
+    KT_CHECK(!applies_to(geom(1, 64, 64, 20, 20, 3, 1, 1, 1))); /* pad > 2 */
+    KT_CHECK(!applies_to(geom(1, 8, 64, 20, 20, 1, 1, 1, 1)));  /* few channels */
+    KT_CHECK(!applies_to(geom(1, 64, 8, 20, 20, 1, 1, 1, 1)));  /* few maps */
+    KT_CHECK(!applies_to(geom(1, 512, 512, 7, 7, 1, 1, 1, 1)));  /* 4 tiles */
+    KT_CHECK(!applies_to(geom(2, 512, 512, 7, 7, 1, 1, 1, 1)));  /* 8 tiles */
+    KT_CHECK(!applies_to(geom(1, 16, 16, 16, 16, 1, 1, 1, 1)));  /* few channels and tiles */
+    kiln__cpu_set_simd(KILN__SIMD_NONE);
+    KT_CHECK(!kiln__winograd_applies(&g));
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+int main(void) {
+    ck_init();
+    test_applies();
+    test_random();
+    test_foreign_slot();
+    ck_done();
+    return kt_summary("test_cpu_winograd");
+}
