@@ -682,13 +682,17 @@ static const float *cached_wpack(const kiln_layer *layer, const void *w_src, con
 /* A plane of 49 or 196 outputs fills 64 or 224 lanes of the 32-wide GEMM panels: up to a third of
  * the work wasted. Transposed, T[plane, m] = col^T W^T puts the plane on the micro-kernel's
  * 12/6-row side and the output maps (a multiple of 32 in real networks) on the vector side; a
- * pass then writes y = act(T^T + bias + residual). Used when it saves at least a tenth. */
+ * pass then writes y = act(T^T + bias + residual). Used when it saves at least a tenth, and only
+ * for long sums (measured: with K below NARROW_MIN_K, as in MobileNetV2's 1x1 layers, the
+ * transposing pass costs more than the lanes saved). */
 #define NARROW_MAX_PLANE 256
 #define NARROW_MIN_MAPS 32
+#define NARROW_MIN_K 512
 
 static bool narrow_plane(const conv_geom *g) {
     int simd = kiln__cpu_simd();
-    if (simd == KILN__SIMD_NONE || g->groups != 1 || g->out_plane > NARROW_MAX_PLANE || g->m < NARROW_MIN_MAPS)
+    if (simd == KILN__SIMD_NONE || g->groups != 1 || g->out_plane > NARROW_MAX_PLANE || g->m < NARROW_MIN_MAPS ||
+        g->cg * g->kvol < NARROW_MIN_K)
         return false;
     int64_t nr = simd == KILN__SIMD_AVX512 ? 32 : 16, n = g->out_plane;
     int64_t lanes = (n + nr - 1) / nr * nr, mlanes = (g->m + nr - 1) / nr * nr;
@@ -702,16 +706,31 @@ typedef struct narrow_out {
     int64_t image;
 } narrow_out;
 
-/* Output maps [m0, m1) of one image from T: transpose, bias, residual, activation. */
+/* Output maps [m0, m1) of one image from T: transpose, bias, residual, activation. T is read in
+ * blocks of NARROW_BLOCK maps, each of its rows once (a column of T at a time would touch a
+ * cache line per value). */
+#define NARROW_BLOCK 16
+
 static void narrow_rows(void *arg, int64_t m0, int64_t m1) {
     const narrow_out *no = arg;
     const conv_job *j = no->j;
     int64_t plane = j->g.out_plane, m = j->g.m;
+    float *y0 = j->y + no->image * m * plane;
+    for (int64_t mb = m0; mb < m1; mb += NARROW_BLOCK) {
+        int64_t nb = KILN__MIN(NARROW_BLOCK, m1 - mb);
+        for (int64_t p = 0; p < plane; p++) {
+            const float *t = no->t + p * m + mb;
+            for (int64_t i = 0; i < nb; i++) y0[(mb + i) * plane + p] = t[i];
+        }
+    }
     for (int64_t mm = m0; mm < m1; mm++) {
-        float *y = j->y + (no->image * m + mm) * plane;
+        float *y = y0 + mm * plane;
         const float *r = j->res ? j->res + (no->image * m + mm) * plane : NULL;
         float b = j->bias ? j->bias[mm] : 0.0f;
-        for (int64_t p = 0; p < plane; p++) y[p] = no->t[p * m + mm] + b + (r ? r[p] : 0.0f);
+        if (r)
+            for (int64_t p = 0; p < plane; p++) y[p] += b + r[p];
+        else if (b != 0.0f)
+            for (int64_t p = 0; p < plane; p++) y[p] += b;
         if (j->act->kind >= 0) kiln__apply_act_f32(j->act, y, plane);
     }
 }

@@ -270,7 +270,7 @@ __attribute__((target("avx512f,avx2,fma"))) static inline __m512 act16(const gem
 }
 
 /* Finishes one row of up to 32 values of C (AVX-512; partial rows through masks). */
-__attribute__((target("avx512f,avx2,fma"))) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1,
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void store_row512(const gemm_job *j, __m512 v0, __m512 v1,
                                                                             float *c, int64_t i, int64_t col,
                                                                             int cols, bool first, bool last) {
     __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);

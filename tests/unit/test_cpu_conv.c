@@ -421,11 +421,11 @@ static void test_narrow_planes(void) {
     for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_AVX2; simd--) {
         kiln__cpu_set_simd(simd);
         conv_case cases[] = {
-            c2d(1, 40, 64, 7, 7, 1, 1, 0, 1, 1),   /* pointwise: the input is col^T */
-            c2d(2, 24, 96, 7, 7, 3, 1, 1, 1, 1),   /* 3x3, batch 2 */
-            c2d(1, 16, 48, 14, 14, 1, 2, 0, 1, 1), /* strided 1x1 down to 7x7 */
-            c2d(1, 8, 32, 14, 14, 3, 1, 1, 1, 1),  /* 14x14 */
-            c2d(1, 12, 70, 5, 9, 3, 1, 1, 1, 1),   /* maps not a multiple of the panel width */
+            c2d(1, 520, 64, 7, 7, 1, 1, 0, 1, 1),  /* pointwise: the input is col^T */
+            c2d(2, 64, 96, 7, 7, 3, 1, 1, 1, 1),   /* 3x3, batch 2 (too few tiles for Winograd) */
+            c2d(1, 520, 64, 14, 14, 1, 2, 0, 1, 1), /* strided 1x1 down to 7x7 */
+            c2d(1, 64, 32, 28, 28, 3, 2, 1, 1, 1), /* 3x3 stride 2 down to 14x14 */
+            c2d(1, 60, 70, 5, 9, 3, 1, 1, 1, 1),   /* maps not a multiple of the panel width */
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
             cases[i].bias = (int)kt_randi(0, 1);
