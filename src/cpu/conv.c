@@ -3,7 +3,8 @@
  * im2col matrix the GEMM packs straight from the input with SIMD (an im2col scratch matrix
  * without), Winograd F(4x4, 3x3) for 3x3 stride-1 ones (conv_winograd.c), the GEMM transposed
  * for small planes, a direct SIMD kernel for depthwise convolutions, float16/bfloat16 through
- * float32, and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
+ * float32, and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading
+ * unit dims. */
 #include "conv_common.h"
 #include "conv_winograd.h"
 #include "gemm.h"
@@ -418,9 +419,6 @@ static kiln_status depthwise(conv_job *j, kiln__cpu_ctx *ctx) {
  * and a lane shuffle at stride 2), lanes outside the input row or the panel left zero. Other
  * strides go lane by lane. */
 #define COL_ROWS 64   /* K rows decoded at once */
-/* The GEMM packs B again for each block of its rows (of about 144): with more output maps than
- * this, one im2col pass and plain copies cost less than packing from the input each time. */
-#define IMPLICIT_MAX_MAPS 256
 #define COL_MAX_NR 32 /* the widest panel (AVX-512) */
 
 typedef struct col_src {
@@ -776,7 +774,7 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
     }
     j->wpack = cached_wpack(layer, w_src, j, false, ctx);
     int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
-    j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE && g->mg <= IMPLICIT_MAX_MAPS;
+    j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE;
     /* The implicit path needs packed weights: weights not cached are packed for this run. */
     float *wtmp = NULL;
     if (j->implicit && !j->wpack) {

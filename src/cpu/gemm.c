@@ -24,6 +24,7 @@
 #define TILES_PER_THREAD 4
 #define DIRECT_B_MAX_M 64 /* AVX-512: B read in place, unpacked, when A has at most this many rows */
 #define PREPACK_A_MAX (4 << 20) /* floats: A packed whole before the tiles when it is at most this big */
+#define PREPACK_B_MAX (4 << 20) /* floats: the same for B */
 
 static atomic_int simd_state = -1; /* -1: not detected yet */
 
@@ -573,6 +574,22 @@ static void prepack_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
+/* Pieces (K block, column chunk) of B packed whole before the tiles, in kiln__sgemm_pack_b's
+ * layout. */
+static void prepack_b_range(void *arg, int64_t begin, int64_t end) {
+    const gemm_job *j = arg;
+    float *dst = (float *)j->bpack;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t p0 = t / j->tiles_n * j->kc, j0 = t % j->tiles_n * j->nc, kc = KILN__MIN(j->kc, j->k - p0);
+        int64_t cols = KILN__MIN(j->nc, j->n - j0);
+        float *d = dst + p0 * j->npad + j0 * kc;
+        if (j->pack_b_fn)
+            j->pack_b_fn(j->pack_b_arg, p0, kc, j0, cols, j->nr, d);
+        else
+            pack_b(j, p0, kc, j0, cols, d);
+    }
+}
+
 static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_job *j, const kiln__gemm_epilogue *ep) {
     int64_t m = j->m, n = j->n, k = j->k;
     if (m <= 0 || n <= 0) return KILN_OK;
@@ -625,6 +642,18 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         int64_t pieces = (k + j->kc - 1) / j->kc * ((m + j->mc - 1) / j->mc);
         kiln__parallel_for(threads > 1 && pieces > 1 ? pool : NULL, pieces, 1, prepack_range, j);
     }
+    /* Several tiles down would each pack the same columns of B: the same. */
+    float *prepacked_b = NULL;
+    if (!j->bpack && !j->b_direct && (m + j->mc - 1) / j->mc > 1 && kiln__sgemm_packed_b_floats(k, n) <= PREPACK_B_MAX) {
+        prepacked_b = kiln__malloc_aligned(alloc, (size_t)kiln__sgemm_packed_b_floats(k, n) * sizeof(float), 64);
+        if (!prepacked_b) {
+            kiln__free(alloc, prepacked);
+            return KILN_OUT_OF_MEMORY;
+        }
+        j->bpack = prepacked_b;
+        int64_t pieces = (k + j->kc - 1) / j->kc * j->tiles_n;
+        kiln__parallel_for(threads > 1 && pieces > 1 ? pool : NULL, pieces, 1, prepack_b_range, j);
+    }
     int64_t slots = KILN__MIN(threads, j->tiles);
     /* Per slot: an mc x kc block of A and a kc x nc block of B unless packed already; + 16 keeps
      * each slot's start 64-byte aligned. */
@@ -633,11 +662,13 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     size_t bytes;
     if (!kiln__mul_size((size_t)(slots * j->work_per_slot), sizeof(float), &bytes)) {
         kiln__free(alloc, prepacked);
+        kiln__free(alloc, prepacked_b);
         return kiln__error(KILN_OUT_OF_MEMORY, "GEMM packing buffer size overflows");
     }
     j->work = kiln__malloc_aligned(alloc, bytes, 64);
     if (!j->work) {
         kiln__free(alloc, prepacked);
+        kiln__free(alloc, prepacked_b);
         return KILN_OUT_OF_MEMORY;
     }
     atomic_init(&j->next, 0);
@@ -647,5 +678,6 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         slot_range(j, 0, 1);
     kiln__free(alloc, j->work);
     kiln__free(alloc, prepacked);
+    kiln__free(alloc, prepacked_b);
     return KILN_OK;
 }

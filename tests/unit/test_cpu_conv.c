@@ -370,7 +370,7 @@ static void test_wide_kernels(void) {
 
 /* Convolutions whose col matrix the GEMM packs from the input (panels crossing output rows, rows
  * in the padding, strides 1 and 2 vectorized, others lane by lane), at every SIMD level, with
- * and without cached weights, and past the output-map count where im2col runs instead. */
+ * and without cached weights, and with several row tiles of the GEMM (B packed once for them). */
 static void test_implicit_im2col(void) {
     static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_SIGMOID, KILN_ACT_LEAKY_RELU};
     for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
@@ -403,10 +403,10 @@ static void test_implicit_im2col(void) {
                             it % 3 ? &slot : NULL, true);
             kiln__free(&g_alloc, slot);
         }
-        conv_case cc = c2d(1, 6, 300, 9, 10, 3, 2, 1, 1, 1); /* more maps than the implicit path takes */
+        conv_case cc = c2d(1, 6, 300, 9, 10, 3, 2, 1, 1, 1); /* several row tiles: B packed once for all */
         cc.bias = cc.res = 1;
         cc.act = KILN_ACT_RELU;
-        run_case("im2col 300 maps", &cc, KILN_FLOAT32, g_pool);
+        run_case("implicit im2col, 300 maps", &cc, KILN_FLOAT32, g_pool);
         cc = c2d(2, 4, 20, 1, 77, 1, 1, 0, 1, 1); /* 1x1 with pads: padding rows and columns */
         cc.pb[1] = cc.pe[0] = 1;
         run_case("1x1 padded", &cc, KILN_FLOAT32, NULL);
