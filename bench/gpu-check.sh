@@ -52,7 +52,8 @@ fi
 # of this machine (the torchvision/transformers models), batch 1, 1 and 2 threads.
 if [ -n "${CPU_VS_ORT:-}" ] && [ -x "$BUILD/kiln" ]; then
     taskset -c 0,1 python3 "$ROOT/bench/cpu_vs_ort.py" --kiln "$BUILD/kiln" --out "$OUT/cpu-models" \
-        --torch-python "$(command -v python3)" --models "$CPU_VS_ORT" --threads 1,2 --duration "${CPU_VS_ORT_SECONDS:-3}" --json "$OUT/cpu_vs_ort.json" \
+        --torch-python "$(command -v python3)" --models "$CPU_VS_ORT" --threads 1,2 --duration "${CPU_VS_ORT_SECONDS:-3}" --rounds "${CPU_VS_ORT_ROUNDS:-2}" \
+        --json "$OUT/cpu_vs_ort.json" \
         >"$OUT/cpu_vs_ort.log" 2>&1
     row "cpu vs ort" "rc=$? (table in cpu_vs_ort.log)"
 fi
