@@ -64,6 +64,14 @@ static void unary_range(void *arg, int64_t begin, int64_t end) {
     uint8_t *out8 = j->out;
     if (j->op == KILN_UNARY_ISNAN || j->op == KILN_UNARY_ISINF) {
         bool nan = j->op == KILN_UNARY_ISNAN;
+        if (j->dtype == KILN_FLOAT32) { /* attention masks: no conversion per element */
+            const float *x = j->in;
+            if (nan)
+                for (int64_t i = begin; i < end; i++) out8[i] = isnan(x[i]) != 0;
+            else
+                for (int64_t i = begin; i < end; i++) out8[i] = isinf(x[i]) != 0;
+            return;
+        }
         for (int64_t i = begin; i < end; i++) {
             double v = kiln__load_f64(j->in, j->dtype, i);
             out8[i] = nan ? isnan(v) != 0 : isinf(v) != 0; /* glibc isinf gives -1 for -inf */

@@ -67,7 +67,7 @@ static kiln_dims bcast_of(const kiln_dims *out) {
 /* ---------------------------------------------------------------- select, expand, tile */
 
 static void test_select(void) {
-    for (int it = 0; it < 20; it++) {
+    for (int it = 0; it < 100; it++) {
         kiln_dims out = rand_dims((int32_t)kt_randi(1, 4), 1, 5);
         kiln_dims dc = bcast_of(&out), da = bcast_of(&out), db = it % 3 ? bcast_of(&out) : out;
         int64_t nc = kiln__dims_volume(&dc), na = kiln__dims_volume(&da), nb = kiln__dims_volume(&db);
@@ -88,6 +88,32 @@ static void test_select(void) {
             kt_close("select", y.data, ref, n, 0, 0);
             free(ref);
         }
+        free(y.data);
+        free(c);
+        free(a);
+        free(b);
+    }
+    /* 8-byte elements (int64) take the generic copy; shapes with runs of every kind */
+    for (int it = 0; it < 60; it++) {
+        kiln_dims out = rand_dims((int32_t)kt_randi(1, 5), 1, 6);
+        kiln_dims dc = bcast_of(&out), da = bcast_of(&out), db = it % 2 ? bcast_of(&out) : out;
+        int64_t nc = kiln__dims_volume(&dc), na = kiln__dims_volume(&da), nb = kiln__dims_volume(&db);
+        uint8_t *c = malloc((size_t)nc);
+        int64_t *a = malloc(sizeof(int64_t) * (size_t)na), *b = malloc(sizeof(int64_t) * (size_t)nb);
+        for (int64_t i = 0; i < nc; i++) c[i] = (uint8_t)kt_randi(0, 1);
+        for (int64_t i = 0; i < na; i++) a[i] = kt_randi(-1000, 1000);
+        for (int64_t i = 0; i < nb; i++) b[i] = kt_randi(-1000, 1000) + ((int64_t)1 << 40);
+        kiln_layer l = lh_layer(KILN_LAYER_SELECT, 3);
+        kiln__value in[3] = {lh_val(KILN_BOOL, dc, c), lh_val(KILN_INT64, da, a), lh_val(KILN_INT64, db, b)}, y;
+        KT_OK(lh_run(&l, in, &y));
+        int64_t n = kiln__dims_volume(&y.dims), co[KILN_MAX_DIMS], bad = 0;
+        for (int64_t e = 0; e < n; e++) {
+            lh_unravel(e, &y.dims, co);
+            int64_t want = c[bcast_off(co, y.dims.nb_dims, &dc)] ? a[bcast_off(co, y.dims.nb_dims, &da)]
+                                                                 : b[bcast_off(co, y.dims.nb_dims, &db)];
+            bad += ((const int64_t *)y.data)[e] != want;
+        }
+        KT_CHECK(bad == 0);
         free(y.data);
         free(c);
         free(a);
