@@ -373,6 +373,15 @@ static inline void prefetch_slice(const float *panel, int64_t floats, int64_t sl
         _mm_prefetch((const char *)(panel + l * 16), _MM_HINT_T1);
 }
 
+/* The same for a panel read in place: kc rows of 32 floats, ld apart. */
+static inline void prefetch_rows(const float *panel, int64_t ld, int64_t kc, int64_t slice, int64_t slices) {
+    int64_t per = (kc + slices - 1) / slices;
+    for (int64_t r = slice * per, end = KILN__MIN(kc, r + per); r < end; r++) {
+        _mm_prefetch((const char *)(panel + r * ld), _MM_HINT_T1);
+        _mm_prefetch((const char *)(panel + r * ld + 16), _MM_HINT_T1);
+    }
+}
+
 /* One tile of C: rows [i0, i0 + rows), columns [j0, j0 + cols). */
 __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int64_t i0, int64_t rows, int64_t j0,
                                                          int64_t cols, float *pa, float *pb) {
@@ -411,10 +420,13 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     panel = pb;
                 }
             }
-            const float *next = !j->b_direct && jr + j->nr < cols ? pbk + (jr + j->nr) * kc : NULL;
+            bool more = jr + j->nr < cols;
+            const float *next = !j->b_direct && more ? pbk + (jr + j->nr) * kc : NULL;
+            const float *next_direct = j->b_direct && more ? j->b + p0 * j->ldb + j0 + jr + j->nr : NULL;
             int64_t calls = (rows + 2 * MR - 1) / (2 * MR), call = 0; /* 12-row calls, the last maybe 6 */
             for (int64_t ir = 0; ir < rows; ir += 2 * MR, call++) {
                 if (next) prefetch_slice(next, kc * j->nr, call, calls);
+                if (next_direct) prefetch_rows(next_direct, j->ldb, kc, call, calls);
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
                 if (r_n > MR)
                     kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
