@@ -385,8 +385,92 @@ static void depthwise_range(void *arg, int64_t begin, int64_t end) {
 }
 
 /* Planes (image, channel) are independent: the pool spreads them over its threads. */
+/* Small planes (MobileNet's 7x7 and 14x14 with hundreds of channels): rows of 7 or 14 outputs
+ * would all be masked edge vectors in the row kernels above. Each plane is copied instead into a
+ * zero-padded buffer (a few hundred floats), and every output row is then full-width vectors of
+ * plain loads and FMAs, one store mask for the row's end. 2-D, x-stride 1 or 2, AVX-512. */
+#define DWS_MAX_IN_PLANE 1024 /* input values per channel */
+#define DWS_SLACK 64          /* floats past the padded plane that full-width loads may touch */
+
+typedef struct dws_job {
+    const conv_job *j;
+    int64_t ph, pw;   /* the padded plane */
+    float *scratch;   /* per slot: ph * pw + DWS_SLACK floats */
+    int64_t per_slot, slots;
+} dws_job;
+
+static bool dws_applies(const conv_geom *g) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->s[2] <= 2 &&
+           g->in_plane <= DWS_MAX_IN_PLANE && g->k[1] * g->k[2] <= DW_MAX_TAPS;
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dws_plane(const dws_job *d, int64_t n, int64_t c,
+                                                                  float *pad) {
+    const conv_job *j = d->j;
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane, *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
+    memset(pad, 0, (size_t)(d->ph * d->pw + DWS_SLACK) * sizeof *pad);
+    for (int64_t iy = 0; iy < g->in[1]; iy++)
+        memcpy(pad + (iy + g->pb[1]) * d->pw + g->pb[2], x + iy * g->in[2], (size_t)g->in[2] * sizeof *x);
+    int64_t ow = g->out[2], sx = g->s[2], kh = g->k[1], kw = g->k[2];
+    int kind = j->act->kind;
+    bool clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP;
+    __m512 lo = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f);
+    __m512 hi = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff());
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t oy = 0; oy < g->out[1]; oy++) {
+        float *yr = y + oy * ow;
+        for (int64_t ox = 0; ox < ow; ox += 16) {
+            __mmask16 m = (__mmask16)(ow - ox >= 16 ? 0xFFFF : (1u << (ow - ox)) - 1);
+            __m512 acc = _mm512_set1_ps(j->bias ? j->bias[c] : 0.0f);
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const float *row = pad + (oy * g->s[1] + ky * g->d[1]) * d->pw + ox * sx;
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    const float *p = row + kx * g->d[2];
+                    __m512 v = sx == 1 ? _mm512_loadu_ps(p)
+                                       : _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens, _mm512_loadu_ps(p + 16));
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[ky * kw + kx]), v, acc);
+                }
+            }
+            if (res) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, res + oy * ow + ox));
+            if (clamp) acc = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+            _mm512_mask_storeu_ps(yr + ox, m, acc);
+        }
+    }
+    if (kind >= 0 && !clamp) kiln__apply_act_f32(j->act, y, g->out_plane);
+}
+
+static void dws_range(void *arg, int64_t begin, int64_t end) {
+    const dws_job *d = arg;
+    for (int64_t s = begin; s < end; s++) {
+        float *pad = d->scratch + s * d->per_slot;
+        for (int64_t t = s; t < d->j->g.n * d->j->g.c; t += d->slots) dws_plane(d, t / d->j->g.c, t % d->j->g.c, pad);
+    }
+}
+
+static kiln_status depthwise_small(conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    /* Rows and columns the outputs reach (full-width loads at stride 2 read up to 32 more). */
+    int64_t reach_y = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
+    int64_t reach_x = ((g->out[2] + 15) / 16 * 16 - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1 + 16;
+    dws_job d = {.j = j, .ph = KILN__MAX(reach_y, g->in[1] + g->pb[1]), .pw = KILN__MAX(reach_x, g->in[2] + g->pb[2])};
+    d.per_slot = (d.ph * d.pw + DWS_SLACK + 15) / 16 * 16;
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
+    d.scratch = kiln__malloc_aligned(ctx->alloc, (size_t)(d.slots * d.per_slot) * sizeof(float), 64);
+    if (!d.scratch) return KILN_OUT_OF_MEMORY;
+    if (d.slots > 1)
+        kiln__parallel_for(ctx->pool, d.slots, 1, dws_range, &d);
+    else
+        dws_range(&d, 0, 1);
+    kiln__free(ctx->alloc, d.scratch);
+    return KILN_OK;
+}
+
 static kiln_status depthwise(conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
+    if (dws_applies(g)) return depthwise_small(j, ctx);
     if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
         g->s[2] > 2) {
         kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
