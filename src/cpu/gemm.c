@@ -1,11 +1,14 @@
 /* Single-precision GEMM: C is cut into tiles (mc x nc) that threads take from a shared counter;
  * each tile runs over K in blocks of kc: A's block is packed into 6-row panels (scaled by
- * alpha), B's into 16-column panels, and a 6x16 register-blocked AVX2/FMA micro-kernel
- * accumulates each 6x16 piece of C, applying beta on the first K block and the epilogue on the
- * last, while the piece is still in registers (activations too, through vmath.h, except the
- * rare kinds without a vector form: those run over the tile's whole rows at its end). Operands
- * packed once by the caller (constant weights) skip their packing; when C has several tiles
- * across, A is packed once for all of them. */
+ * alpha), B's into 16- or 32-column panels, and a register-blocked micro-kernel (AVX2/FMA 6x16,
+ * AVX-512 12x32 with a 6x32 tail) accumulates each piece of C, applying beta on the first K block
+ * and the epilogue on the last, while the piece is still in registers (activations too, through
+ * vmath.h, except the rare kinds without a vector form: those run over the tile's whole rows at
+ * its end). Operands packed once by the caller (constant weights) skip their packing; when C has
+ * several tiles across, A is packed once for all of them, and B likewise for several tiles down.
+ * B may also come from a packing callback (implicit im2col), or, with few rows of A, be read in
+ * place. The next B panel is prefetched while the current one is in use: weights stream from
+ * memory on every run. */
 #include "gemm.h"
 #include "vmath.h"
 

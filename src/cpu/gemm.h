@@ -1,4 +1,4 @@
-/* kiln's own single-precision GEMM (packed panels, an AVX2/FMA 6x16 or AVX-512 6x32 micro-kernel,
+/* kiln's own single-precision GEMM (packed panels, an AVX2/FMA 6x16 or AVX-512 12x32 micro-kernel,
  * cache blocking, threads from kiln's pool) with a fused per-row bias / residual / activation
  * epilogue. CPUs
  * without AVX2 and FMA run OpenBLAS instead, split over the pool's threads by rows of C. */
@@ -57,7 +57,7 @@ kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, boo
                                  const kiln__gemm_epilogue *ep);
 
 /* Which kernels run: the best the CPU supports, detected once at first use (AVX-512 adds a
- * 6x32 GEMM micro-kernel). kiln__cpu_set_simd(level) caps it at level, never above what the CPU
+ * 12x32 GEMM micro-kernel). kiln__cpu_set_simd(level) caps it at level, never above what the CPU
  * supports (tests reach every path this way). Not meant to change while kernels run. */
 enum { KILN__SIMD_NONE = 0, KILN__SIMD_AVX2 = 1, KILN__SIMD_AVX512 = 2 };
 int kiln__cpu_simd(void);
