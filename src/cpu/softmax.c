@@ -40,24 +40,13 @@ static void finish_scalar(const float *x, float *y, int64_t n, int64_t s, float 
 #ifdef KILN__VM_X86
 /* exp(d) for d <= 0 (or NaN, which passes): vmath.h's polynomial, 2^n applied by scalef
  * (d >= cut >= -87 keeps n >= -126, so the result is normal), terms below cut flushed. */
-__attribute__((target("avx512f"))) static inline __m512 exp16_cut(__m512 d, __m512 cut) {
-    __m512 x = _mm512_max_ps(cut, d); /* the second operand, d, when d is NaN */
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(KILN__VM_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(KILN__VM_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(KILN__VM_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(KILN__VM_EXP_P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+__attribute__((target("avx512f,avx2,fma"))) static inline __m512 exp16_cut(__m512 d, __m512 cut) {
+    __m512 e = kiln__vm_exp16_in_range(_mm512_max_ps(cut, d)); /* the second operand, d, when d is NaN */
     __mmask16 keep = _mm512_cmp_ps_mask(d, cut, _CMP_NLT_UQ); /* NaN is kept */
-    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
+    return _mm512_maskz_mov_ps(keep, e);
 }
 
-__attribute__((target("avx512f"))) static void row_avx512(const float *x, float *y, int64_t n, float cut,
+__attribute__((target("avx512f,avx2,fma"))) static void row_avx512(const float *x, float *y, int64_t n, float cut,
                                                           bool take_log) {
     int64_t full = n & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
@@ -95,7 +84,7 @@ __attribute__((target("avx512f"))) static void row_avx512(const float *x, float 
 /* Four consecutive rows of n at once, as row_avx512 computes each (the same operations in the
  * same order, so the same results) but interleaved: one row's reductions and exp chains are
  * dependent steps that would leave the core waiting, the four rows' are independent. */
-__attribute__((target("avx512f"))) static void rows4_avx512(const float *x, float *y, int64_t n, float cut) {
+__attribute__((target("avx512f,avx2,fma"))) static void rows4_avx512(const float *x, float *y, int64_t n, float cut) {
     int64_t full = n & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
     __m512 mv[4], m[4], acc[4], c = _mm512_set1_ps(cut);

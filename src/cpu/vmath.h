@@ -233,8 +233,8 @@ static inline int kiln__vm_have_avx2(void) {
  * bit-identical (2^n by scalef rounds once, as the two exact-then-rounding factors do). */
 #define KILN__VM_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
-static inline KILN__VM_AVX512 __m512 kiln__vm_exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(KILN__VM_EXP_LO), _mm512_min_ps(_mm512_set1_ps(KILN__VM_EXP_HI), x));
+/* exp(x) for x already in range: the polynomial on the reduced argument, scaled by 2^n. */
+static inline KILN__VM_AVX512 __m512 kiln__vm_exp16_in_range(__m512 x) {
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(KILN__VM_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(KILN__VM_LN2_HI), x);
@@ -247,6 +247,12 @@ static inline KILN__VM_AVX512 __m512 kiln__vm_exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(KILN__VM_EXP_P5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
+}
+
+static inline KILN__VM_AVX512 __m512 kiln__vm_exp16(__m512 x) {
+    /* min/max return their second operand when either is NaN: NaN passes through. */
+    return kiln__vm_exp16_in_range(
+        _mm512_max_ps(_mm512_set1_ps(KILN__VM_EXP_LO), _mm512_min_ps(_mm512_set1_ps(KILN__VM_EXP_HI), x)));
 }
 
 static inline KILN__VM_AVX512 __m512 kiln__vm_sigmoid16(__m512 x) {
