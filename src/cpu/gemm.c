@@ -304,68 +304,40 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void st
     _mm512_mask_storeu_ps(c + 16, m1, v1);
 }
 
-/* The AVX-512 micro-kernel: 6 x 32 from panels pa [kc][6] and pb [kc][32]. */
+/* The AVX-512 micro-kernel: (6 * panels) x 32 from `panels` consecutive 6-row panels of A
+ * ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12 rows)
+ * double the FMAs per load of B; one serves the last rows. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void kernel_x32(
+    const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, int64_t i, int64_t col, int rows,
+    int cols, bool first, bool last, const int panels) {
+    __m512 c[2 * MR][2];
+    for (int r = 0; r < panels * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++, pb += ldpb) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+        for (int q = 0; q < panels; q++)
+            for (int r = 0; r < MR; r++) {
+                __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
+                c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
+                c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
+            }
+    }
+    float *cp = j->c + i * j->ldc + col;
+    for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
+}
+
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
                                                                     const float *pb, int64_t ldpb, int64_t i,
                                                                     int64_t col, int rows, int cols, bool first,
                                                                     bool last) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t p = 0; p < kc; p++, pa += MR, pb += ldpb) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
-        a = _mm512_set1_ps(pa[0]);
-        c00 = _mm512_fmadd_ps(a, b0, c00);
-        c01 = _mm512_fmadd_ps(a, b1, c01);
-        a = _mm512_set1_ps(pa[1]);
-        c10 = _mm512_fmadd_ps(a, b0, c10);
-        c11 = _mm512_fmadd_ps(a, b1, c11);
-        a = _mm512_set1_ps(pa[2]);
-        c20 = _mm512_fmadd_ps(a, b0, c20);
-        c21 = _mm512_fmadd_ps(a, b1, c21);
-        a = _mm512_set1_ps(pa[3]);
-        c30 = _mm512_fmadd_ps(a, b0, c30);
-        c31 = _mm512_fmadd_ps(a, b1, c31);
-        a = _mm512_set1_ps(pa[4]);
-        c40 = _mm512_fmadd_ps(a, b0, c40);
-        c41 = _mm512_fmadd_ps(a, b1, c41);
-        a = _mm512_set1_ps(pa[5]);
-        c50 = _mm512_fmadd_ps(a, b0, c50);
-        c51 = _mm512_fmadd_ps(a, b1, c51);
-    }
-    float *c = j->c + i * j->ldc + col;
-    int64_t ldc = j->ldc;
-    store_row512(j, c00, c01, c, i, col, cols, first, last);
-    if (rows > 1) store_row512(j, c10, c11, c + ldc, i + 1, col, cols, first, last);
-    if (rows > 2) store_row512(j, c20, c21, c + 2 * ldc, i + 2, col, cols, first, last);
-    if (rows > 3) store_row512(j, c30, c31, c + 3 * ldc, i + 3, col, cols, first, last);
-    if (rows > 4) store_row512(j, c40, c41, c + 4 * ldc, i + 4, col, cols, first, last);
-    if (rows > 5) store_row512(j, c50, c51, c + 5 * ldc, i + 5, col, cols, first, last);
+    kernel_x32(j, kc, pa, pb, ldpb, i, col, rows, cols, first, last, 1);
 }
 
-/* 12 x 32 from two consecutive 6-row panels of A: twice the FMAs per load of B of kernel_6x32. */
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_job *j, int64_t kc, const float *pa,
                                                                      const float *pb, int64_t ldpb, int64_t i,
                                                                      int64_t col, int rows, int cols, bool first,
                                                                      bool last) {
-    __m512 c[12][2];
-    for (int r = 0; r < 12; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    const float *pa1 = pa + kc * MR;
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++, pa += MR, pa1 += MR, pb += ldpb) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
-        for (int r = 0; r < 6; r++) {
-            __m512 a = _mm512_set1_ps(pa[r]);
-            c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
-            c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
-        }
-        for (int r = 0; r < 6; r++) {
-            __m512 a = _mm512_set1_ps(pa1[r]);
-            c[6 + r][0] = _mm512_fmadd_ps(a, b0, c[6 + r][0]);
-            c[6 + r][1] = _mm512_fmadd_ps(a, b1, c[6 + r][1]);
-        }
-    }
-    float *cp = j->c + i * j->ldc + col;
-    for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
+    kernel_x32(j, kc, pa, pb, ldpb, i, col, rows, cols, first, last, 2);
 }
 
 /* The next B panel streams from memory while the current one is reused from L1 by every row
