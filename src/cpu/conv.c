@@ -805,16 +805,7 @@ static void narrow_rows(void *arg, int64_t m0, int64_t m1) {
             for (int64_t i = 0; i < nb; i++) y0[(mb + i) * plane + p] = t[i];
         }
     }
-    for (int64_t mm = m0; mm < m1; mm++) {
-        float *y = y0 + mm * plane;
-        const float *r = j->res ? j->res + (no->image * m + mm) * plane : NULL;
-        float b = j->bias ? j->bias[mm] : 0.0f;
-        if (r)
-            for (int64_t p = 0; p < plane; p++) y[p] += b + r[p];
-        else if (b != 0.0f)
-            for (int64_t p = 0; p < plane; p++) y[p] += b;
-        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, y, plane);
-    }
+    epilogue(j, no->image, m0, m1);
 }
 
 static kiln_status conv_narrow(conv_job *j, const float *wt_pack, kiln__cpu_ctx *ctx) {
