@@ -399,8 +399,10 @@ typedef struct dws_job {
     int64_t per_slot, slots;
 } dws_job;
 
+/* 2-D only: the depth axis must be trivial, padding included (a padded depth makes planes of bias). */
 static bool dws_applies(const conv_geom *g) {
-    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->s[2] <= 2 &&
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
+           g->pb[0] == 0 && g->s[2] <= 2 &&
            g->in_plane <= DWS_MAX_IN_PLANE && g->k[1] * g->k[2] <= DW_MAX_TAPS;
 }
 

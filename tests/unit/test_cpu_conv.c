@@ -353,6 +353,18 @@ static void test_wide_kernels(void) {
             run_case(simd ? "wide depthwise" : "wide depthwise (portable)", &r, KILN_FLOAT32,
                      it % 2 ? g_pool : NULL);
         }
+        /* 3-D with one input slice and padded depth: output slices of bias and residual only */
+        conv_case dd = c2d(2, 2, 2, 8, 44, 1, 2, 1, 2, 2);
+        dd.ns = 3;
+        dd.in[2] = 44;
+        dd.in[1] = 8;
+        dd.in[0] = 1;
+        dd.k[2] = 1;
+        dd.s[2] = dd.d[2] = 2;
+        dd.pb[2] = 1;
+        dd.pe[1] = dd.pe[2] = 0;
+        dd.bias = dd.res = 1;
+        run_case("depthwise padded depth", &dd, KILN_FLOAT32, g_pool);
         conv_case cc = c2d(2, 40, 150, 23, 29, 3, 1, 1, 1, 1);
         cc.bias = cc.res = 1;
         cc.act = KILN_ACT_RELU;
