@@ -837,32 +837,191 @@ static kiln_status conv_narrow(conv_job *j, const float *wt_pack, kiln__cpu_ctx 
     return st;
 }
 
+/* j->wpack for the paths that need packed weights: the cached copy, or (weights not cached) one
+ * packed for this run into *tmp, which the caller frees. */
+static kiln_status packed_weights(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx,
+                                  float **tmp) {
+    const conv_geom *g = &j->g;
+    *tmp = NULL;
+    j->wpack = cached_wpack(layer, w_src, j, false, ctx);
+    if (j->wpack) return KILN_OK;
+    size_t wbytes;
+    if (!kiln__mul_size((size_t)(kiln__sgemm_packed_a_floats(g->mg, g->cg * g->kvol) * g->groups), sizeof(float),
+                        &wbytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "convolution weight packing size overflows");
+    *tmp = kiln__malloc_aligned(ctx->alloc, KILN__MAX(wbytes, 1), 64);
+    if (!*tmp) return KILN_OUT_OF_MEMORY;
+    pack_weights(j, *tmp);
+    j->wpack = *tmp;
+    return KILN_OK;
+}
+
+/* Winograd's transformed weights are 4x the size of the direct path's: with few tiles, reading
+ * them costs more than the multiplications saved (measured at batch 1: 14x14 outputs, 16 tiles,
+ * 256 maps: direct 1.85 ms against 2.3 ms; 28x28, 49 tiles, 128 maps: Winograd 1.18 against 1.7). */
+#define WINOGRAD_OVER_DIRECT_TILES 49
+
+static int64_t winograd_tiles(const conv_geom *g) { return g->n * ((g->out[1] + 3) / 4) * ((g->out[2] + 3) / 4); }
+
+/* ------------------------------------------------- direct: B read in place from a padded input */
+
+/* 2-D convolutions of one group (AVX-512) without an im2col matrix: each image's input is copied
+ * once into zero-padded planes split by stride phase, plane (c, py, px) holding padded rows
+ * t * sy + py and columns u * sx + px, Hq x Wq of them. Tap (c, ky, kx) of output (oy, ox) then
+ * lies at a fixed offset plus oy * Wq + ox, so the GEMM reads its B rows in place at those offsets
+ * over a grid of Ho x Wq outputs; the Wq - Wo columns past each row's end are computed and
+ * dropped by the pass that copies the grid into y (skipped when Wq == Wo). Only the phases some
+ * tap reads are copied (a 1x1 stride-2 convolution copies one quarter of its input). */
+#define DIRECT_SLACK 64 /* floats past the last plane: the grid's last panel reads up to 31 more */
+#define DIRECT_MAX_WASTE 1.3 /* grid lanes (rounded up to 32) per output at most */
+
+typedef struct direct_geom {
+    int64_t sy, sx, hq, wq, pq; /* pq: the plane, hq * wq */
+    int64_t nph, phase[4];      /* phases read, and each phase's slot (py * sx + px) or -1 */
+    int64_t grid;               /* ho * wq */
+} direct_geom;
+
+static bool direct_geom_init(const conv_geom *g, direct_geom *dg) {
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512 || g->groups != 1 || g->k[0] != 1 || g->in[0] != 1 ||
+        g->out[0] != 1 || g->pb[0] != 0 || g->s[1] > 2 || g->s[2] > 2 || (g->kvol == 1 && g->s[1] * g->s[2] == 1))
+        return false;
+    *dg = (direct_geom){.sy = g->s[1], .sx = g->s[2]};
+    dg->hq = g->out[1] + (g->k[1] - 1) * g->d[1] / dg->sy;
+    dg->wq = g->out[2] + (g->k[2] - 1) * g->d[2] / dg->sx;
+    dg->pq = dg->hq * dg->wq;
+    dg->grid = g->out[1] * dg->wq;
+    for (int64_t i = 0; i < 4; i++) dg->phase[i] = -1;
+    for (int64_t ky = 0; ky < g->k[1]; ky++)
+        for (int64_t kx = 0; kx < g->k[2]; kx++) {
+            int64_t ph = ky * g->d[1] % dg->sy * dg->sx + kx * g->d[2] % dg->sx;
+            if (dg->phase[ph] < 0) dg->phase[ph] = dg->nph++;
+        }
+    return (double)((dg->grid + 31) / 32 * 32) <= DIRECT_MAX_WASTE * (double)g->out_plane;
+}
+
+typedef struct direct_job {
+    const conv_job *j;
+    const direct_geom *dg;
+    const float *x; /* the image */
+    float *xq;      /* its phase planes */
+    const float *grid;
+    float *y;       /* the image's output */
+    int64_t n;      /* the image */
+    bool late;      /* bias, residual and activation after the copy out of the grid */
+} direct_job;
+
+/* Phase planes of channels [c0, c1). */
+static void direct_copy_range(void *arg, int64_t c0, int64_t c1) {
+    const direct_job *dj = arg;
+    const conv_geom *g = &dj->j->g;
+    const direct_geom *dg = dj->dg;
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t ph = 0; ph < dg->sy * dg->sx; ph++) {
+            if (dg->phase[ph] < 0) continue;
+            int64_t py = ph / dg->sx, px = ph % dg->sx;
+            float *dst = dj->xq + (c * dg->nph + dg->phase[ph]) * dg->pq;
+            const float *xc = dj->x + c * g->in_plane;
+            int64_t lo, hi; /* columns u whose input column u * sx + px - pb lies inside */
+            kiln__conv_valid_range(px - g->pb[2], dg->sx, g->in[2], dg->wq, &lo, &hi);
+            for (int64_t t = 0; t < dg->hq; t++, dst += dg->wq) {
+                int64_t iy = t * dg->sy + py - g->pb[1];
+                if (iy < 0 || iy >= g->in[1] || hi <= lo) {
+                    memset(dst, 0, (size_t)dg->wq * sizeof *dst);
+                    continue;
+                }
+                const float *row = xc + iy * g->in[2] + px - g->pb[2];
+                memset(dst, 0, (size_t)lo * sizeof *dst);
+                if (dg->sx == 1)
+                    memcpy(dst + lo, row + lo, (size_t)(hi - lo) * sizeof *dst);
+                else
+                    for (int64_t u = lo; u < hi; u++) dst[u] = row[u * dg->sx];
+                memset(dst + hi, 0, (size_t)(dg->wq - hi) * sizeof *dst);
+            }
+        }
+}
+
+/* Output maps [m0, m1) of the image from the grid, then (late) bias, residual and activation. */
+static void direct_out_range(void *arg, int64_t m0, int64_t m1) {
+    const direct_job *dj = arg;
+    const conv_geom *g = &dj->j->g;
+    for (int64_t m = m0; m < m1; m++)
+        for (int64_t oy = 0; oy < g->out[1]; oy++)
+            memcpy(dj->y + m * g->out_plane + oy * g->out[2], dj->grid + m * dj->dg->grid + oy * dj->dg->wq,
+                   (size_t)g->out[2] * sizeof(float));
+    if (dj->late) epilogue(dj->j, dj->n, m0, m1);
+}
+
+static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    int64_t kdim = g->c * g->kvol;
+    bool compact = dg->wq != g->out[2]; /* else the grid is y itself */
+    size_t xq_bytes, off_bytes, grid_bytes = 0;
+    if (!kiln__mul_size((size_t)(g->c * dg->nph * dg->pq + DIRECT_SLACK), sizeof(float), &xq_bytes) ||
+        !kiln__mul_size((size_t)kdim, sizeof(int64_t), &off_bytes) ||
+        (compact && !kiln__mul_size((size_t)(g->m * dg->grid), sizeof(float), &grid_bytes)))
+        return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
+    float *xq = kiln__malloc_aligned(ctx->alloc, xq_bytes, 64);
+    int64_t *off = kiln__malloc(ctx->alloc, off_bytes);
+    float *grid = compact ? kiln__malloc_aligned(ctx->alloc, grid_bytes, 64) : NULL;
+    kiln_status st = xq && off && (grid || !compact) ? KILN_OK : KILN_OUT_OF_MEMORY;
+    if (st == KILN_OK) {
+        memset(xq + g->c * dg->nph * dg->pq, 0, DIRECT_SLACK * sizeof(float));
+        for (int64_t c = 0, k = 0; c < g->c; c++)
+            for (int64_t ky = 0; ky < g->k[1]; ky++)
+                for (int64_t kx = 0; kx < g->k[2]; kx++, k++) {
+                    int64_t ph = ky * g->d[1] % dg->sy * dg->sx + kx * g->d[2] % dg->sx;
+                    off[k] = (c * dg->nph + dg->phase[ph]) * dg->pq + ky * g->d[1] / dg->sy * dg->wq +
+                             kx * g->d[2] / dg->sx;
+                }
+    }
+    for (int64_t n = 0; n < g->n && st == KILN_OK; n++) {
+        float *y = j->y + n * g->m * g->out_plane;
+        const float *res = j->res ? j->res + n * g->m * g->out_plane : NULL;
+        /* Bias and activation in the GEMM, unless a residual (in y's layout) must come first. */
+        bool late = compact && res;
+        direct_job dj = {j, dg, j->x + n * g->c * g->in_plane, xq, grid, y, n, late};
+        kiln__parallel_for(ctx->pool, g->c, 1, direct_copy_range, &dj);
+        kiln__gemm_epilogue ep = {late ? NULL : j->bias, compact ? NULL : res, g->out_plane, late ? NULL : j->act};
+        st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off,
+                                     compact ? grid : y, dg->grid, &ep);
+        if (st != KILN_OK || !compact) continue;
+        kiln__parallel_for(ctx->pool, g->m, 16, direct_out_range, &dj);
+    }
+    kiln__free(ctx->alloc, grid);
+    kiln__free(ctx->alloc, off);
+    kiln__free(ctx->alloc, xq);
+    return st;
+}
+
 static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     if (g->groups == g->c && g->m == g->c) return depthwise(j, ctx);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
-    if (kiln__winograd_applies(g))
+    direct_geom dg;
+    bool direct = direct_geom_init(g, &dg);
+    if (kiln__winograd_applies(g) && (!direct || winograd_tiles(g) >= WINOGRAD_OVER_DIRECT_TILES))
         return kiln__winograd_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
+    if (direct) {
+        float *wtmp = NULL;
+        kiln_status st = packed_weights(layer, w_src, j, ctx, &wtmp);
+        if (st == KILN_OK) st = conv_direct(j, &dg, ctx);
+        kiln__free(ctx->alloc, wtmp);
+        return st;
+    }
     if (narrow_plane(g)) {
         const float *wt_pack = cached_wpack(layer, w_src, j, true, ctx);
         if (wt_pack) return conv_narrow(j, wt_pack, ctx);
     }
-    j->wpack = cached_wpack(layer, w_src, j, false, ctx);
     int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE;
-    /* The implicit path needs packed weights: weights not cached are packed for this run. */
     float *wtmp = NULL;
-    if (j->implicit && !j->wpack) {
-        size_t wbytes;
-        if (!kiln__mul_size((size_t)(kiln__sgemm_packed_a_floats(g->mg, g->cg * g->kvol) * g->groups), sizeof(float),
-                            &wbytes))
-            return kiln__error(KILN_OUT_OF_MEMORY, "convolution weight packing size overflows");
-        wtmp = kiln__malloc_aligned(ctx->alloc, KILN__MAX(wbytes, 1), 64);
-        if (!wtmp) return KILN_OUT_OF_MEMORY;
-        pack_weights(j, wtmp);
-        j->wpack = wtmp;
+    if (j->implicit) {
+        kiln_status st = packed_weights(layer, w_src, j, ctx, &wtmp);
+        if (st != KILN_OK) return st;
+    } else {
+        j->wpack = cached_wpack(layer, w_src, j, false, ctx);
     }
     j->col_size = j->pointwise || j->implicit ? 0 : g->cg * g->kvol * g->out_plane;
     /* Many small (image, group) tasks: one pipeline per thread. Otherwise each task in turn,

@@ -57,6 +57,7 @@ typedef struct gemm_job {
     const float *bpack; /* B packed whole by kiln__sgemm_pack_b, or NULL: packed per tile */
     int64_t npad;       /* its columns, rounded up to nr */
     bool b_direct;      /* AVX-512: full panels of B read in place, unpacked */
+    const int64_t *boff; /* b_direct with row p of B at b + boff[p] (kiln__sgemm_packed_rows) */
     kiln__gemm_pack_b_fn pack_b_fn; /* or B packed per tile by this callback (implicit B) */
     const void *pack_b_arg;
     float *c;
@@ -308,13 +309,14 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void st
  * ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12 rows)
  * double the FMAs per load of B; one serves the last rows. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void kernel_x32(
-    const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, int64_t i, int64_t col, int rows,
-    int cols, bool first, bool last, const int panels) {
+    const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, const int64_t *roff, int64_t i,
+    int64_t col, int rows, int cols, bool first, bool last, const int panels) {
     __m512 c[2 * MR][2];
     for (int r = 0; r < panels * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++, pb += ldpb) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *row = roff ? pb + roff[p] : pb + p * ldpb;
+        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
         for (int q = 0; q < panels; q++)
             for (int r = 0; r < MR; r++) {
                 __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
@@ -330,14 +332,29 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_j
                                                                     const float *pb, int64_t ldpb, int64_t i,
                                                                     int64_t col, int rows, int cols, bool first,
                                                                     bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, i, col, rows, cols, first, last, 1);
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1);
 }
 
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_job *j, int64_t kc, const float *pa,
                                                                      const float *pb, int64_t ldpb, int64_t i,
                                                                      int64_t col, int rows, int cols, bool first,
                                                                      bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, i, col, rows, cols, first, last, 2);
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2);
+}
+
+/* The same with row p of the B panel at pb + roff[p]. */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_rows(const gemm_job *j, int64_t kc,
+                                                                         const float *pa, const float *pb,
+                                                                         const int64_t *roff, int64_t i, int64_t col,
+                                                                         int rows, int cols, bool first, bool last) {
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1);
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const gemm_job *j, int64_t kc,
+                                                                          const float *pa, const float *pb,
+                                                                          const int64_t *roff, int64_t i, int64_t col,
+                                                                          int rows, int cols, bool first, bool last) {
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2);
 }
 
 /* The next B panel streams from memory while the current one is reused from L1 by every row
@@ -348,12 +365,14 @@ static inline void prefetch_slice(const float *panel, int64_t floats, int64_t sl
         _mm_prefetch((const char *)(panel + l * 16), _MM_HINT_T1);
 }
 
-/* The same for a panel read in place: kc rows of 32 floats, ld apart. */
-static inline void prefetch_rows(const float *panel, int64_t ld, int64_t kc, int64_t slice, int64_t slices) {
+/* The same for a panel read in place: kc rows of 32 floats, ld apart, or at panel + roff[r]. */
+static inline void prefetch_rows(const float *panel, int64_t ld, const int64_t *roff, int64_t kc, int64_t slice,
+                                 int64_t slices) {
     int64_t per = (kc + slices - 1) / slices;
     for (int64_t r = slice * per, end = KILN__MIN(kc, r + per); r < end; r++) {
-        _mm_prefetch((const char *)(panel + r * ld), _MM_HINT_T1);
-        _mm_prefetch((const char *)(panel + r * ld + 16), _MM_HINT_T1);
+        const float *row = roff ? panel + roff[r] : panel + r * ld;
+        _mm_prefetch((const char *)row, _MM_HINT_T1);
+        _mm_prefetch((const char *)(row + 16), _MM_HINT_T1);
     }
 }
 
@@ -386,7 +405,10 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             /* Full panels of a row-major B are read in place; the last, narrower one is packed. */
             const float *panel = pbk + jr * kc;
             int64_t ldpb = 2 * NR;
-            if (j->b_direct) {
+            const int64_t *roff = j->boff ? j->boff + p0 : NULL; /* full panels: the rows are readable */
+            if (roff) {
+                panel = j->b + j0 + jr;
+            } else if (j->b_direct) {
                 if (c_n == 2 * NR) {
                     panel = j->b + p0 * j->ldb + j0 + jr;
                     ldpb = j->ldb;
@@ -397,13 +419,19 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             }
             bool more = jr + j->nr < cols;
             const float *next = !j->b_direct && more ? pbk + (jr + j->nr) * kc : NULL;
-            const float *next_direct = j->b_direct && more ? j->b + p0 * j->ldb + j0 + jr + j->nr : NULL;
+            const float *next_direct = !j->b_direct || !more ? NULL
+                                       : roff                 ? panel + j->nr
+                                                              : j->b + p0 * j->ldb + j0 + jr + j->nr;
             int64_t calls = (rows + 2 * MR - 1) / (2 * MR), call = 0; /* 12-row calls, the last maybe 6 */
             for (int64_t ir = 0; ir < rows; ir += 2 * MR, call++) {
                 if (next) prefetch_slice(next, kc * j->nr, call, calls);
-                if (next_direct) prefetch_rows(next_direct, j->ldb, kc, call, calls);
+                if (next_direct) prefetch_rows(next_direct, j->ldb, roff, kc, call, calls);
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
-                if (r_n > MR)
+                if (roff && r_n > MR)
+                    kernel_12x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else if (roff)
+                    kernel_6x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else if (r_n > MR)
                     kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else
                     kernel_6x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
@@ -521,6 +549,16 @@ kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, boo
     return sgemm_run(pool, alloc, &j, ep);
 }
 
+kiln_status kiln__sgemm_packed_rows(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
+                                    const float *packed_a, const float *b, const int64_t *row_offsets, float *c,
+                                    int64_t ldc, const kiln__gemm_epilogue *ep) {
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512)
+        return kiln__error(KILN_INTERNAL_ERROR, "GEMM with B rows by offset needs AVX-512");
+    gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .alpha = 1.0f, .b = b, .c = c, .apack = packed_a,
+                  .mpad = (m + MR - 1) / MR * MR, .boff = row_offsets};
+    return sgemm_run(pool, alloc, &j, ep);
+}
+
 static void set_act(gemm_job *j, const kiln__gemm_epilogue *ep) {
     j->act = ep && ep->act && ep->act->kind >= 0 ? ep->act : NULL;
     j->act_mode = ACT_NONE;
@@ -605,7 +643,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     j->nc = KILN__MIN(NC, (n + j->nr - 1) / j->nr * j->nr);
     j->npad = (n + j->nr - 1) / j->nr * j->nr;
     /* Few rows of A: packing B would cost about as much as the products it feeds. */
-    j->b_direct = simd == KILN__SIMD_AVX512 && !j->bpack && !j->pack_b_fn && !j->tb && m <= DIRECT_B_MAX_M;
+    j->b_direct = j->boff || (simd == KILN__SIMD_AVX512 && !j->bpack && !j->pack_b_fn && !j->tb && m <= DIRECT_B_MAX_M);
     for (;;) {
         int64_t tiles = ((m + j->mc - 1) / j->mc) * ((n + j->nc - 1) / j->nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;

@@ -460,6 +460,40 @@ static void test_narrow_planes(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
+/* 2-D convolutions of one group with AVX-512 read a padded, stride-phase-split copy of the input in
+ * place (a grid of Ho x Wq outputs, the extra columns dropped); strides 1 and 2 per axis,
+ * dilations, asymmetric pads, 1x1 strided (the grid is y itself), residuals after the copy out. */
+static void test_direct(void) {
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_LEAKY_RELU, KILN_ACT_SIGMOID};
+    conv_case cases[] = {
+        c2d(1, 48, 40, 14, 14, 3, 1, 1, 1, 1),  /* few tiles: direct, not Winograd */
+        c2d(2, 20, 70, 28, 28, 3, 2, 1, 1, 1),  /* stride 2, batch 2 */
+        c2d(1, 3, 24, 40, 40, 7, 2, 3, 1, 1),   /* a stem: 3 channels, 7x7 stride 2 */
+        c2d(2, 40, 36, 14, 14, 1, 2, 0, 1, 1),  /* 1x1 stride 2: one phase, no copy out */
+        c2d(1, 9, 33, 21, 37, 3, 1, 2, 2, 1),   /* dilation 2 */
+        c2d(1, 16, 50, 7, 7, 3, 1, 1, 1, 1),    /* 7x7 */
+    };
+    cases[4].pe[1] = 1;
+    cases[4].pb[0] = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int v = 0; v < 4; v++) {
+            conv_case cc = cases[i];
+            cc.bias = v != 1;
+            cc.res = v >= 2;
+            cc.act = acts[v];
+            if (i == 5 && v == 3) { /* a 3x1 kernel, stride 2 down and 1 across */
+                cc.k[1] = 1;
+                cc.s[0] = 2;
+                cc.pb[1] = cc.pe[1] = 0;
+            }
+            void *slot = NULL;
+            char what[64];
+            snprintf(what, sizeof what, "direct %zu.%d", i, v);
+            run_case_cached(what, &cc, KILN_FLOAT32, v % 2 ? g_pool : NULL, v < 3 ? &slot : NULL, true);
+            kiln__free(&g_alloc, slot);
+        }
+}
+
 /* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
  * weights change shape; never cached when they are not constant, for depthwise layers or without
  * AVX2. */
@@ -810,6 +844,7 @@ int main(void) {
     test_implicit_im2col();
     test_packed_weights();
     test_narrow_planes();
+    test_direct();
     test_depthwise_shapes();
     test_deconv_kernels();
     test_infer();
