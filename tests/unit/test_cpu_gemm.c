@@ -102,6 +102,24 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
             snprintf(pname, sizeof pname, "packed A, B by callback: %s", name);
             kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
         }
+        if (kiln__cpu_simd() == KILN__SIMD_AVX512 && g->beta == 0.0f) {
+            /* And with B's rows anywhere: in reverse order, NaN between and after them (the
+             * columns past n are read but never reach C). */
+            int64_t pitch = (n + 31) / 32 * 32 + kt_randi(0, 5), total = KILN__MAX(1, k) * pitch + 32;
+            float *rows = malloc((size_t)total * sizeof *rows);
+            int64_t *off = malloc((size_t)KILN__MAX(1, k) * sizeof *off);
+            for (int64_t i = 0; i < total; i++) rows[i] = NAN;
+            for (int64_t p = 0; p < k; p++) {
+                off[p] = (k - 1 - p) * pitch;
+                for (int64_t j = 0; j < n; j++) rows[off[p] + j] = g->tb ? b[j * ldb + p] : b[p * ldb + j];
+            }
+            memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+            KT_OK(kiln__sgemm_packed_rows(pool, &g_alloc, m, n, k, pa, rows, off, c, ldc, &ep));
+            snprintf(pname, sizeof pname, "packed A, B rows by offset: %s", name);
+            kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+            free(off);
+            free(rows);
+        }
         free(pa);
     }
     {
