@@ -870,10 +870,14 @@ static int64_t winograd_tiles(const conv_geom *g) { return g->n * ((g->out[1] + 
  * t * sy + py and columns u * sx + px, Hq x Wq of them. Tap (c, ky, kx) of output (oy, ox) then
  * lies at a fixed offset plus oy * Wq + ox, so the GEMM reads its B rows in place at those offsets
  * over a grid of Ho x Wq outputs; the Wq - Wo columns past each row's end are computed and
- * dropped by the pass that copies the grid into y (skipped when Wq == Wo). Only the phases some
- * tap reads are copied (a 1x1 stride-2 convolution copies one quarter of its input). */
+ * dropped. With one K block the GEMM stores each grid row's first Wo straight into y with the
+ * bias, residual and activation; with more, its partial sums split across y's rows cost more than
+ * a grid buffer copied into y afterwards (measured: 14x14, 2304 long sums: 2.3 against 1.83 ms).
+ * Only the phases some tap reads are copied (a 1x1 stride-2 convolution copies one quarter of its
+ * input). */
 #define DIRECT_SLACK 64 /* floats past the last plane: the grid's last panel reads up to 31 more */
 #define DIRECT_MAX_WASTE 1.3 /* grid lanes (rounded up to 32) per output at most */
+#define DIRECT_STRAIGHT_MAX_K 192 /* the GEMM's K block: up to this, the grid goes straight into y */
 
 typedef struct direct_geom {
     int64_t sy, sx, hq, wq, pq; /* pq: the plane, hq * wq */
@@ -904,10 +908,9 @@ typedef struct direct_job {
     const direct_geom *dg;
     const float *x; /* the image */
     float *xq;      /* its phase planes */
-    const float *grid;
-    float *y;       /* the image's output */
-    int64_t n;      /* the image */
-    bool late;      /* bias, residual and activation after the copy out of the grid */
+    const float *grid; /* the GEMM's grid buffer, or NULL (stored straight into y) */
+    float *y;          /* the image's output */
+    int64_t n;         /* the image */
 } direct_job;
 
 /* Phase planes of channels [c0, c1). */
@@ -940,7 +943,7 @@ static void direct_copy_range(void *arg, int64_t c0, int64_t c1) {
         }
 }
 
-/* Output maps [m0, m1) of the image from the grid, then (late) bias, residual and activation. */
+/* Output maps [m0, m1) of the image from the grid buffer, then bias, residual and activation. */
 static void direct_out_range(void *arg, int64_t m0, int64_t m1) {
     const direct_job *dj = arg;
     const conv_geom *g = &dj->j->g;
@@ -948,22 +951,22 @@ static void direct_out_range(void *arg, int64_t m0, int64_t m1) {
         for (int64_t oy = 0; oy < g->out[1]; oy++)
             memcpy(dj->y + m * g->out_plane + oy * g->out[2], dj->grid + m * dj->dg->grid + oy * dj->dg->wq,
                    (size_t)g->out[2] * sizeof(float));
-    if (dj->late) epilogue(dj->j, dj->n, m0, m1);
+    epilogue(dj->j, dj->n, m0, m1);
 }
 
 static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     int64_t kdim = g->c * g->kvol;
-    bool compact = dg->wq != g->out[2]; /* else the grid is y itself */
+    bool buffered = dg->wq != g->out[2] && kdim > DIRECT_STRAIGHT_MAX_K;
     size_t xq_bytes, off_bytes, grid_bytes = 0;
     if (!kiln__mul_size((size_t)(g->c * dg->nph * dg->pq + DIRECT_SLACK), sizeof(float), &xq_bytes) ||
         !kiln__mul_size((size_t)kdim, sizeof(int64_t), &off_bytes) ||
-        (compact && !kiln__mul_size((size_t)(g->m * dg->grid), sizeof(float), &grid_bytes)))
+        (buffered && !kiln__mul_size((size_t)(g->m * dg->grid), sizeof(float), &grid_bytes)))
         return kiln__error(KILN_OUT_OF_MEMORY, "convolution scratch size overflows");
     float *xq = kiln__malloc_aligned(ctx->alloc, xq_bytes, 64);
     int64_t *off = kiln__malloc(ctx->alloc, off_bytes);
-    float *grid = compact ? kiln__malloc_aligned(ctx->alloc, grid_bytes, 64) : NULL;
-    kiln_status st = xq && off && (grid || !compact) ? KILN_OK : KILN_OUT_OF_MEMORY;
+    float *grid = buffered ? kiln__malloc_aligned(ctx->alloc, grid_bytes, 64) : NULL;
+    kiln_status st = xq && off && (grid || !buffered) ? KILN_OK : KILN_OUT_OF_MEMORY;
     if (st == KILN_OK) {
         memset(xq + g->c * dg->nph * dg->pq, 0, DIRECT_SLACK * sizeof(float));
         for (int64_t c = 0, k = 0; c < g->c; c++)
@@ -975,17 +978,18 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx
                 }
     }
     for (int64_t n = 0; n < g->n && st == KILN_OK; n++) {
-        float *y = j->y + n * g->m * g->out_plane;
-        const float *res = j->res ? j->res + n * g->m * g->out_plane : NULL;
-        /* Bias and activation in the GEMM, unless a residual (in y's layout) must come first. */
-        bool late = compact && res;
-        direct_job dj = {j, dg, j->x + n * g->c * g->in_plane, xq, grid, y, n, late};
+        int64_t first = n * g->m * g->out_plane;
+        direct_job dj = {j, dg, j->x + n * g->c * g->in_plane, xq, grid, j->y + first, n};
         kiln__parallel_for(ctx->pool, g->c, 1, direct_copy_range, &dj);
-        kiln__gemm_epilogue ep = {late ? NULL : j->bias, compact ? NULL : res, g->out_plane, late ? NULL : j->act};
-        st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off,
-                                     compact ? grid : y, dg->grid, &ep);
-        if (st != KILN_OK || !compact) continue;
-        kiln__parallel_for(ctx->pool, g->m, 16, direct_out_range, &dj);
+        if (buffered) {
+            st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, grid,
+                                         dg->grid, dg->grid, dg->grid, NULL);
+            if (st == KILN_OK) kiln__parallel_for(ctx->pool, g->m, 16, direct_out_range, &dj);
+            continue;
+        }
+        kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
+        st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, dj.y,
+                                     g->out_plane, dg->wq, g->out[2], &ep);
     }
     kiln__free(ctx->alloc, grid);
     kiln__free(ctx->alloc, off);

@@ -58,6 +58,8 @@ typedef struct gemm_job {
     int64_t npad;       /* its columns, rounded up to nr */
     bool b_direct;      /* AVX-512: full panels of B read in place, unpacked */
     const int64_t *boff; /* b_direct with row p of B at b + boff[p] (kiln__sgemm_packed_rows) */
+    int64_t grid_wq, grid_wo; /* with boff: column p of C is at (p / wq) * wo + p % wq, dropped
+                               * when p % wq >= wo (grid_wq == 0: at p) */
     kiln__gemm_pack_b_fn pack_b_fn; /* or B packed per tile by this callback (implicit B) */
     const void *pack_b_arg;
     float *c;
@@ -305,6 +307,53 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void st
     _mm512_mask_storeu_ps(c + 16, m1, v1);
 }
 
+/* Calls fn(j, arg, dst, lane0, lanes) for each run of C's columns [col, col + cols) that lands in one
+ * row of the output grid: lanes [lane0, lane0 + lanes) of the tile's row go to dst[0 .. lanes). */
+typedef void (*grid_run_fn)(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes);
+static inline void grid_runs(const gemm_job *j, int64_t col, int cols, grid_run_fn fn, void *arg) {
+    int64_t wq = j->grid_wq, wo = j->grid_wo;
+    for (int64_t oy = col / wq; oy * wq < col + cols; oy++) {
+        int64_t a = KILN__MAX(col, oy * wq), b = KILN__MIN(col + cols, oy * wq + wo);
+        if (a < b) fn(j, arg, oy * wo + a - oy * wq, (int)(a - col), (int)(b - a));
+    }
+}
+
+typedef struct grid_row512 {
+    __m512 v[2];
+    float *c;        /* the row of C (map i) */
+    const float *res;
+    int64_t i;
+    bool first, last;
+} grid_row512;
+
+/* One run of a row of the grid (AVX-512): the row's values from lane0 stored at c + dst. */
+__attribute__((target("avx512f,avx2,fma"))) static void grid_store512(const gemm_job *j, void *arg, int64_t dst,
+                                                                      int lane0, int lanes) {
+    const grid_row512 *g = arg;
+    for (int h = 0; h < 2; h++) {
+        int a = KILN__MAX(lane0, 16 * h), b = KILN__MIN(lane0 + lanes, 16 * h + 16);
+        if (a >= b) continue;
+        /* Lanes [a, b) of vector h go to c + dst + (lane - lane0): a masked store at that shift. */
+        __mmask16 m = (__mmask16)(((1u << (b - a)) - 1) << (a - 16 * h));
+        int64_t at = dst - lane0 + 16 * h;
+        float *c = g->c + at;
+        __m512 v = g->v[h];
+        if (!g->first) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c));
+        if (g->last) {
+            if (j->bias) v = _mm512_add_ps(v, _mm512_set1_ps(j->bias[g->i]));
+            if (g->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, g->res + at));
+            if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) v = act16(j, v);
+        }
+        _mm512_mask_storeu_ps(c, m, v);
+    }
+}
+
+/* The activations not done in registers, over a grid tile's runs. */
+static void grid_act_rows(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
+    (void)lane0;
+    kiln__apply_act_f32(j->act, (float *)arg + dst, lanes);
+}
+
 /* The AVX-512 micro-kernel: (6 * panels) x 32 from `panels` consecutive 6-row panels of A
  * ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12 rows)
  * double the FMAs per load of B; one serves the last rows. */
@@ -323,6 +372,14 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
                 c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
                 c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
             }
+    }
+    if (roff && j->grid_wq) {
+        for (int r = 0; r < rows; r++) {
+            grid_row512 g = {{c[r][0], c[r][1]}, j->c + (i + r) * j->ldc, j->res ? j->res + (i + r) * j->ldr : NULL,
+                             i + r, first, last};
+            grid_runs(j, col, cols, grid_store512, &g);
+        }
+        return;
     }
     float *cp = j->c + i * j->ldc + col;
     for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
@@ -438,7 +495,9 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             }
         }
     }
-    if (j->act_mode == ACT_ROWS)
+    if (j->act_mode == ACT_ROWS && j->grid_wq)
+        for (int64_t r = 0; r < rows; r++) grid_runs(j, j0, (int)cols, grid_act_rows, j->c + (i0 + r) * j->ldc);
+    else if (j->act_mode == ACT_ROWS)
         for (int64_t r = 0; r < rows; r++) kiln__apply_act_f32(j->act, j->c + (i0 + r) * j->ldc + j0, cols);
 }
 
@@ -551,11 +610,15 @@ kiln_status kiln__sgemm_packed_b(kiln__pool *pool, const kiln__alloc *alloc, boo
 
 kiln_status kiln__sgemm_packed_rows(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
                                     const float *packed_a, const float *b, const int64_t *row_offsets, float *c,
-                                    int64_t ldc, const kiln__gemm_epilogue *ep) {
+                                    int64_t ldc, int64_t grid_wq, int64_t grid_wo, const kiln__gemm_epilogue *ep) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512)
         return kiln__error(KILN_INTERNAL_ERROR, "GEMM with B rows by offset needs AVX-512");
+    if (grid_wq < 0 || grid_wo < 1 || grid_wo > grid_wq)
+        return kiln__error(KILN_INTERNAL_ERROR, "GEMM output grid: row %lld of %lld columns", (long long)grid_wo,
+                           (long long)grid_wq);
     gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .alpha = 1.0f, .b = b, .c = c, .apack = packed_a,
-                  .mpad = (m + MR - 1) / MR * MR, .boff = row_offsets};
+                  .mpad = (m + MR - 1) / MR * MR, .boff = row_offsets, .grid_wq = grid_wq == grid_wo ? 0 : grid_wq,
+                  .grid_wo = grid_wo};
     return sgemm_run(pool, alloc, &j, ep);
 }
 

@@ -45,10 +45,13 @@ kiln_status kiln__sgemm_packed_src(kiln__pool *pool, const kiln__alloc *alloc, i
 
 /* B read in place with its rows anywhere (a direct convolution over a padded input): row p of B
  * is b + row_offsets[p], its columns contiguous. Every row must be readable for n rounded up to
- * 32 columns. A is packed by kiln__sgemm_pack_a. Needs AVX-512. */
+ * 32 columns. A is packed by kiln__sgemm_pack_a. C's columns may form a grid of rows of grid_wq
+ * of which the first grid_wo are kept: column p goes to (p / grid_wq) * grid_wo + p % grid_wq of
+ * its row of C (and of the residual), or nowhere when p % grid_wq >= grid_wo (grid_wq ==
+ * grid_wo: column p at p). Needs AVX-512. */
 kiln_status kiln__sgemm_packed_rows(kiln__pool *pool, const kiln__alloc *alloc, int64_t m, int64_t n, int64_t k,
                                     const float *packed_a, const float *b, const int64_t *row_offsets, float *c,
-                                    int64_t ldc, const kiln__gemm_epilogue *ep);
+                                    int64_t ldc, int64_t grid_wq, int64_t grid_wo, const kiln__gemm_epilogue *ep);
 
 /* Constant B operands (a linear layer's weights) are packed once the same way:
  * kiln__sgemm_pack_b writes op(B) [k, n] (B transposed when trans_b, leading dim ldb) as at most

@@ -29,6 +29,7 @@ static double ref_act(int kind, double x) {
     case KILN_ACT_RELU: return x > 0 ? x : 0;
     case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : 0.1 * x;
     case KILN_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    case KILN_ACT_ELU: return x >= 0 ? x : 0.1 * (exp(x) - 1);
     default: return x;
     }
 }
@@ -462,9 +463,10 @@ static void test_narrow_planes(void) {
 
 /* 2-D convolutions of one group with AVX-512 read a padded, stride-phase-split copy of the input in
  * place (a grid of Ho x Wq outputs, the extra columns dropped); strides 1 and 2 per axis,
- * dilations, asymmetric pads, 1x1 strided (the grid is y itself), residuals after the copy out. */
+ * dilations, asymmetric pads, 1x1 strided (the grid is y itself), the epilogue on the stored runs. */
 static void test_direct(void) {
-    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_LEAKY_RELU, KILN_ACT_SIGMOID};
+    /* ELU: an activation the GEMM applies over the stored runs, not in registers */
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_ELU, KILN_ACT_SIGMOID};
     conv_case cases[] = {
         c2d(1, 48, 40, 14, 14, 3, 1, 1, 1, 1),  /* few tiles: direct, not Winograd */
         c2d(2, 20, 70, 28, 28, 3, 2, 1, 1, 1),  /* stride 2, batch 2 */

@@ -114,7 +114,7 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
                 for (int64_t j = 0; j < n; j++) rows[off[p] + j] = g->tb ? b[j * ldb + p] : b[p * ldb + j];
             }
             memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
-            KT_OK(kiln__sgemm_packed_rows(pool, &g_alloc, m, n, k, pa, rows, off, c, ldc, &ep));
+            KT_OK(kiln__sgemm_packed_rows(pool, &g_alloc, m, n, k, pa, rows, off, c, ldc, n, n, &ep));
             snprintf(pname, sizeof pname, "packed A, B rows by offset: %s", name);
             kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
             free(off);
