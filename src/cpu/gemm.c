@@ -743,9 +743,9 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         kiln__parallel_for(threads > 1 && pieces > 1 ? pool : NULL, pieces, 1, prepack_b_range, j);
     }
     int64_t slots = KILN__MIN(threads, j->tiles);
-    /* Per slot: an mc x kc block of A and a kc x nc block of B unless packed already; + 16 keeps
-     * each slot's start 64-byte aligned. */
-    j->work_per_slot = ((j->apack ? 0 : j->mc) + (j->bpack ? 0 : j->nc)) * j->kc + 16;
+    /* Per slot: an mc x kc block of A and a kc x nc block of B unless packed already (or B read by
+     * row offsets); + 16 keeps each slot's start 64-byte aligned. */
+    j->work_per_slot = ((j->apack ? 0 : j->mc) + (j->bpack || j->boff ? 0 : j->nc)) * j->kc + 16;
     j->work_per_slot -= j->work_per_slot % 16;
     size_t bytes;
     if (!kiln__mul_size((size_t)(slots * j->work_per_slot), sizeof(float), &bytes)) {
