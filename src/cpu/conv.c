@@ -885,6 +885,11 @@ typedef struct direct_geom {
     int64_t grid;               /* ho * wq */
 } direct_geom;
 
+/* The stride phase (py * sx + px) that tap (ky, kx) reads. */
+static int64_t direct_phase(const conv_geom *g, const direct_geom *dg, int64_t ky, int64_t kx) {
+    return ky * g->d[1] % dg->sy * dg->sx + kx * g->d[2] % dg->sx;
+}
+
 static bool direct_geom_init(const conv_geom *g, direct_geom *dg) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512 || g->groups != 1 || g->k[0] != 1 || g->in[0] != 1 ||
         g->out[0] != 1 || g->pb[0] != 0 || g->s[1] > 2 || g->s[2] > 2 || (g->kvol == 1 && g->s[1] * g->s[2] == 1))
@@ -897,7 +902,7 @@ static bool direct_geom_init(const conv_geom *g, direct_geom *dg) {
     for (int64_t i = 0; i < 4; i++) dg->phase[i] = -1;
     for (int64_t ky = 0; ky < g->k[1]; ky++)
         for (int64_t kx = 0; kx < g->k[2]; kx++) {
-            int64_t ph = ky * g->d[1] % dg->sy * dg->sx + kx * g->d[2] % dg->sx;
+            int64_t ph = direct_phase(g, dg, ky, kx);
             if (dg->phase[ph] < 0) dg->phase[ph] = dg->nph++;
         }
     return (double)((dg->grid + 31) / 32 * 32) <= DIRECT_MAX_WASTE * (double)g->out_plane;
@@ -972,8 +977,7 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx
         for (int64_t c = 0, k = 0; c < g->c; c++)
             for (int64_t ky = 0; ky < g->k[1]; ky++)
                 for (int64_t kx = 0; kx < g->k[2]; kx++, k++) {
-                    int64_t ph = ky * g->d[1] % dg->sy * dg->sx + kx * g->d[2] % dg->sx;
-                    off[k] = (c * dg->nph + dg->phase[ph]) * dg->pq + ky * g->d[1] / dg->sy * dg->wq +
+                    off[k] = (c * dg->nph + dg->phase[direct_phase(g, dg, ky, kx)]) * dg->pq + ky * g->d[1] / dg->sy * dg->wq +
                              kx * g->d[2] / dg->sx;
                 }
     }
