@@ -710,27 +710,43 @@ static void im2col_range(void *arg, int64_t begin, int64_t end) {
     im2col(&j->g, j->xg, j->col, begin, end);
 }
 
-/* The weights of every group packed for the GEMM into dst (per group kiln__sgemm_packed_a_floats). */
-static void pack_weights(const conv_job *j, float *dst) {
+/* How the weights are packed: A panels of the row GEMM, W^T as B panels (narrow planes), or the
+ * channel-vector GEMM's panels (one group). */
+enum { WPACK_A, WPACK_BT, WPACK_CV };
+
+static int64_t wpack_floats(const conv_geom *g, int layout) {
+    int64_t kdim = g->cg * g->kvol;
+    return layout == WPACK_BT ? kiln__sgemm_packed_b_floats(kdim, g->m)
+           : layout == WPACK_CV ? kiln__sgemm_cv_packed_floats(g->m, kdim)
+                                : kiln__sgemm_packed_a_floats(g->mg, kdim) * g->groups;
+}
+
+/* The weights of every group packed into dst, wpack_floats(layout) floats. */
+static void pack_weights(const conv_job *j, int layout, float *dst) {
     const conv_geom *g = &j->g;
     int64_t kdim = g->cg * g->kvol, per_group = kiln__sgemm_packed_a_floats(g->mg, kdim);
-    for (int64_t grp = 0; grp < g->groups; grp++)
-        kiln__sgemm_pack_a(g->mg, kdim, j->w + grp * g->mg * kdim, kdim, dst + grp * per_group);
+    if (layout == WPACK_BT) {
+        kiln__sgemm_pack_b(true, kdim, g->m, j->w, kdim, dst);
+    } else if (layout == WPACK_CV) {
+        kiln__sgemm_cv_pack(g->m, kdim, j->w, kdim, dst);
+    } else {
+        for (int64_t grp = 0; grp < g->groups; grp++)
+            kiln__sgemm_pack_a(g->mg, kdim, j->w + grp * g->mg * kdim, kdim, dst + grp * per_group);
+    }
 }
 
 /* The context's cache block of packed weights: a header, then the packed floats at offset 64. */
 typedef struct wpack_header {
     const void *src; /* the constant weights they came from */
     int64_t m, kdim, groups;
-    int32_t transposed; /* 0: A panels (kiln__sgemm_pack_a); 1: W^T as B panels (narrow planes) */
-    int32_t simd;       /* B panels depend on the kernels' level */
+    int32_t layout; /* WPACK_* */
+    int32_t simd;   /* B panels depend on the kernels' level */
 } wpack_header;
 #define WPACK_OFFSET 64
 
-/* Constant weights are packed for the GEMM on a context's first run and kept in its layer slot
- * (the GEMM would otherwise repack them for every tile): as A panels, or for narrow planes as
- * W^T in B panels. NULL when they cannot be cached. */
-static const float *cached_wpack(const kiln_layer *layer, const void *w_src, const conv_job *j, bool transposed,
+/* Constant weights are packed on a context's first run and kept in its layer slot (the GEMM
+ * would otherwise repack them for every tile). NULL when they cannot be cached. */
+static const float *cached_wpack(const kiln_layer *layer, const void *w_src, const conv_job *j, int layout,
                                  kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     int simd = kiln__cpu_simd();
@@ -738,11 +754,10 @@ static const float *cached_wpack(const kiln_layer *layer, const void *w_src, con
     const kiln_tensor *wt = layer->inputs[1];
     if (!wt || !wt->producer || wt->producer->type != KILN_LAYER_CONSTANT) return NULL;
     int64_t kdim = g->cg * g->kvol;
-    int64_t floats = transposed ? kiln__sgemm_packed_b_floats(kdim, g->m)
-                                : kiln__sgemm_packed_a_floats(g->mg, kdim) * g->groups;
+    int64_t floats = wpack_floats(g, layout);
     wpack_header *h = *ctx->cache;
     if (h && h->src == w_src && h->m == g->m && h->kdim == kdim && h->groups == g->groups &&
-        h->transposed == transposed && (!transposed || h->simd == simd))
+        h->layout == layout && (layout != WPACK_BT || h->simd == simd))
         return (const float *)((const char *)h + WPACK_OFFSET);
     kiln__free(ctx->alloc, h);
     *ctx->cache = NULL;
@@ -750,12 +765,9 @@ static const float *cached_wpack(const kiln_layer *layer, const void *w_src, con
     if (!kiln__mul_size((size_t)floats, sizeof(float), &bytes) || bytes > SIZE_MAX - WPACK_OFFSET) return NULL;
     h = kiln__malloc_aligned(ctx->alloc, bytes + WPACK_OFFSET, 64);
     if (!h) return NULL; /* runs unpacked */
-    *h = (wpack_header){w_src, g->m, kdim, g->groups, transposed, simd};
+    *h = (wpack_header){w_src, g->m, kdim, g->groups, layout, simd};
     float *dst = (float *)((char *)h + WPACK_OFFSET);
-    if (transposed)
-        kiln__sgemm_pack_b(true, kdim, g->m, j->w, kdim, dst);
-    else
-        pack_weights(j, dst);
+    pack_weights(j, layout, dst);
     kiln__cpu_release_weights(ctx, j->w, (size_t)(g->m * kdim) * sizeof(float)); /* the GEMM reads the packed copy */
     *ctx->cache = h;
     return dst;
@@ -839,19 +851,17 @@ static kiln_status conv_narrow(conv_job *j, const float *wt_pack, kiln__cpu_ctx 
 
 /* j->wpack for the paths that need packed weights: the cached copy, or (weights not cached) one
  * packed for this run into *tmp, which the caller frees. */
-static kiln_status packed_weights(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx,
-                                  float **tmp) {
-    const conv_geom *g = &j->g;
+static kiln_status packed_weights(const kiln_layer *layer, const void *w_src, conv_job *j, int layout,
+                                  kiln__cpu_ctx *ctx, float **tmp) {
     *tmp = NULL;
-    j->wpack = cached_wpack(layer, w_src, j, false, ctx);
+    j->wpack = cached_wpack(layer, w_src, j, layout, ctx);
     if (j->wpack) return KILN_OK;
     size_t wbytes;
-    if (!kiln__mul_size((size_t)(kiln__sgemm_packed_a_floats(g->mg, g->cg * g->kvol) * g->groups), sizeof(float),
-                        &wbytes))
+    if (!kiln__mul_size((size_t)wpack_floats(&j->g, layout), sizeof(float), &wbytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "convolution weight packing size overflows");
     *tmp = kiln__malloc_aligned(ctx->alloc, KILN__MAX(wbytes, 1), 64);
     if (!*tmp) return KILN_OUT_OF_MEMORY;
-    pack_weights(j, *tmp);
+    pack_weights(j, layout, *tmp);
     j->wpack = *tmp;
     return KILN_OK;
 }
@@ -905,7 +915,48 @@ static bool direct_geom_init(const conv_geom *g, direct_geom *dg) {
             int64_t ph = direct_phase(g, dg, ky, kx);
             if (dg->phase[ph] < 0) dg->phase[ph] = dg->nph++;
         }
+    return true;
+}
+
+/* The row GEMM computes the whole grid, rounded up to its 32-wide panels. */
+static bool direct_grid_ok(const conv_geom *g, const direct_geom *dg) {
     return (double)((dg->grid + 31) / 32 * 32) <= DIRECT_MAX_WASTE * (double)g->out_plane;
+}
+
+/* ------------------------------------------------- the channel-vector GEMM (AVX-512) */
+
+/* kiln__sgemm_cv puts 32 output maps on the vector side and broadcasts each output position from
+ * the input read in place: no lanes wasted on planes of 49 or 196 positions, no B packing, no grid
+ * columns computed and dropped. Its stores transpose 32 x 14 accumulators in registers, which
+ * long sums hide; with short ones the row GEMM is used where its lanes are nearly all used. */
+#define CV_MIN_K 256          /* from this sum length on, always */
+#define CV_MAX_ROW_WASTE 1.05 /* below it, where the row GEMM's lanes (or grid) waste more than this */
+#define CV_MAX_MAP_WASTE 1.125 /* output maps rounded up to 32 per map, at most */
+
+static bool cv_applies(const conv_geom *g, const direct_geom *dg, bool direct, bool pointwise) {
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512 || g->groups != 1 || (!direct && !pointwise) ||
+        (double)((g->m + 31) / 32 * 32) > CV_MAX_MAP_WASTE * (double)g->m)
+        return false;
+    if (g->cg * g->kvol >= CV_MIN_K) return true;
+    int64_t lanes = direct ? dg->grid : g->out_plane;
+    return (double)((lanes + 31) / 32 * 32) > CV_MAX_ROW_WASTE * (double)g->out_plane;
+}
+
+/* A 1x1 stride-1 convolution: B is the input itself, one row of out_plane positions per image. */
+static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    int64_t *off = kiln__malloc(ctx->alloc, (size_t)g->c * sizeof *off);
+    if (!off) return KILN_OUT_OF_MEMORY;
+    for (int64_t c = 0; c < g->c; c++) off[c] = c * g->in_plane;
+    kiln_status st = KILN_OK;
+    for (int64_t n = 0; n < g->n && st == KILN_OK; n++) {
+        int64_t first = n * g->m * g->out_plane;
+        kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
+        st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, g->c, j->wpack, j->x + n * g->c * g->in_plane, off,
+                            g->out_plane, g->out_plane, j->y + first, g->out_plane, &ep);
+    }
+    kiln__free(ctx->alloc, off);
+    return st;
 }
 
 typedef struct direct_job {
@@ -959,10 +1010,11 @@ static void direct_out_range(void *arg, int64_t m0, int64_t m1) {
     epilogue(dj->j, dj->n, m0, m1);
 }
 
-static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx *ctx) {
+/* cv: through the channel-vector GEMM, which reads only the grid's first Wo columns of each row. */
+static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     int64_t kdim = g->c * g->kvol;
-    bool buffered = dg->wq != g->out[2] && kdim > DIRECT_STRAIGHT_MAX_K;
+    bool buffered = !cv && dg->wq != g->out[2] && kdim > DIRECT_STRAIGHT_MAX_K;
     size_t xq_bytes, off_bytes, grid_bytes = 0;
     if (!kiln__mul_size((size_t)(g->c * dg->nph * dg->pq + DIRECT_SLACK), sizeof(float), &xq_bytes) ||
         !kiln__mul_size((size_t)kdim, sizeof(int64_t), &off_bytes) ||
@@ -992,6 +1044,11 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, kiln__cpu_ctx
             continue;
         }
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
+        if (cv) {
+            st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, kdim, j->wpack, xq, off, dg->wq, g->out[2], dj.y,
+                                g->out_plane, &ep);
+            continue;
+        }
         st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, dj.y,
                                      g->out_plane, dg->wq, g->out[2], &ep);
     }
@@ -1009,27 +1066,29 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
     direct_geom dg;
     bool direct = direct_geom_init(g, &dg);
+    bool cv = cv_applies(g, &dg, direct, j->pointwise);
+    direct = direct && (cv || direct_grid_ok(g, &dg));
     if (kiln__winograd_applies(g) && (!direct || winograd_tiles(g) >= WINOGRAD_OVER_DIRECT_TILES))
         return kiln__winograd_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
-    if (direct) {
+    if (direct || cv) {
         float *wtmp = NULL;
-        kiln_status st = packed_weights(layer, w_src, j, ctx, &wtmp);
-        if (st == KILN_OK) st = conv_direct(j, &dg, ctx);
+        kiln_status st = packed_weights(layer, w_src, j, cv ? WPACK_CV : WPACK_A, ctx, &wtmp);
+        if (st == KILN_OK) st = direct ? conv_direct(j, &dg, cv, ctx) : conv_cv_pointwise(j, ctx);
         kiln__free(ctx->alloc, wtmp);
         return st;
     }
     if (narrow_plane(g)) {
-        const float *wt_pack = cached_wpack(layer, w_src, j, true, ctx);
+        const float *wt_pack = cached_wpack(layer, w_src, j, WPACK_BT, ctx);
         if (wt_pack) return conv_narrow(j, wt_pack, ctx);
     }
     int64_t tasks = g->n * g->groups, threads = kiln__pool_threads(ctx->pool);
     j->implicit = !j->pointwise && kiln__cpu_simd() != KILN__SIMD_NONE;
     float *wtmp = NULL;
     if (j->implicit) {
-        kiln_status st = packed_weights(layer, w_src, j, ctx, &wtmp);
+        kiln_status st = packed_weights(layer, w_src, j, WPACK_A, ctx, &wtmp);
         if (st != KILN_OK) return st;
     } else {
-        j->wpack = cached_wpack(layer, w_src, j, false, ctx);
+        j->wpack = cached_wpack(layer, w_src, j, WPACK_A, ctx);
     }
     j->col_size = j->pointwise || j->implicit ? 0 : g->cg * g->kvol * g->out_plane;
     /* Many small (image, group) tasks: one pipeline per thread. Otherwise each task in turn,

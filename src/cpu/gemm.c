@@ -769,3 +769,176 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     kiln__free(alloc, prepacked_b);
     return KILN_OK;
 }
+
+/* ---------------------------------------------------------------- channel-vector GEMM */
+
+/* Output maps on the vector side (AVX-512): A's rows in panels of CV_MR ([k][32] each), B's
+ * columns (output positions) broadcast one at a time, up to CV_NB of them per call, each read in
+ * place. No lanes are wasted on planes of 49 or 196 positions and B is never packed; the
+ * accumulators of a block are transposed in registers to store C's rows. K is not blocked: a
+ * panel of A stays in L2 while its positions' B rows stream through L1. */
+#define CV_MR 32
+#define CV_NB 14          /* 28 accumulators */
+#define CV_A_TILE (1 << 17) /* floats of A a tile keeps in L2: its panels are reused by each block */
+
+/* One block of nb positions of output row `row`, starting at column `col0` of that row. */
+typedef struct cv_block {
+    int64_t q0;   /* its first column of C */
+    int64_t b0;   /* its first column of B */
+    int nb;
+} cv_block;
+
+static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
+    /* Each output row of wo positions is cut into equal blocks of at most CV_NB. */
+    int64_t per_row = (j->grid_wo + CV_NB - 1) / CV_NB, row = blk / per_row, i = blk % per_row;
+    int64_t base = j->grid_wo / per_row, extra = j->grid_wo % per_row;
+    int64_t start = i * base + KILN__MIN(i, extra);
+    return (cv_block){row * j->grid_wo + start, row * j->grid_wq + start, (int)(base + (i < extra))};
+}
+
+/* r[l], lane q <- r[q], lane l: the 16x16 transpose in four rounds of shuffles. */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* u[4k + x], 128-bit lane L: column 4L + x of rows 4k .. 4k + 3 */
+        u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+        u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+        u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+        u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+    }
+    for (int x = 0; x < 4; x++) {
+        __m512 v = _mm512_shuffle_f32x4(u[x], u[4 + x], 0x88), w = _mm512_shuffle_f32x4(u[x], u[4 + x], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0xDD);
+        r[x] = _mm512_shuffle_f32x4(v, v2, 0x88);
+        r[8 + x] = _mm512_shuffle_f32x4(v, v2, 0xDD);
+        r[4 + x] = _mm512_shuffle_f32x4(w, w2, 0x88);
+        r[12 + x] = _mm512_shuffle_f32x4(w, w2, 0xDD);
+    }
+}
+
+/* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv_kernel(const gemm_job *j,
+                                                                                       const float *pa, int64_t i0,
+                                                                                       cv_block blk, const int nb) {
+    __m512 acc[CV_NB][2];
+    for (int q = 0; q < nb; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+    const float *b = j->b + blk.b0;
+    const int64_t *off = j->boff;
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < j->k; p++) {
+        const float *row = b + off[p];
+        __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
+        for (int q = 0; q < nb; q++) {
+            __m512 x = _mm512_set1_ps(row[q]);
+            acc[q][0] = _mm512_fmadd_ps(x, a0, acc[q][0]);
+            acc[q][1] = _mm512_fmadd_ps(x, a1, acc[q][1]);
+        }
+    }
+    __mmask16 keep = (__mmask16)((1u << nb) - 1);
+    for (int h = 0; h < 2; h++) {
+        __m512 r[16];
+        for (int q = 0; q < 16; q++) r[q] = q < nb ? acc[q][h] : _mm512_setzero_ps();
+        transpose16(r);
+        int64_t rows = KILN__MIN(16, j->m - i0 - 16 * h);
+        for (int l = 0; l < rows; l++) {
+            int64_t i = i0 + 16 * h + l;
+            __m512 v = r[l];
+            if (j->bias) v = _mm512_add_ps(v, _mm512_set1_ps(j->bias[i]));
+            if (j->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, j->res + i * j->ldr + blk.q0));
+            if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) v = act16(j, v);
+            float *c = j->c + i * j->ldc + blk.q0;
+            _mm512_mask_storeu_ps(c, keep, v);
+            if (j->act_mode == ACT_ROWS) kiln__apply_act_f32(j->act, c, nb);
+        }
+    }
+}
+
+#define CV_KERNEL(nb)                                                                                             \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
+                                                                           int64_t i0, cv_block blk) {           \
+        cv_kernel(j, pa, i0, blk, nb);                                                                            \
+    }
+CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
+CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
+#undef CV_KERNEL
+
+typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_block blk);
+static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
+    NULL,        cv_kernel_1,  cv_kernel_2,  cv_kernel_3,  cv_kernel_4,  cv_kernel_5,  cv_kernel_6, cv_kernel_7,
+    cv_kernel_8, cv_kernel_9, cv_kernel_10, cv_kernel_11, cv_kernel_12, cv_kernel_13, cv_kernel_14};
+
+/* Tiles: mc panels x nc blocks; each block's B rows stay in L1 while the tile's panels pass. */
+static void cv_range(void *arg, int64_t begin, int64_t end) {
+    gemm_job *j = arg;
+    (void)begin;
+    (void)end;
+    int64_t blocks = j->n / j->grid_wo * ((j->grid_wo + CV_NB - 1) / CV_NB);
+    int64_t panels = (j->m + CV_MR - 1) / CV_MR;
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->tiles) break;
+        int64_t p0 = t / j->tiles_n * j->mc, b0 = t % j->tiles_n * j->nc;
+        int64_t p1 = KILN__MIN(panels, p0 + j->mc), b1 = KILN__MIN(blocks, b0 + j->nc);
+        for (int64_t bi = b0; bi < b1; bi++) {
+            cv_block blk = cv_block_at(j, bi);
+            for (int64_t pi = p0; pi < p1; pi++) cv_kernels[blk.nb](j, j->apack + pi * CV_MR * j->k, pi * CV_MR, blk);
+        }
+    }
+}
+
+int64_t kiln__sgemm_cv_packed_floats(int64_t m, int64_t k) { return (m + CV_MR - 1) / CV_MR * CV_MR * k; }
+
+void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, float *dst) {
+    for (int64_t i0 = 0; i0 < m; i0 += CV_MR, dst += CV_MR * k)
+        for (int64_t r = 0; r < CV_MR; r++)
+            for (int64_t p = 0; p < k; p++) dst[p * CV_MR + r] = i0 + r < m ? a[(i0 + r) * lda + p] : 0.0f;
+}
+
+kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, const float *packed_a, const float *b,
+                           const int64_t *row_offsets, int64_t wq, int64_t wo, float *c, int64_t ldc,
+                           const kiln__gemm_epilogue *ep) {
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512)
+        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM needs AVX-512");
+    if (wo < 1 || wq < wo || n % wo != 0)
+        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: %lld columns in rows of %lld of %lld",
+                           (long long)n, (long long)wo, (long long)wq);
+    gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .b = b, .c = c, .apack = packed_a, .boff = row_offsets,
+                  .grid_wq = wq, .grid_wo = wo};
+    if (m <= 0 || n <= 0) return KILN_OK;
+    if (ep) {
+        j.bias = ep->bias;
+        j.res = ep->res;
+        j.ldr = ep->ldr;
+    }
+    set_act(&j, ep);
+    if (k <= 0) {
+        empty_k(&j);
+        return KILN_OK;
+    }
+    int64_t panels = (m + CV_MR - 1) / CV_MR, blocks = n / wo * ((wo + CV_NB - 1) / CV_NB);
+    int64_t threads = kiln__pool_threads(pool);
+    j.mc = KILN__MAX(1, KILN__MIN(panels, CV_A_TILE / (CV_MR * k)));
+    j.nc = blocks;
+    for (;;) { /* several tiles per thread, so a slow thread does not hold the others up */
+        int64_t tiles = (panels + j.mc - 1) / j.mc * ((blocks + j.nc - 1) / j.nc);
+        if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;
+        if (j.nc > 1)
+            j.nc = (j.nc + 1) / 2;
+        else if (j.mc > 1)
+            j.mc = (j.mc + 1) / 2;
+        else
+            break;
+    }
+    j.tiles_n = (blocks + j.nc - 1) / j.nc;
+    j.tiles = (panels + j.mc - 1) / j.mc * j.tiles_n;
+    atomic_init(&j.next, 0);
+    int64_t slots = KILN__MIN(threads, j.tiles);
+    if (slots > 1)
+        kiln__parallel_for(pool, slots, 1, cv_range, &j);
+    else
+        cv_range(&j, 0, 1);
+    return KILN_OK;
+}

@@ -496,6 +496,35 @@ static void test_direct(void) {
         }
 }
 
+/* Shapes the channel-vector GEMM takes (AVX-512): output maps a multiple of 32 or close above
+ * one, 1x1 over small planes, long sums, strides, dilation, asymmetric pads, rows of positions cut
+ * into unequal blocks, maps past the last full panel. */
+static void test_channel_vector(void) {
+    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_ELU, KILN_ACT_SIGMOID};
+    conv_case cases[] = {
+        c2d(1, 64, 64, 7, 7, 1, 1, 0, 1, 1),     /* 1x1 on 7x7: 49 positions, a short sum */
+        c2d(2, 256, 96, 14, 14, 1, 1, 0, 1, 1),  /* 1x1, batch 2 */
+        c2d(2, 32, 64, 14, 14, 3, 2, 1, 1, 1),   /* 3x3 stride 2 */
+        c2d(1, 40, 264, 7, 7, 3, 1, 1, 1, 1),    /* 264 maps: a panel of 8 */
+        c2d(1, 30, 32, 9, 30, 3, 1, 1, 1, 1),    /* rows of 30: blocks of 10 */
+        c2d(1, 32, 32, 11, 13, 3, 1, 2, 2, 1),   /* dilation 2 */
+    };
+    cases[5].pe[1] = 1;
+    cases[5].pb[0] = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int v = 0; v < 4; v++) {
+            conv_case cc = cases[i];
+            cc.bias = v != 1;
+            cc.res = v >= 2;
+            cc.act = acts[v];
+            void *slot = NULL;
+            char what[64];
+            snprintf(what, sizeof what, "channel-vector %zu.%d", i, v);
+            run_case_cached(what, &cc, KILN_FLOAT32, v % 2 ? g_pool : NULL, v < 3 ? &slot : NULL, true);
+            kiln__free(&g_alloc, slot);
+        }
+}
+
 /* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
  * weights change shape; never cached when they are not constant, for depthwise layers or without
  * AVX2. */
@@ -847,6 +876,7 @@ int main(void) {
     test_packed_weights();
     test_narrow_planes();
     test_direct();
+    test_channel_vector();
     test_depthwise_shapes();
     test_deconv_kernels();
     test_infer();

@@ -122,6 +122,35 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
         }
         free(pa);
     }
+    if (kiln__cpu_simd() == KILN__SIMD_AVX512 && !g->ta && g->alpha == 1.0f && g->beta == 0.0f) {
+        /* The channel-vector GEMM: B's rows in reverse order; C's columns in rows of wo read from
+         * rows of wq in B. Everything it must not read is NaN. */
+        int64_t wo = n, wq;
+        for (int tries = 0; tries < 4; tries++) { /* a random divisor of n */
+            int64_t d = kt_randi(1, (int)KILN__MIN(n, 40));
+            if (n % d == 0) wo = d;
+        }
+        wq = wo + kt_randi(0, 3);
+        int64_t pitch = n / wo * wq + kt_randi(0, 5), total = KILN__MAX(1, k) * pitch;
+        float *rows = malloc((size_t)total * sizeof *rows);
+        int64_t *off = malloc((size_t)KILN__MAX(1, k) * sizeof *off);
+        float *pa = malloc((size_t)KILN__MAX(1, kiln__sgemm_cv_packed_floats(m, k)) * sizeof *pa);
+        for (int64_t i = 0; i < total; i++) rows[i] = NAN;
+        for (int64_t p = 0; p < k; p++) {
+            off[p] = (k - 1 - p) * pitch;
+            for (int64_t q = 0; q < n; q++)
+                rows[off[p] + q / wo * wq + q % wo] = g->tb ? b[q * ldb + p] : b[p * ldb + q];
+        }
+        kiln__sgemm_cv_pack(m, k, a, lda, pa);
+        memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+        KT_OK(kiln__sgemm_cv(pool, m, n, k, pa, rows, off, wq, wo, c, ldc, &ep));
+        char pname[300];
+        snprintf(pname, sizeof pname, "channel-vector wo=%lld wq=%lld: %s", (long long)wo, (long long)wq, name);
+        kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
+        free(pa);
+        free(off);
+        free(rows);
+    }
     {
         /* The same product from B packed once (without AVX2 the packed copy, all NaN, is unused). */
         int64_t floats = kiln__sgemm_packed_b_floats(k, n);
@@ -193,6 +222,8 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {128, 1100, 300, false, false, 1, 0, true, false, KILN_ACT_GELU_ERF}, /* a linear layer: tiles across */
         {130, 1090, 70, true, true, 0.5f, 0, false, true, KILN_ACT_SOFTPLUS}, /* whole-row activation */
         {7, 45, 33, false, false, 1, 1, true, false, KILN_ACT_LEAKY_RELU},
+        {512, 49, 4608, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* 7x7 3x3: one 7-block per row */
+        {70, 196, 256, false, false, 1, 0, true, false, KILN_ACT_HARD_SWISH}, /* rows past m */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }
