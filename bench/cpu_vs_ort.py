@@ -31,6 +31,13 @@ sys.path.insert(0, os.path.join(ROOT, "models"))
 import export_models  # noqa: E402
 
 
+def torch_python():
+    for py in [sys.executable, "/usr/bin/python3"]:
+        if subprocess.run([py, "-c", "import torch"], capture_output=True).returncode == 0:
+            return py
+    sys.exit("no Python here imports torch: pass --torch-python")
+
+
 def run_measured(cmd, env=None):
     """Runs cmd to completion and returns (returncode, stdout, stderr, peak RSS MiB of that child)."""
     r_out, w_out = os.pipe()
@@ -139,7 +146,7 @@ def ort_bench(a, onnx_path, model, threads, profile=None):
 def ensure_model(a, name):
     d = os.path.join(a.out, name)
     if not os.path.exists(os.path.join(d, "model.onnx")):
-        py = a.torch_python
+        py = a.torch_python or torch_python()
         subprocess.run([py, os.path.join(ROOT, "models", "export_models.py"), "--out", a.out, "--models", name,
                         "--no-reference"] + (["--own"] if a.own else []), check=True)
     if not os.path.exists(os.path.join(d, "meta.json")):
@@ -165,7 +172,9 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench-models"), help="model directory")
     ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
-    ap.add_argument("--torch-python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3")
+    ap.add_argument("--torch-python", default=None,
+                    help="the Python that exports models (default: the first of this one and /usr/bin/python3 "
+                         "that imports torch)")
     ap.add_argument("--own", action="store_true", help="export the torch.nn definitions, not torchvision's")
     ap.add_argument("--duration", type=float, default=5.0, help="timed seconds per measurement")
     ap.add_argument("--warmup-ms", type=float, default=1000)

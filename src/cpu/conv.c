@@ -8,6 +8,7 @@
 #include "conv_common.h"
 #include "conv_winograd.h"
 #include "gemm.h"
+#include "vmath.h"
 
 #include <immintrin.h>
 #include <limits.h>
@@ -470,8 +471,167 @@ static kiln_status depthwise_small(conv_job *j, kiln__cpu_ctx *ctx) {
     return KILN_OK;
 }
 
+/* Depthwise over blocks of 16 channels (AVX-512): on small planes a vector along a row wastes most
+ * of its lanes (9 of 16 on 7x7 outputs). Here a block's inputs are transposed into a zero-padded
+ * position-major scratch [hp][wp][16], each output position is then one vector of the block's 16
+ * channels (one FMA per tap, the taps' weights held in registers), and 16 positions at a time
+ * are transposed back into the output planes. On large planes the transposes cost about what
+ * the row vectors waste, so those stay on the row path. */
+#define DWC_MAX_PLANE 784
+#define DWC_BLOCK 16
+
+typedef struct dwc_job {
+    const conv_job *j;
+    int64_t hp, wp;     /* the padded input the outputs reach */
+    float *scratch;     /* per slot: hp * wp * 16 floats */
+    int64_t per_slot, slots, blocks;
+} dwc_job;
+
+static bool dwc_applies(const conv_geom *g) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
+           g->pb[0] == 0 && g->out_plane <= DWC_MAX_PLANE && g->kvol <= DW_MAX_TAPS;
+}
+
+/* What a block's outputs need besides the sums: its bias as the sums' start, its residual planes,
+ * and the activation (a clamp in registers, others over the planes afterwards). */
+typedef struct dwc_out {
+    __m512 bias, lo, hi;
+    bool clamp;
+    const float *res; /* the block's first residual plane, or NULL */
+    float *y;         /* its first output plane */
+    int nc;           /* its channels */
+} dwc_out;
+
+/* The outputs of one block: 16 positions at a time, each the sum over kv taps (kv constant for
+ * 3x3 kernels, so their weights stay in registers), transposed into the output planes. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dwc_outputs(
+    const dwc_job *d, const float *xs, const __m512 *wv, const int64_t *toff, int kv, const dwc_out *o) {
+    const conv_geom *g = &d->j->g;
+    int64_t wo = g->out[2], plane = g->out_plane, step_x = g->s[2] * DWC_BLOCK;
+    int64_t step_row = g->s[1] * d->wp * DWC_BLOCK - wo * step_x; /* from past a row's end to the next row */
+    const float *base = xs;
+    int64_t ox = 0;
+    for (int64_t pos0 = 0; pos0 < plane; pos0 += 16) {
+        int cnt = (int)KILN__MIN(16, plane - pos0);
+        __m512 r[16];
+        for (int p = 0; p < 16; p++) {
+            r[p] = o->bias;
+            if (p >= cnt) continue;
+            for (int t = 0; t < kv; t++) r[p] = _mm512_fmadd_ps(wv[t], _mm512_loadu_ps(base + toff[t]), r[p]);
+            base += step_x;
+            if (++ox == wo) {
+                ox = 0;
+                base += step_row;
+            }
+        }
+        kiln__vm_transpose16(r);
+        __mmask16 keep = (__mmask16)((1u << cnt) - 1);
+        for (int c = 0; c < o->nc; c++) {
+            __m512 v = r[c];
+            if (o->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, o->res + c * plane + pos0));
+            if (o->clamp) v = _mm512_min_ps(_mm512_max_ps(v, o->lo), o->hi);
+            _mm512_mask_storeu_ps(o->y + c * plane + pos0, keep, v);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_outputs_3x3(const dwc_job *d, const float *xs,
+                                                                        const __m512 *wv, const int64_t *toff,
+                                                                        const dwc_out *o) {
+    dwc_outputs(d, xs, wv, toff, 9, o);
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_outputs_any(const dwc_job *d, const float *xs,
+                                                                        const __m512 *wv, const int64_t *toff,
+                                                                        const dwc_out *o) {
+    dwc_outputs(d, xs, wv, toff, (int)d->j->g.kvol, o);
+}
+
+/* Channels [c0, c0 + 16) of image n. */
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job *d, int64_t n, int64_t c0, float *xs) {
+    const conv_job *j = d->j;
+    const conv_geom *g = &j->g;
+    int nc = (int)KILN__MIN(DWC_BLOCK, g->c - c0);
+    const float *x = j->x + (n * g->c + c0) * g->in_plane;
+    /* Only the padding is zeroed: the scratch is as large as the block's input. */
+    int64_t cols = KILN__MAX(0, KILN__MIN(g->in[2], d->wp - g->pb[2])); /* input columns the outputs reach */
+    int64_t row0 = KILN__MIN(g->pb[1], d->hp), row1 = KILN__MIN(g->pb[1] + g->in[1], d->hp);
+    int64_t col0 = KILN__MIN(g->pb[2], d->wp), col1 = col0 + cols;
+    size_t lane_bytes = DWC_BLOCK * sizeof *xs;
+    memset(xs, 0, (size_t)(row0 * d->wp) * lane_bytes);
+    memset(xs + row1 * d->wp * DWC_BLOCK, 0, (size_t)((d->hp - row1) * d->wp) * lane_bytes);
+    for (int64_t ty = row0; ty < row1; ty++) {
+        memset(xs + ty * d->wp * DWC_BLOCK, 0, (size_t)col0 * lane_bytes);
+        memset(xs + (ty * d->wp + col1) * DWC_BLOCK, 0, (size_t)(d->wp - col1) * lane_bytes);
+    }
+    for (int64_t iy = 0; iy < g->in[1] && iy + g->pb[1] < d->hp; iy++) {
+        float *dst = xs + ((iy + g->pb[1]) * d->wp + g->pb[2]) * DWC_BLOCK;
+        for (int64_t ix0 = 0; ix0 < cols; ix0 += 16) {
+            int cnt = (int)KILN__MIN(16, cols - ix0);
+            __mmask16 keep = (__mmask16)((1u << cnt) - 1);
+            __m512 r[16];
+            for (int c = 0; c < 16; c++)
+                r[c] = c < nc ? _mm512_maskz_loadu_ps(keep, x + c * g->in_plane + iy * g->in[2] + ix0)
+                              : _mm512_setzero_ps();
+            kiln__vm_transpose16(r);
+            for (int p = 0; p < cnt; p++) _mm512_storeu_ps(dst + (ix0 + p) * DWC_BLOCK, r[p]);
+        }
+    }
+    __m512 wv[DW_MAX_TAPS];
+    int64_t toff[DW_MAX_TAPS];
+    for (int64_t t = 0; t < g->kvol; t++) {
+        float w16[DWC_BLOCK] = {0};
+        for (int c = 0; c < nc; c++) w16[c] = j->w[(c0 + c) * g->kvol + t];
+        wv[t] = _mm512_loadu_ps(w16);
+        toff[t] = (t / g->k[2] * g->d[1] * d->wp + t % g->k[2] * g->d[2]) * DWC_BLOCK;
+    }
+    int kind = j->act->kind;
+    dwc_out o = {.clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP, .nc = nc,
+                 .y = j->y + (n * g->m + c0) * g->out_plane,
+                 .res = j->res ? j->res + (n * g->m + c0) * g->out_plane : NULL};
+    float b16[DWC_BLOCK] = {0};
+    for (int c = 0; c < nc && j->bias; c++) b16[c] = j->bias[c0 + c];
+    o.bias = _mm512_loadu_ps(b16);
+    o.lo = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f);
+    o.hi = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff());
+    if (g->kvol == 9)
+        dwc_outputs_3x3(d, xs, wv, toff, &o);
+    else
+        dwc_outputs_any(d, xs, wv, toff, &o);
+    if (kind >= 0 && !o.clamp)
+        for (int c = 0; c < nc; c++) kiln__apply_act_f32(j->act, o.y + c * g->out_plane, g->out_plane);
+}
+
+static void dwc_range(void *arg, int64_t begin, int64_t end) {
+    const dwc_job *d = arg;
+    int64_t tasks = d->j->g.n * d->blocks;
+    for (int64_t s = begin; s < end; s++)
+        for (int64_t t = s; t < tasks; t += d->slots)
+            dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, d->scratch + s * d->per_slot);
+}
+
+static kiln_status depthwise_blocked(conv_job *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    dwc_job d = {.j = j, .hp = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1,
+                 .wp = (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1, .blocks = (g->c + 15) / 16};
+    d.per_slot = d.hp * d.wp * DWC_BLOCK;
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * d.blocks);
+    size_t bytes;
+    if (!kiln__mul_size((size_t)(d.slots * d.per_slot), sizeof(float), &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
+    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    if (!d.scratch) return KILN_OUT_OF_MEMORY;
+    if (d.slots > 1)
+        kiln__parallel_for(ctx->pool, d.slots, 1, dwc_range, &d);
+    else
+        dwc_range(&d, 0, 1);
+    kiln__free(ctx->alloc, d.scratch);
+    return KILN_OK;
+}
+
 static kiln_status depthwise(conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
+    if (dwc_applies(g)) return depthwise_blocked(j, ctx);
     if (dws_applies(g)) return depthwise_small(j, ctx);
     if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
         g->s[2] > 2) {
@@ -928,16 +1088,20 @@ static bool direct_grid_ok(const conv_geom *g, const direct_geom *dg) {
 /* kiln__sgemm_cv puts 32 output maps on the vector side and broadcasts each output position from
  * the input read in place: no lanes wasted on planes of 49 or 196 positions, no B packing, no grid
  * columns computed and dropped. Its stores transpose 32 x 14 accumulators in registers, which
- * long sums hide; with short ones the row GEMM is used where its lanes are nearly all used. */
-#define CV_MIN_K 256          /* from this sum length on, always */
-#define CV_MAX_ROW_WASTE 1.05 /* below it, where the row GEMM's lanes (or grid) waste more than this */
+ * long sums hide; it streams B once per 32 maps, which small planes keep in cache. Elsewhere the
+ * row GEMM is used where its lanes are nearly all used. Measured per layer in ResNet-50 (1 thread):
+ * 14x14 3x3 256 maps 9.35 -> 8.18 ms, 1024->256 1x1 on 14x14 4.33 -> 3.77; but 256->64 1x1 on
+ * 56x56 1.86 -> 2.28, and 64->256 there (sums of 64) 4.27 -> 6.77. */
+#define CV_MIN_K 256           /* from this sum length on, on planes of at most CV_MAX_PLANE */
+#define CV_MAX_PLANE 1024
+#define CV_MAX_ROW_WASTE 1.05  /* otherwise where the row GEMM's lanes (or grid) waste more than this */
 #define CV_MAX_MAP_WASTE 1.125 /* output maps rounded up to 32 per map, at most */
 
 static bool cv_applies(const conv_geom *g, const direct_geom *dg, bool direct, bool pointwise) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512 || g->groups != 1 || (!direct && !pointwise) ||
         (double)((g->m + 31) / 32 * 32) > CV_MAX_MAP_WASTE * (double)g->m)
         return false;
-    if (g->cg * g->kvol >= CV_MIN_K) return true;
+    if (g->cg * g->kvol >= CV_MIN_K && g->out_plane <= CV_MAX_PLANE) return true;
     int64_t lanes = direct ? dg->grid : g->out_plane;
     return (double)((lanes + 31) / 32 * 32) > CV_MAX_ROW_WASTE * (double)g->out_plane;
 }
@@ -1044,9 +1208,10 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln
             continue;
         }
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
-        if (cv) {
-            st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, kdim, j->wpack, xq, off, dg->wq, g->out[2], dj.y,
-                                g->out_plane, &ep);
+        if (cv) { /* a grid without dropped columns is one row: blocks may then span its rows */
+            int64_t wo = dg->wq == g->out[2] ? g->out_plane : g->out[2], wq = dg->wq == g->out[2] ? wo : dg->wq;
+            st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, kdim, j->wpack, xq, off, wq, wo, dj.y, g->out_plane,
+                                &ep);
             continue;
         }
         st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, dj.y,

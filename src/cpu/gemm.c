@@ -796,29 +796,6 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
     return (cv_block){row * j->grid_wo + start, row * j->grid_wq + start, (int)(base + (i < extra))};
 }
 
-/* r[l], lane q <- r[q], lane l: the 16x16 transpose in four rounds of shuffles. */
-__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int k = 0; k < 8; k++) {
-        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int k = 0; k < 4; k++) { /* u[4k + x], 128-bit lane L: column 4L + x of rows 4k .. 4k + 3 */
-        u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
-        u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
-        u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
-        u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
-    }
-    for (int x = 0; x < 4; x++) {
-        __m512 v = _mm512_shuffle_f32x4(u[x], u[4 + x], 0x88), w = _mm512_shuffle_f32x4(u[x], u[4 + x], 0xDD);
-        __m512 v2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0xDD);
-        r[x] = _mm512_shuffle_f32x4(v, v2, 0x88);
-        r[8 + x] = _mm512_shuffle_f32x4(v, v2, 0xDD);
-        r[4 + x] = _mm512_shuffle_f32x4(w, w2, 0x88);
-        r[12 + x] = _mm512_shuffle_f32x4(w, w2, 0xDD);
-    }
-}
-
 /* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv_kernel(const gemm_job *j,
                                                                                        const float *pa, int64_t i0,
@@ -841,7 +818,7 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
     for (int h = 0; h < 2; h++) {
         __m512 r[16];
         for (int q = 0; q < 16; q++) r[q] = q < nb ? acc[q][h] : _mm512_setzero_ps();
-        transpose16(r);
+        kiln__vm_transpose16(r);
         int64_t rows = KILN__MIN(16, j->m - i0 - 16 * h);
         for (int l = 0; l < rows; l++) {
             int64_t i = i0 + 16 * h + l;

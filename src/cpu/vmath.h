@@ -449,4 +449,29 @@ static inline float kiln__vm_exp_sum(const float *x, float *y, int64_t n, float 
     return sum;
 }
 
+#ifdef KILN__VM_X86
+/* r[l], lane q <- r[q], lane l: the 16x16 transpose in four rounds of shuffles. */
+__attribute__((target("avx512f"), always_inline)) static inline void kiln__vm_transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* u[4k + x], 128-bit lane L: column 4L + x of rows 4k .. 4k + 3 */
+        u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+        u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+        u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+        u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+    }
+    for (int x = 0; x < 4; x++) {
+        __m512 v = _mm512_shuffle_f32x4(u[x], u[4 + x], 0x88), w = _mm512_shuffle_f32x4(u[x], u[4 + x], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + x], u[12 + x], 0xDD);
+        r[x] = _mm512_shuffle_f32x4(v, v2, 0x88);
+        r[8 + x] = _mm512_shuffle_f32x4(v, v2, 0xDD);
+        r[4 + x] = _mm512_shuffle_f32x4(w, w2, 0x88);
+        r[12 + x] = _mm512_shuffle_f32x4(w, w2, 0xDD);
+    }
+}
+#endif
+
 #endif

@@ -581,6 +581,24 @@ static void test_depthwise_shapes(void) {
         big = c2d(1, 2, 2, 30, 100, 3, 2, 0, 1, 2); /* inputs wider than the outputs need */
         big.k[0] = 1;
         run_case("depthwise valid stride 2", &big, KILN_FLOAT32, NULL);
+        /* Blocks of 16 channels on small planes: a partial last block, strides, dilation, 5x5,
+         * asymmetric pads, batch 2, a residual and activations. */
+        conv_case blocks[] = {
+            c2d(1, 40, 40, 7, 7, 3, 1, 1, 1, 40),   c2d(2, 24, 24, 14, 14, 3, 2, 1, 1, 24),
+            c2d(1, 17, 17, 11, 9, 5, 1, 4, 2, 17),  c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 32),
+            c2d(1, 16, 16, 6, 13, 3, 2, 0, 1, 16),
+        };
+        blocks[2].pe[1] = 1;
+        blocks[4].pe[0] = 2;
+        for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) {
+            conv_case cc = blocks[i];
+            cc.bias = i != 1;
+            cc.res = i % 2;
+            cc.act = i == 2 ? KILN_ACT_SIGMOID : KILN_ACT_RELU;
+            char what[64];
+            snprintf(what, sizeof what, "depthwise channel blocks %zu simd %d", i, simd);
+            run_case(what, &cc, KILN_FLOAT32, i % 2 ? g_pool : NULL);
+        }
     }
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
