@@ -71,7 +71,6 @@ typedef struct gemm_job {
     float lo, hi;         /* ACT_CLAMP: the bounds; ACT_LEAKY: lo is the slope */
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
-    int64_t slots; /* the threads taking tiles (channel-vector GEMM) */
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
     atomic_llong next;     /* next tile to take */
@@ -832,18 +831,10 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
     return (cv_block){row * j->grid_wo + start, row * j->grid_wq + start, (int)(base + (i < extra))};
 }
 
-/* A slice of the panels the next tile will read, prefetched into L2 over a call's sums: one line
- * every `step` K steps from `at` (at NULL: none). */
-typedef struct cv_prefetch {
-    const float *at;
-    int64_t step;
-} cv_prefetch;
-
 /* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv_kernel(const gemm_job *j,
                                                                                        const float *pa, int64_t i0,
-                                                                                       cv_block blk, cv_prefetch pf,
-                                                                                       const int nb) {
+                                                                                       cv_block blk, const int nb) {
     __m512 acc[CV_NB][2];
     for (int q = 0; q < nb; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
     for (int64_t i = i0; i < KILN__MIN(j->m, i0 + CV_MR); i++) { /* as prefetch_tile */
@@ -852,14 +843,8 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
     }
     const float *b = j->b + blk.b0;
     const int64_t *off = j->boff;
-    int64_t pf_next = pf.at ? 0 : -1;
 #pragma GCC unroll 2
     for (int64_t p = 0; p < j->k; p++) {
-        if (p == pf_next) {
-            _mm_prefetch((const char *)pf.at, _MM_HINT_T1);
-            pf.at += 16;
-            pf_next += pf.step;
-        }
         const float *row = b + off[p];
         __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
         for (int q = 0; q < nb; q++) {
@@ -889,48 +874,33 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 
 #define CV_KERNEL(nb)                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
-                                                                           int64_t i0, cv_block blk,             \
-                                                                           cv_prefetch pf) {                     \
-        cv_kernel(j, pa, i0, blk, pf, nb);                                                                        \
+                                                                           int64_t i0, cv_block blk) {           \
+        cv_kernel(j, pa, i0, blk, nb);                                                                            \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
 #undef CV_KERNEL
 
-typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf);
+typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_block blk);
 static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
     NULL,        cv_kernel_1,  cv_kernel_2,  cv_kernel_3,  cv_kernel_4,  cv_kernel_5,  cv_kernel_6, cv_kernel_7,
     cv_kernel_8, cv_kernel_9, cv_kernel_10, cv_kernel_11, cv_kernel_12, cv_kernel_13, cv_kernel_14};
 
-/* Tiles: mc panels x nc blocks; each block's B rows stay in L1 while the tile's panels pass. A
- * tile's panels come from memory (weights are read once per run), so while it runs, the panels of
- * the tile this thread likely takes next stream into L2, a slice per call. */
+/* Tiles: mc panels x nc blocks; each block's B rows stay in L1 while the tile's panels pass. */
 static void cv_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
-    int64_t blocks = j->n / j->grid_wo * ((j->grid_wo + CV_NB - 1) / CV_NB);
-    int64_t panels = (j->m + CV_MR - 1) / CV_MR;
     (void)begin;
     (void)end;
+    int64_t blocks = j->n / j->grid_wo * ((j->grid_wo + CV_NB - 1) / CV_NB);
+    int64_t panels = (j->m + CV_MR - 1) / CV_MR;
     for (;;) {
         int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (t >= j->tiles) break;
         int64_t p0 = t / j->tiles_n * j->mc, b0 = t % j->tiles_n * j->nc;
         int64_t p1 = KILN__MIN(panels, p0 + j->mc), b1 = KILN__MIN(blocks, b0 + j->nc);
-        int64_t t_next = t + j->slots, p_next = t_next / j->tiles_n * j->mc;
-        cv_prefetch pf = {NULL, 0};
-        int64_t lines = 0, calls = (b1 - b0) * (p1 - p0);
-        if (t_next < j->tiles && p_next != p0) {
-            lines = (KILN__MIN(panels, p_next + j->mc) - p_next) * CV_MR * j->k / 16;
-            pf.at = j->apack + p_next * CV_MR * j->k;
-            pf.step = KILN__MAX(1, j->k * calls / lines);
-        }
-        int64_t per_call = (lines + calls - 1) / calls;
         for (int64_t bi = b0; bi < b1; bi++) {
             cv_block blk = cv_block_at(j, bi);
-            for (int64_t pi = p0; pi < p1; pi++) {
-                cv_kernels[blk.nb](j, j->apack + pi * CV_MR * j->k, pi * CV_MR, blk, pf);
-                if (pf.at) pf.at += per_call * 16;
-            }
+            for (int64_t pi = p0; pi < p1; pi++) cv_kernels[blk.nb](j, j->apack + pi * CV_MR * j->k, pi * CV_MR, blk);
         }
     }
 }
@@ -981,9 +951,9 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
     j.tiles_n = (blocks + j.nc - 1) / j.nc;
     j.tiles = (panels + j.mc - 1) / j.mc * j.tiles_n;
     atomic_init(&j.next, 0);
-    j.slots = KILN__MIN(threads, j.tiles);
-    if (j.slots > 1)
-        kiln__parallel_for(pool, j.slots, 1, cv_range, &j);
+    int64_t slots = KILN__MIN(threads, j.tiles);
+    if (slots > 1)
+        kiln__parallel_for(pool, slots, 1, cv_range, &j);
     else
         cv_range(&j, 0, 1);
     return KILN_OK;
