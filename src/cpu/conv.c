@@ -1,10 +1,11 @@
 /* CPU convolution: kiln's sgemm per (image, group) with the bias / residual / activation epilogue
  * fused into the GEMM's stores, over the input itself for 1x1 stride-1 convolutions, over an
  * im2col matrix the GEMM packs straight from the input with SIMD (an im2col scratch matrix
- * without), Winograd F(4x4, 3x3) for 3x3 stride-1 ones (conv_winograd.c), the GEMM transposed
- * for small planes, a direct SIMD kernel for depthwise convolutions, float16/bfloat16 through
- * float32, and a plain loop for float64. 1-D and 2-D convolutions run as 3-D ones with leading
- * unit dims. */
+ * without), Winograd F(4x4, 3x3) for 3x3 stride-1 ones (conv_winograd.c), with AVX-512 direct
+ * over a padded copy of the input (the row GEMM or the channel-vector GEMM), the GEMM transposed
+ * for small planes on AVX2, direct SIMD kernels for depthwise convolutions (along rows, or over
+ * blocks of 16 channels on small planes), float16/bfloat16 through float32, and a plain loop for
+ * float64. 1-D and 2-D convolutions run as 3-D ones with leading unit dims. */
 #include "conv_common.h"
 #include "conv_winograd.h"
 #include "gemm.h"
