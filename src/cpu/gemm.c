@@ -816,7 +816,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
 #define CV_NB 14          /* 28 accumulators */
 #define CV_A_TILE (1 << 17) /* floats of A a tile keeps in L2: its panels are reused by each block */
 
-/* One block of nb positions of output row `row`, starting at column `col0` of that row. */
+/* One block: nb consecutive positions of one output row. */
 typedef struct cv_block {
     int64_t q0;   /* its first column of C */
     int64_t b0;   /* its first column of B */
