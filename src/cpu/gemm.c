@@ -71,6 +71,7 @@ typedef struct gemm_job {
     float lo, hi;         /* ACT_CLAMP: the bounds; ACT_LEAKY: lo is the slope */
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
+    int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts */
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
     atomic_llong next;     /* next tile to take */
@@ -815,6 +816,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
 #define CV_MR 32
 #define CV_NB 14          /* 28 accumulators */
 #define CV_A_TILE (1 << 17) /* floats of A a tile keeps in L2: its panels are reused by each block */
+#define CV_MIN_STATIC_BLOCKS 2 /* blocks per thread at least, for the static split */
 
 /* One block: nb consecutive positions of one output row. */
 typedef struct cv_block {
@@ -905,6 +907,20 @@ static void cv_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
+/* Slots [begin, end) of the static split: slot s takes its contiguous share of the blocks, with
+ * every panel. */
+static void cv_static_range(void *arg, int64_t begin, int64_t end) {
+    gemm_job *j = arg;
+    int64_t blocks = j->n / j->grid_wo * ((j->grid_wo + CV_NB - 1) / CV_NB);
+    int64_t panels = (j->m + CV_MR - 1) / CV_MR;
+    for (int64_t s = begin; s < end; s++)
+        for (int64_t bi = s * blocks / j->slots; bi < (s + 1) * blocks / j->slots; bi++) {
+            cv_block blk = cv_block_at(j, bi);
+            for (int64_t pi = 0; pi < panels; pi++)
+                cv_kernels[blk.nb](j, j->apack + pi * CV_MR * j->k, pi * CV_MR, blk);
+        }
+}
+
 int64_t kiln__sgemm_cv_packed_floats(int64_t m, int64_t k) { return (m + CV_MR - 1) / CV_MR * CV_MR * k; }
 
 void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, float *dst) {
@@ -936,24 +952,37 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
     }
     int64_t panels = (m + CV_MR - 1) / CV_MR, blocks = n / wo * ((wo + CV_NB - 1) / CV_NB);
     int64_t threads = kiln__pool_threads(pool);
+    if (threads > 1 && m <= n && blocks >= threads * CV_MIN_STATIC_BLOCKS) {
+        /* Fewer maps than positions: each thread takes a fixed share of the positions with all
+         * the maps, so in a chain of such layers a thread mostly reads what its own core wrote.
+         * Split along the maps, every thread reads every position, half of them from the other
+         * core's cache (measured on 2 threads, eight 1x1 layers on 14x14 outputs: 0.95-0.98 ms
+         * split by tiles taken in turn, 0.73-0.94 ms split this way; 1.08-1.16 ms on 1 thread). */
+        j.slots = threads;
+        kiln__parallel_for(pool, threads, 1, cv_static_range, &j);
+        return KILN_OK;
+    }
     j.mc = KILN__MAX(1, KILN__MIN(panels, CV_A_TILE / (CV_MR * k)));
     j.nc = blocks;
-    for (;;) { /* several tiles per thread, so a slow thread does not hold the others up */
+    /* Several tiles per thread, so a slow thread does not hold the others up: cut along the maps
+     * first (cut along positions, neighbouring blocks of two threads would share the cache lines
+     * at their ends in every row of C). */
+    for (;;) {
         int64_t tiles = (panels + j.mc - 1) / j.mc * ((blocks + j.nc - 1) / j.nc);
         if (threads <= 1 || tiles >= TILES_PER_THREAD * threads) break;
-        if (j.nc > 1)
-            j.nc = (j.nc + 1) / 2;
-        else if (j.mc > 1)
+        if (j.mc > 1)
             j.mc = (j.mc + 1) / 2;
+        else if (j.nc > 1)
+            j.nc = (j.nc + 1) / 2;
         else
             break;
     }
     j.tiles_n = (blocks + j.nc - 1) / j.nc;
     j.tiles = (panels + j.mc - 1) / j.mc * j.tiles_n;
     atomic_init(&j.next, 0);
-    int64_t slots = KILN__MIN(threads, j.tiles);
-    if (slots > 1)
-        kiln__parallel_for(pool, slots, 1, cv_range, &j);
+    j.slots = KILN__MIN(threads, j.tiles);
+    if (j.slots > 1)
+        kiln__parallel_for(pool, j.slots, 1, cv_range, &j);
     else
         cv_range(&j, 0, 1);
     return KILN_OK;
