@@ -112,3 +112,19 @@ kiln_status kiln__conv_f32_end(kiln__cpu_ctx *ctx, kiln__value *out, kiln_status
     for (int i = 0; i < 5; i++) kiln__free(ctx->alloc, f->owned[i]);
     return st;
 }
+
+void kiln__conv_epilogue(const kiln__conv_geom *g, float *y, const float *bias, const float *res,
+                         const kiln__act *act, int64_t n, int64_t m0, int64_t m1) {
+    int64_t plane = g->out_plane;
+    for (int64_t m = m0; m < m1; m++) {
+        float *ym = y + (n * g->m + m) * plane;
+        float b = bias ? bias[m] : 0.0f;
+        if (res) {
+            const float *r = res + (n * g->m + m) * plane;
+            for (int64_t i = 0; i < plane; i++) ym[i] += b + r[i];
+        } else if (bias) {
+            for (int64_t i = 0; i < plane; i++) ym[i] += b;
+        }
+        if (act->kind >= 0) kiln__apply_act_f32(act, ym, plane);
+    }
+}

@@ -55,4 +55,14 @@ kiln_status kiln__conv_f32_begin(const kiln_layer *layer, const kiln__value *in,
  * frees the copies. Returns st. */
 kiln_status kiln__conv_f32_end(kiln__cpu_ctx *ctx, kiln__value *out, kiln_status st, kiln__conv_f32 *f);
 
+/* Adds bias and residual (each may be NULL) and applies act to output maps [m0, m1) of image n of
+ * y (NCHW float32, g's output shape). */
+void kiln__conv_epilogue(const kiln__conv_geom *g, float *y, const float *bias, const float *res,
+                         const kiln__act *act, int64_t n, int64_t m0, int64_t m1);
+
+/* A depthwise convolution (g->groups == g->c == g->m), float32 NCHW: y = act(conv(x, w) + bias +
+ * res); bias and res may be NULL. */
+kiln_status kiln__conv_depthwise(const kiln__conv_geom *g, const float *x, const float *w, const float *bias,
+                                 const float *res, const kiln__act *act, float *y, kiln__cpu_ctx *ctx);
+
 #endif

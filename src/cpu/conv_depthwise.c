@@ -1,0 +1,573 @@
+/* CPU depthwise convolution (one input channel per output map), float32: a portable loop, vector
+ * kernels along rows that read the input in place (AVX2/AVX-512), a padded-plane kernel for small
+ * planes, and a kernel over blocks of 16 channels (AVX-512). */
+#include "conv_common.h"
+#include "conv_simd.h"
+#include "gemm.h"
+#include "vmath.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* The vector depthwise path takes kernels of at most this many (kz, ky) rows and kx taps. */
+#define DW_MAX_ROWS 64
+#define DW_MAX_TAPS 64
+
+typedef kiln__conv_geom conv_geom;
+
+typedef struct dw_conv {
+    conv_geom g;
+    const float *x, *w, *bias, *res;
+    float *y;
+    const kiln__act *act;
+} dw_conv;
+
+static void epilogue(const dw_conv *j, int64_t n, int64_t m0, int64_t m1) {
+    kiln__conv_epilogue(&j->g, j->y, j->bias, j->res, j->act, n, m0, m1);
+}
+
+/* One depthwise plane, portable: output map c of image n from input channel c. */
+static void depthwise_plane(const dw_conv *j, int64_t n, int64_t c) {
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane;
+    const float *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    memset(y, 0, (size_t)g->out_plane * sizeof *y);
+    for (int64_t kz = 0, t = 0; kz < g->k[0]; kz++)
+        for (int64_t ky = 0; ky < g->k[1]; ky++)
+            for (int64_t kx = 0; kx < g->k[2]; kx++, t++) {
+                float wv = w[t];
+                int64_t base_x = kx * g->d[2] - g->pb[2], lo, hi;
+                kiln__conv_valid_range(base_x, g->s[2], g->in[2], g->out[2], &lo, &hi);
+                for (int64_t oz = 0; oz < g->out[0]; oz++) {
+                    int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                    if (iz < 0 || iz >= g->in[0]) continue;
+                    for (int64_t oy = 0; oy < g->out[1]; oy++) {
+                        int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                        if (iy < 0 || iy >= g->in[1]) continue;
+                        const float *xrow = x + (iz * g->in[1] + iy) * g->in[2];
+                        float *yrow = y + (oz * g->out[1] + oy) * g->out[2];
+                        if (g->s[2] == 1)
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox + base_x];
+                        else
+                            for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * g->s[2] + base_x];
+                    }
+                }
+            }
+    epilogue(j, n, c, c + 1);
+}
+
+/* The vector depthwise path reads the input planes in place: for each output row pair, every
+ * tap row (kz, ky) points at its input row, or at a row of zeros where it falls in the padding,
+ * and tap kx's loads are masked to the outputs whose input column lies inside the row, so the
+ * borders need neither a padded copy nor scalar code; vectors of outputs inside [ilo, ihi) load
+ * without masks. At stride 2 a load covers twice the width and keeps the even lanes. Bias,
+ * residual and relu/clip are applied before the stores. */
+typedef struct dw_job {
+    const dw_conv *j;
+    const float *zeros;        /* in[2] zeros: the tap rows that fall in the padding */
+    int64_t s;                 /* the stride along x: 1 or 2 */
+    int64_t nrows, kw;         /* (kz, ky) tap rows, kx taps */
+    int64_t xoff[DW_MAX_TAPS]; /* tap kx: its input column minus ox * s */
+    int64_t lo[DW_MAX_TAPS], hi[DW_MAX_TAPS]; /* tap kx: the outputs whose column is inside the row */
+    int64_t ilo, ihi;          /* the outputs whose taps all lie inside the row */
+    bool avx512;
+} dw_job;
+
+/* Everything one output row pair needs. */
+typedef struct dw_rowpair {
+    const dw_job *d;
+    const float *src0[DW_MAX_ROWS], *src1[DW_MAX_ROWS]; /* tap row r's input row, per output row */
+    const float *w;
+    float bias;
+    float *y0, *y1;       /* y1 NULL: one row */
+    const float *r0, *r1; /* residual rows or NULL */
+    int64_t out_w;
+    bool clamp;
+    float lo, hi;
+} dw_rowpair;
+
+/* Of `lanes` outputs from x0, those tap kx reads inside the row, as a lane mask (s == 1) or as
+ * the mask of the even elements of a load twice as wide (s == 2). */
+static inline uint32_t dw_tap_mask(const dw_job *d, int64_t kx, int64_t x0, int64_t lanes) {
+    int64_t a = KILN__MAX(d->lo[kx] - x0, 0), b = KILN__MIN(d->hi[kx] - x0, lanes);
+    if (d->s == 1) return bit_range(a, b);
+    return a < b ? bit_range(2 * a, 2 * b) & 0x55555555u : 0;
+}
+
+/* Outputs [ox, ox + 16 * nv) of the row pair (AVX-512), through per-tap masks when masked (else
+ * all inside [ilo, ihi)); nv, two, s and masked are constants where inlined. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_block512(const dw_rowpair *rp, int64_t ox, int nv,
+                                                                               bool two, int64_t s, bool masked,
+                                                                               int64_t kw) {
+    const dw_job *d = rp->d;
+    uint32_t m[4][DW_MAX_TAPS], full = s == 1 ? 0xFFFFu : 0x55555555u;
+    for (int v = 0; v < (masked ? nv : 0); v++)
+        for (int64_t kx = 0; kx < kw; kx++) m[v][kx] = dw_tap_mask(d, kx, ox + 16 * v, 16);
+    __m512 a0[4], a1[4];
+    for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm512_set1_ps(rp->bias);
+    for (int64_t r = 0; r < d->nrows; r++) {
+        const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
+        for (int64_t kx = 0; kx < kw; kx++) {
+            __m512 wv = _mm512_set1_ps(w[kx]);
+            int64_t o = d->xoff[kx];
+            for (int v = 0; v < nv; v++) a0[v] = _mm512_fmadd_ps(wv, load16(s0 + o + 16 * v * s, masked ? m[v][kx] : full, s), a0[v]);
+            if (two)
+                for (int v = 0; v < nv; v++)
+                    a1[v] = _mm512_fmadd_ps(wv, load16(s1 + o + 16 * v * s, masked ? m[v][kx] : full, s), a1[v]);
+        }
+    }
+    __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 16 * v;
+        __mmask16 sm = (__mmask16)bit_range(0, rp->out_w - x0);
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m512 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm, res + x0));
+            if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
+        }
+    }
+}
+
+/* A row pair: vectors with outputs outside [ilo, ihi) one at a time through masks, the
+ * others up to 4 at a time without. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_rowpair512_s(const dw_rowpair *rp, int64_t s, int64_t kw) {
+    const dw_job *d = rp->d;
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w;) {
+        if (ox < d->ilo || ox + 16 > d->ihi) {
+            if (two)
+                dw_block512(rp, ox, 1, true, s, true, kw);
+            else
+                dw_block512(rp, ox, 1, false, s, true, kw);
+            ox += 16;
+            continue;
+        }
+        int nv = (int)KILN__MIN(4, (d->ihi - ox) / 16);
+        switch (nv * 2 + two) {
+        case 2: dw_block512(rp, ox, 1, false, s, false, kw); break;
+        case 3: dw_block512(rp, ox, 1, true, s, false, kw); break;
+        case 4: dw_block512(rp, ox, 2, false, s, false, kw); break;
+        case 5: dw_block512(rp, ox, 2, true, s, false, kw); break;
+        case 6: dw_block512(rp, ox, 3, false, s, false, kw); break;
+        case 7: dw_block512(rp, ox, 3, true, s, false, kw); break;
+        case 8: dw_block512(rp, ox, 4, false, s, false, kw); break;
+        default: dw_block512(rp, ox, 4, true, s, false, kw); break;
+        }
+        ox += 16 * nv;
+    }
+}
+
+__attribute__((target("avx512f"))) static void dw_rowpair512(const dw_rowpair *rp) {
+    /* 3 taps across (the usual kernel) with constant loops, its masks in registers. */
+    bool k3 = rp->d->kw == 3;
+    if (rp->d->s == 1)
+        k3 ? dw_rowpair512_s(rp, 1, 3) : dw_rowpair512_s(rp, 1, rp->d->kw);
+    else
+        k3 ? dw_rowpair512_s(rp, 2, 3) : dw_rowpair512_s(rp, 2, rp->d->kw);
+}
+
+/* The same with AVX2: 8 outputs per vector. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_block256(const dw_rowpair *rp, int64_t ox, int nv,
+                                                                                bool two, int64_t s, bool masked,
+                                                                               int64_t kw) {
+    const dw_job *d = rp->d;
+    __m256i m[4][DW_MAX_TAPS][2], full = mask8(0x55);
+    for (int v = 0; v < (masked ? nv : 0); v++)
+        for (int64_t kx = 0; kx < kw; kx++) {
+            uint32_t bits = dw_tap_mask(d, kx, ox + 8 * v, 8);
+            m[v][kx][0] = mask8(bits);
+            m[v][kx][1] = mask8(bits >> 8);
+        }
+    __m256 a0[4], a1[4];
+    for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm256_set1_ps(rp->bias);
+    for (int64_t r = 0; r < d->nrows; r++) {
+        const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
+        for (int64_t kx = 0; kx < kw; kx++) {
+            __m256 wv = _mm256_set1_ps(w[kx]);
+            int64_t o = d->xoff[kx];
+            for (int v = 0; v < nv; v++)
+                a0[v] = _mm256_fmadd_ps(wv, load8(s0 + o + 8 * v * s, masked ? m[v][kx][0] : full, masked ? m[v][kx][1] : full, s, !masked),
+                                        a0[v]);
+            if (two)
+                for (int v = 0; v < nv; v++)
+                    a1[v] = _mm256_fmadd_ps(wv, load8(s1 + o + 8 * v * s, masked ? m[v][kx][0] : full, masked ? m[v][kx][1] : full, s, !masked),
+                                        a1[v]);
+        }
+    }
+    __m256 lo = _mm256_set1_ps(rp->lo), hi = _mm256_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 8 * v;
+        __m256i sm = mask8(bit_range(0, rp->out_w - x0));
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m256 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            if (res) a = _mm256_add_ps(a, _mm256_maskload_ps(res + x0, sm));
+            if (rp->clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
+            _mm256_maskstore_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_rowpair256_s(const dw_rowpair *rp, int64_t s, int64_t kw) {
+    const dw_job *d = rp->d;
+    bool two = rp->y1 != NULL;
+    for (int64_t ox = 0; ox < rp->out_w;) {
+        if (ox < d->ilo || ox + 8 > d->ihi) {
+            if (two)
+                dw_block256(rp, ox, 1, true, s, true, kw);
+            else
+                dw_block256(rp, ox, 1, false, s, true, kw);
+            ox += 8;
+            continue;
+        }
+        int nv = (int)KILN__MIN(4, (d->ihi - ox) / 8);
+        switch (nv * 2 + two) {
+        case 2: dw_block256(rp, ox, 1, false, s, false, kw); break;
+        case 3: dw_block256(rp, ox, 1, true, s, false, kw); break;
+        case 4: dw_block256(rp, ox, 2, false, s, false, kw); break;
+        case 5: dw_block256(rp, ox, 2, true, s, false, kw); break;
+        case 6: dw_block256(rp, ox, 3, false, s, false, kw); break;
+        case 7: dw_block256(rp, ox, 3, true, s, false, kw); break;
+        case 8: dw_block256(rp, ox, 4, false, s, false, kw); break;
+        default: dw_block256(rp, ox, 4, true, s, false, kw); break;
+        }
+        ox += 8 * nv;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dw_rowpair256(const dw_rowpair *rp) {
+    /* 3 taps across (the usual kernel) with constant loops, its masks in registers. */
+    bool k3 = rp->d->kw == 3;
+    if (rp->d->s == 1)
+        k3 ? dw_rowpair256_s(rp, 1, 3) : dw_rowpair256_s(rp, 1, rp->d->kw);
+    else
+        k3 ? dw_rowpair256_s(rp, 2, 3) : dw_rowpair256_s(rp, 2, rp->d->kw);
+}
+
+/* Input row (iz, iy) of plane x, or the zero row where it lies in the padding. */
+static const float *dw_in_row(const dw_job *d, const float *x, int64_t iz, int64_t iy) {
+    const conv_geom *g = &d->j->g;
+    if (iz < 0 || iz >= g->in[0] || iy < 0 || iy >= g->in[1]) return d->zeros;
+    return x + (iz * g->in[1] + iy) * g->in[2];
+}
+
+static void depthwise_plane_simd(const dw_job *d, int64_t n, int64_t c) {
+    const dw_conv *j = d->j;
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
+    int kind = j->act->kind;
+    dw_rowpair rp = {.d = d, .w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
+                     .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
+                     .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
+                     .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
+    int64_t ow = g->out[2];
+    for (int64_t oz = 0; oz < g->out[0]; oz++)
+        for (int64_t oy = 0; oy < g->out[1]; oy += 2) {
+            int64_t o = (oz * g->out[1] + oy) * ow;
+            bool two = oy + 1 < g->out[1];
+            for (int64_t kz = 0, r = 0; kz < g->k[0]; kz++)
+                for (int64_t ky = 0; ky < g->k[1]; ky++, r++) {
+                    int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                    int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                    rp.src0[r] = dw_in_row(d, x, iz, iy);
+                    rp.src1[r] = dw_in_row(d, x, iz, iy + g->s[1]);
+                }
+            rp.y0 = y + o;
+            rp.y1 = two ? y + o + ow : NULL;
+            rp.r0 = res ? res + o : NULL;
+            rp.r1 = res && two ? res + o + ow : NULL;
+            if (d->avx512)
+                dw_rowpair512(&rp);
+            else
+                dw_rowpair256(&rp);
+            if (kind >= 0 && !rp.clamp) kiln__apply_act_f32(j->act, y + o, two ? 2 * ow : ow);
+        }
+}
+
+static void dw_simd_range(void *arg, int64_t begin, int64_t end) {
+    const dw_job *d = arg;
+    for (int64_t t = begin; t < end; t++) depthwise_plane_simd(d, t / d->j->g.c, t % d->j->g.c);
+}
+
+static void depthwise_range(void *arg, int64_t begin, int64_t end) {
+    const dw_conv *j = arg;
+    for (int64_t t = begin; t < end; t++) depthwise_plane(j, t / j->g.c, t % j->g.c);
+}
+
+/* Planes (image, channel) are independent: the pool spreads them over its threads. */
+/* Small planes (MobileNet's 7x7 and 14x14 with hundreds of channels): rows of 7 or 14 outputs
+ * would all be masked edge vectors in the row kernels above. Each plane is copied instead into a
+ * zero-padded buffer (a few hundred floats), and every output row is then full-width vectors of
+ * plain loads and FMAs, one store mask for the row's end. 2-D, x-stride 1 or 2, AVX-512. */
+#define DWS_MAX_IN_PLANE 1024 /* input values per channel */
+#define DWS_SLACK 64          /* floats past the padded plane that full-width loads may touch */
+
+typedef struct dws_job {
+    const dw_conv *j;
+    int64_t ph, pw;   /* the padded plane */
+    float *scratch;   /* per slot: ph * pw + DWS_SLACK floats */
+    int64_t per_slot, slots;
+} dws_job;
+
+/* 2-D only: the depth axis must be trivial, padding included (a padded depth makes planes of bias). */
+static bool dws_applies(const conv_geom *g) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
+           g->pb[0] == 0 && g->s[2] <= 2 &&
+           g->in_plane <= DWS_MAX_IN_PLANE && g->k[1] * g->k[2] <= DW_MAX_TAPS;
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dws_plane(const dws_job *d, int64_t n, int64_t c,
+                                                                  float *pad) {
+    const dw_conv *j = d->j;
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane, *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
+    memset(pad, 0, (size_t)(d->ph * d->pw + DWS_SLACK) * sizeof *pad);
+    for (int64_t iy = 0; iy < g->in[1]; iy++)
+        memcpy(pad + (iy + g->pb[1]) * d->pw + g->pb[2], x + iy * g->in[2], (size_t)g->in[2] * sizeof *x);
+    int64_t ow = g->out[2], sx = g->s[2], kh = g->k[1], kw = g->k[2];
+    int kind = j->act->kind;
+    bool clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP;
+    __m512 lo = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f);
+    __m512 hi = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff());
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t oy = 0; oy < g->out[1]; oy++) {
+        float *yr = y + oy * ow;
+        for (int64_t ox = 0; ox < ow; ox += 16) {
+            __mmask16 m = (__mmask16)(ow - ox >= 16 ? 0xFFFF : (1u << (ow - ox)) - 1);
+            __m512 acc = _mm512_set1_ps(j->bias ? j->bias[c] : 0.0f);
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const float *row = pad + (oy * g->s[1] + ky * g->d[1]) * d->pw + ox * sx;
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    const float *p = row + kx * g->d[2];
+                    __m512 v = sx == 1 ? _mm512_loadu_ps(p)
+                                       : _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens, _mm512_loadu_ps(p + 16));
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[ky * kw + kx]), v, acc);
+                }
+            }
+            if (res) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, res + oy * ow + ox));
+            if (clamp) acc = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+            _mm512_mask_storeu_ps(yr + ox, m, acc);
+        }
+    }
+    if (kind >= 0 && !clamp) kiln__apply_act_f32(j->act, y, g->out_plane);
+}
+
+static void dws_range(void *arg, int64_t begin, int64_t end) {
+    const dws_job *d = arg;
+    for (int64_t s = begin; s < end; s++) {
+        float *pad = d->scratch + s * d->per_slot;
+        for (int64_t t = s; t < d->j->g.n * d->j->g.c; t += d->slots) dws_plane(d, t / d->j->g.c, t % d->j->g.c, pad);
+    }
+}
+
+static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    /* Rows and columns the outputs reach (full-width loads at stride 2 read up to 32 more). */
+    int64_t reach_y = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
+    int64_t reach_x = ((g->out[2] + 15) / 16 * 16 - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1 + 16;
+    dws_job d = {.j = j, .ph = KILN__MAX(reach_y, g->in[1] + g->pb[1]), .pw = KILN__MAX(reach_x, g->in[2] + g->pb[2])};
+    d.per_slot = (d.ph * d.pw + DWS_SLACK + 15) / 16 * 16;
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
+    d.scratch = kiln__malloc_aligned(ctx->alloc, (size_t)(d.slots * d.per_slot) * sizeof(float), 64);
+    if (!d.scratch) return KILN_OUT_OF_MEMORY;
+    if (d.slots > 1)
+        kiln__parallel_for(ctx->pool, d.slots, 1, dws_range, &d);
+    else
+        dws_range(&d, 0, 1);
+    kiln__free(ctx->alloc, d.scratch);
+    return KILN_OK;
+}
+
+/* Depthwise over blocks of 16 channels (AVX-512): on small planes a vector along a row wastes most
+ * of its lanes (9 of 16 on 7x7 outputs). Here a block's inputs are transposed into a zero-padded
+ * position-major scratch [hp][wp][16], each output position is then one vector of the block's 16
+ * channels (one FMA per tap, the taps' weights held in registers), and 16 positions at a time
+ * are transposed back into the output planes. On large planes the transposes cost about what
+ * the row vectors waste, so those stay on the row path. */
+#define DWC_MAX_PLANE 784
+#define DWC_BLOCK 16
+
+typedef struct dwc_job {
+    const dw_conv *j;
+    int64_t hp, wp;     /* the padded input the outputs reach */
+    float *scratch;     /* per slot: hp * wp * 16 floats */
+    int64_t per_slot, slots, blocks;
+} dwc_job;
+
+static bool dwc_applies(const conv_geom *g) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
+           g->pb[0] == 0 && g->out_plane <= DWC_MAX_PLANE && g->kvol <= DW_MAX_TAPS;
+}
+
+/* What a block's outputs need besides the sums: its bias as the sums' start, its residual planes,
+ * and the activation (a clamp in registers, others over the planes afterwards). */
+typedef struct dwc_out {
+    __m512 bias, lo, hi;
+    bool clamp;
+    const float *res; /* the block's first residual plane, or NULL */
+    float *y;         /* its first output plane */
+    int nc;           /* its channels */
+} dwc_out;
+
+/* The outputs of one block: 16 positions at a time, each the sum over kv taps (kv constant for
+ * 3x3 kernels, so their weights stay in registers), transposed into the output planes. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dwc_outputs(
+    const dwc_job *d, const float *xs, const __m512 *wv, const int64_t *toff, int kv, const dwc_out *o) {
+    const conv_geom *g = &d->j->g;
+    int64_t wo = g->out[2], plane = g->out_plane, step_x = g->s[2] * DWC_BLOCK;
+    int64_t step_row = g->s[1] * d->wp * DWC_BLOCK - wo * step_x; /* from past a row's end to the next row */
+    const float *base = xs;
+    int64_t ox = 0;
+    for (int64_t pos0 = 0; pos0 < plane; pos0 += 16) {
+        int cnt = (int)KILN__MIN(16, plane - pos0);
+        __m512 r[16];
+        for (int p = 0; p < 16; p++) {
+            r[p] = o->bias;
+            if (p >= cnt) continue;
+            for (int t = 0; t < kv; t++) r[p] = _mm512_fmadd_ps(wv[t], _mm512_loadu_ps(base + toff[t]), r[p]);
+            base += step_x;
+            if (++ox == wo) {
+                ox = 0;
+                base += step_row;
+            }
+        }
+        kiln__vm_transpose16(r);
+        __mmask16 keep = (__mmask16)((1u << cnt) - 1);
+        for (int c = 0; c < o->nc; c++) {
+            __m512 v = r[c];
+            if (o->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, o->res + c * plane + pos0));
+            if (o->clamp) v = _mm512_min_ps(_mm512_max_ps(v, o->lo), o->hi);
+            _mm512_mask_storeu_ps(o->y + c * plane + pos0, keep, v);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_outputs_3x3(const dwc_job *d, const float *xs,
+                                                                        const __m512 *wv, const int64_t *toff,
+                                                                        const dwc_out *o) {
+    dwc_outputs(d, xs, wv, toff, 9, o);
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_outputs_any(const dwc_job *d, const float *xs,
+                                                                        const __m512 *wv, const int64_t *toff,
+                                                                        const dwc_out *o) {
+    dwc_outputs(d, xs, wv, toff, (int)d->j->g.kvol, o);
+}
+
+/* Channels [c0, c0 + 16) of image n. */
+__attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job *d, int64_t n, int64_t c0, float *xs) {
+    const dw_conv *j = d->j;
+    const conv_geom *g = &j->g;
+    int nc = (int)KILN__MIN(DWC_BLOCK, g->c - c0);
+    const float *x = j->x + (n * g->c + c0) * g->in_plane;
+    /* Only the padding is zeroed: the scratch is as large as the block's input. */
+    int64_t cols = KILN__MAX(0, KILN__MIN(g->in[2], d->wp - g->pb[2])); /* input columns the outputs reach */
+    int64_t row0 = KILN__MIN(g->pb[1], d->hp), row1 = KILN__MIN(g->pb[1] + g->in[1], d->hp);
+    int64_t col0 = KILN__MIN(g->pb[2], d->wp), col1 = col0 + cols;
+    size_t lane_bytes = DWC_BLOCK * sizeof *xs;
+    memset(xs, 0, (size_t)(row0 * d->wp) * lane_bytes);
+    memset(xs + row1 * d->wp * DWC_BLOCK, 0, (size_t)((d->hp - row1) * d->wp) * lane_bytes);
+    for (int64_t ty = row0; ty < row1; ty++) {
+        memset(xs + ty * d->wp * DWC_BLOCK, 0, (size_t)col0 * lane_bytes);
+        memset(xs + (ty * d->wp + col1) * DWC_BLOCK, 0, (size_t)(d->wp - col1) * lane_bytes);
+    }
+    for (int64_t iy = 0; iy < g->in[1] && iy + g->pb[1] < d->hp; iy++) {
+        float *dst = xs + ((iy + g->pb[1]) * d->wp + g->pb[2]) * DWC_BLOCK;
+        for (int64_t ix0 = 0; ix0 < cols; ix0 += 16) {
+            int cnt = (int)KILN__MIN(16, cols - ix0);
+            __mmask16 keep = (__mmask16)((1u << cnt) - 1);
+            __m512 r[16];
+            for (int c = 0; c < 16; c++)
+                r[c] = c < nc ? _mm512_maskz_loadu_ps(keep, x + c * g->in_plane + iy * g->in[2] + ix0)
+                              : _mm512_setzero_ps();
+            kiln__vm_transpose16(r);
+            for (int p = 0; p < cnt; p++) _mm512_storeu_ps(dst + (ix0 + p) * DWC_BLOCK, r[p]);
+        }
+    }
+    __m512 wv[DW_MAX_TAPS];
+    int64_t toff[DW_MAX_TAPS];
+    for (int64_t t = 0; t < g->kvol; t++) {
+        float w16[DWC_BLOCK] = {0};
+        for (int c = 0; c < nc; c++) w16[c] = j->w[(c0 + c) * g->kvol + t];
+        wv[t] = _mm512_loadu_ps(w16);
+        toff[t] = (t / g->k[2] * g->d[1] * d->wp + t % g->k[2] * g->d[2]) * DWC_BLOCK;
+    }
+    int kind = j->act->kind;
+    dwc_out o = {.clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP, .nc = nc,
+                 .y = j->y + (n * g->m + c0) * g->out_plane,
+                 .res = j->res ? j->res + (n * g->m + c0) * g->out_plane : NULL};
+    float b16[DWC_BLOCK] = {0};
+    for (int c = 0; c < nc && j->bias; c++) b16[c] = j->bias[c0 + c];
+    o.bias = _mm512_loadu_ps(b16);
+    o.lo = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f);
+    o.hi = _mm512_set1_ps(kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff());
+    if (g->kvol == 9)
+        dwc_outputs_3x3(d, xs, wv, toff, &o);
+    else
+        dwc_outputs_any(d, xs, wv, toff, &o);
+    if (kind >= 0 && !o.clamp)
+        for (int c = 0; c < nc; c++) kiln__apply_act_f32(j->act, o.y + c * g->out_plane, g->out_plane);
+}
+
+static void dwc_range(void *arg, int64_t begin, int64_t end) {
+    const dwc_job *d = arg;
+    int64_t tasks = d->j->g.n * d->blocks;
+    for (int64_t s = begin; s < end; s++)
+        for (int64_t t = s; t < tasks; t += d->slots)
+            dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, d->scratch + s * d->per_slot);
+}
+
+static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    dwc_job d = {.j = j, .hp = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1,
+                 .wp = (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1, .blocks = (g->c + 15) / 16};
+    d.per_slot = d.hp * d.wp * DWC_BLOCK;
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * d.blocks);
+    size_t bytes;
+    if (!kiln__mul_size((size_t)(d.slots * d.per_slot), sizeof(float), &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
+    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    if (!d.scratch) return KILN_OUT_OF_MEMORY;
+    if (d.slots > 1)
+        kiln__parallel_for(ctx->pool, d.slots, 1, dwc_range, &d);
+    else
+        dwc_range(&d, 0, 1);
+    kiln__free(ctx->alloc, d.scratch);
+    return KILN_OK;
+}
+
+kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, const float *w, const float *bias,
+                                 const float *res, const kiln__act *act, float *y, kiln__cpu_ctx *ctx) {
+    dw_conv job = {*geom, x, w, bias, res, y, act}, *j = &job;
+    const conv_geom *g = &j->g;
+    if (dwc_applies(g)) return depthwise_blocked(j, ctx);
+    if (dws_applies(g)) return depthwise_small(j, ctx);
+    if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
+        g->s[2] > 2) {
+        kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);
+        return KILN_OK;
+    }
+    dw_job d = {.j = j, .s = g->s[2], .nrows = g->k[0] * g->k[1], .kw = g->k[2],
+                .avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512};
+    d.ilo = 0;
+    d.ihi = g->out[2];
+    for (int64_t kx = 0; kx < g->k[2]; kx++) {
+        d.xoff[kx] = kx * g->d[2] - g->pb[2];
+        kiln__conv_valid_range(d.xoff[kx], g->s[2], g->in[2], g->out[2], &d.lo[kx], &d.hi[kx]);
+        d.ilo = KILN__MAX(d.ilo, d.lo[kx]);
+        d.ihi = KILN__MIN(d.ihi, d.hi[kx]);
+    }
+    float *zeros = kiln__calloc(ctx->alloc, (size_t)g->in[2], sizeof(float));
+    if (!zeros) return KILN_OUT_OF_MEMORY;
+    d.zeros = zeros;
+    kiln__parallel_for(ctx->pool, g->n * g->c, 1, dw_simd_range, &d);
+    kiln__free(ctx->alloc, zeros);
+    return KILN_OK;
+}
