@@ -516,11 +516,13 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
         for (int c = 0; c < nc; c++) kiln__apply_act_f32(j->act, o.y + c * g->out_plane, g->out_plane);
 }
 
+/* Slot s: its contiguous share of the (image, block) tasks, so that its channels are those the
+ * channel-vector GEMM's same thread wrote when it split the layer before by maps. */
 static void dwc_range(void *arg, int64_t begin, int64_t end) {
     const dwc_job *d = arg;
     int64_t tasks = d->j->g.n * d->blocks;
     for (int64_t s = begin; s < end; s++)
-        for (int64_t t = s; t < tasks; t += d->slots)
+        for (int64_t t = s * tasks / d->slots; t < (s + 1) * tasks / d->slots; t++)
             dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, d->scratch + s * d->per_slot);
 }
 

@@ -224,6 +224,7 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {7, 45, 33, false, false, 1, 1, true, false, KILN_ACT_LEAKY_RELU},
         {512, 49, 4608, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* 7x7 3x3: one 7-block per row */
         {70, 196, 256, false, false, 1, 0, true, false, KILN_ACT_HARD_SWISH}, /* rows past m */
+        {300, 120, 64, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* threads split by maps */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }
