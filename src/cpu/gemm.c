@@ -914,8 +914,8 @@ static void cv_static_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
     int64_t blocks = j->n / j->grid_wo * ((j->grid_wo + CV_NB - 1) / CV_NB);
     int64_t panels = (j->m + CV_MR - 1) / CV_MR;
+    bool by_blocks = j->by_blocks;
     for (int64_t s = begin; s < end; s++) {
-        bool by_blocks = j->by_blocks;
         int64_t b0 = by_blocks ? s * blocks / j->slots : 0, b1 = by_blocks ? (s + 1) * blocks / j->slots : blocks;
         int64_t p0 = by_blocks ? 0 : s * panels / j->slots, p1 = by_blocks ? panels : (s + 1) * panels / j->slots;
         for (int64_t pg = p0; pg < p1; pg += j->mc)
