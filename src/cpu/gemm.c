@@ -350,6 +350,25 @@ __attribute__((target("avx512f,avx2,fma"))) static void grid_store512(const gemm
     }
 }
 
+/* A micro-kernel's runs (its 32 columns land in at most 32 rows of the grid), found once for all
+ * its rows of C. */
+typedef struct grid_run_list {
+    struct {
+        int64_t dst;
+        int lane0, lanes;
+    } run[2 * NR];
+    int n;
+} grid_run_list;
+
+static void grid_collect(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
+    (void)j;
+    grid_run_list *l = arg;
+    l->run[l->n].dst = dst;
+    l->run[l->n].lane0 = lane0;
+    l->run[l->n].lanes = lanes;
+    l->n++;
+}
+
 /* The activations not done in registers, over a grid tile's runs. */
 static void grid_act_rows(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
     (void)lane0;
@@ -394,10 +413,13 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
             }
     }
     if (roff && j->grid_wq) {
+        grid_run_list runs; /* not zeroed: n runs are written before any is read */
+        runs.n = 0;
+        grid_runs(j, col, cols, grid_collect, &runs);
         for (int r = 0; r < rows; r++) {
             grid_row512 g = {{c[r][0], c[r][1]}, j->c + (i + r) * j->ldc, j->res ? j->res + (i + r) * j->ldr : NULL,
                              i + r, first, last};
-            grid_runs(j, col, cols, grid_store512, &g);
+            for (int q = 0; q < runs.n; q++) grid_store512(j, &g, runs.run[q].dst, runs.run[q].lane0, runs.run[q].lanes);
         }
         return;
     }

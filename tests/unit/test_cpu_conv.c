@@ -474,6 +474,7 @@ static void test_direct(void) {
         c2d(2, 40, 36, 14, 14, 1, 2, 0, 1, 1),  /* 1x1 stride 2: one phase, no copy out */
         c2d(1, 9, 33, 21, 37, 3, 1, 2, 2, 1),   /* dilation 2 */
         c2d(1, 16, 50, 7, 7, 3, 1, 1, 1, 1),    /* 7x7 */
+        c2d(1, 3, 40, 9, 101, 3, 2, 1, 1, 1),   /* stride 2 over wide rows: the copy's vector loop */
     };
     cases[4].pe[1] = 1;
     cases[4].pb[0] = 1;
