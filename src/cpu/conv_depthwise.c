@@ -367,15 +367,31 @@ static void dws_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
+/* Scratch for `slots` threads, each rows x cols x lanes floats plus slack, rounded up to 16 floats
+ * (64-byte aligned slots): *per_slot floats each, *bytes in all. False when the size overflows
+ * (pads and dilations are the layer's attributes: any size). */
+static bool scratch_size(int64_t rows, int64_t cols, int64_t lanes, int64_t slack, int64_t slots, int64_t *per_slot,
+                         size_t *bytes) {
+    size_t floats;
+    if (!kiln__mul_size((size_t)rows, (size_t)cols, &floats) || !kiln__mul_size(floats, (size_t)lanes, &floats) ||
+        floats > (size_t)INT64_MAX / 2)
+        return false;
+    floats = (floats + (size_t)slack + 15) / 16 * 16;
+    *per_slot = (int64_t)floats;
+    return kiln__mul_size(floats, (size_t)slots, bytes) && kiln__mul_size(*bytes, sizeof(float), bytes);
+}
+
 static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     /* Rows and columns the outputs reach (full-width loads at stride 2 read up to 32 more). */
     int64_t reach_y = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
     int64_t reach_x = ((g->out[2] + 15) / 16 * 16 - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1 + 16;
     dws_job d = {.j = j, .ph = KILN__MAX(reach_y, g->in[1] + g->pb[1]), .pw = KILN__MAX(reach_x, g->in[2] + g->pb[2])};
-    d.per_slot = (d.ph * d.pw + DWS_SLACK + 15) / 16 * 16;
     d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
-    d.scratch = kiln__malloc_aligned(ctx->alloc, (size_t)(d.slots * d.per_slot) * sizeof(float), 64);
+    size_t bytes;
+    if (!scratch_size(d.ph, d.pw, 1, DWS_SLACK, d.slots, &d.per_slot, &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
+    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
     if (!d.scratch) return KILN_OUT_OF_MEMORY;
     if (d.slots > 1)
         kiln__parallel_for(ctx->pool, d.slots, 1, dws_range, &d);
@@ -397,7 +413,7 @@ static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
 typedef struct dwc_job {
     const dw_conv *j;
     int64_t hp, wp;     /* the padded input the outputs reach */
-    float *scratch;     /* per slot: hp * wp * 16 floats */
+    float *scratch;     /* per slot: hp * wp * 16 floats (per_slot, rounded up) */
     int64_t per_slot, slots, blocks;
 } dwc_job;
 
@@ -530,10 +546,9 @@ static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     dwc_job d = {.j = j, .hp = (g->out[1] - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1,
                  .wp = (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1, .blocks = (g->c + 15) / 16};
-    d.per_slot = d.hp * d.wp * DWC_BLOCK;
     d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * d.blocks);
     size_t bytes;
-    if (!kiln__mul_size((size_t)(d.slots * d.per_slot), sizeof(float), &bytes))
+    if (!scratch_size(d.hp, d.wp, DWC_BLOCK, 0, d.slots, &d.per_slot, &bytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
     d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
     if (!d.scratch) return KILN_OUT_OF_MEMORY;
