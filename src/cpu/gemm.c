@@ -87,25 +87,12 @@ enum { ACT_NONE, ACT_CLAMP, ACT_LEAKY, ACT_VM, ACT_ROWS };
 /* 6 rows x 8 K values of A (row stride lda), times alpha, into panel order: 8 groups of 6. */
 __attribute__((target("avx2,fma"))) static inline void pack_a_6x8(const float *a, int64_t lda, float alpha,
                                                                  float *dst) {
-    __m256 r[8], t[8], alpha8 = _mm256_set1_ps(alpha);
+    __m256 r[8], alpha8 = _mm256_set1_ps(alpha);
     for (int i = 0; i < MR; i++) r[i] = _mm256_mul_ps(alpha8, _mm256_loadu_ps(a + i * lda));
     r[6] = r[7] = _mm256_setzero_ps();
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    /* r[0..3]: K values {0,4}, {1,5}, {2,6}, {3,7} of rows 0-3; r[4..7] the same of rows 4-7 */
+    kiln__vm_transpose8(r); /* r[q]: K value q of the 6 rows (and 2 zeros) */
     const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-    for (int q = 0; q < 4; q++) {
-        _mm256_maskstore_ps(dst + q * MR, six, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
-        _mm256_maskstore_ps(dst + (q + 4) * MR, six, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
-    }
+    for (int q = 0; q < 8; q++) _mm256_maskstore_ps(dst + q * MR, six, r[q]);
 }
 
 /* Rows [i0, i0 + rows) x K [p0, p0 + kc) of alpha * op(A) into 6-row panels [kc][6], zero-padded. */

@@ -2,6 +2,7 @@
  * contiguous rows or move 32x32 tiles so that reads and writes both stay in cache (4-byte
  * elements as 8x8 blocks in AVX2 registers where the CPU has them). */
 #include "gemm.h"
+#include "vmath.h"
 #include "../network/layer_resolve.h"
 
 #include <string.h>
@@ -95,22 +96,10 @@ static void tile_scalar(const transpose_plan *t, int64_t ibase, int64_t obase, i
 #ifdef SHUFFLE_X86
 /* d[a * ld + b] = s[b * ls + a] for an 8x8 block of 4-byte elements, in registers. */
 __attribute__((target("avx2"))) static void transpose8x8(const float *s, int64_t ls, float *d, int64_t ld) {
-    __m256 r[8], u[8];
+    __m256 r[8];
     for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(s + k * ls);
-    for (int k = 0; k < 8; k += 2) {
-        u[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        u[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-    }
-    for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(u[k], u[k + 2], 0x44);
-        r[k + 1] = _mm256_shuffle_ps(u[k], u[k + 2], 0xEE);
-        r[k + 2] = _mm256_shuffle_ps(u[k + 1], u[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(u[k + 1], u[k + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; k++) {
-        _mm256_storeu_ps(d + k * ld, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
-        _mm256_storeu_ps(d + (k + 4) * ld, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
-    }
+    kiln__vm_transpose8(r);
+    for (int k = 0; k < 8; k++) _mm256_storeu_ps(d + k * ld, r[k]);
 }
 #endif
 

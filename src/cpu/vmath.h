@@ -450,6 +450,26 @@ static inline float kiln__vm_exp_sum(const float *x, float *y, int64_t n, float 
 }
 
 #ifdef KILN__VM_X86
+/* r[l], lane q <- r[q], lane l: the 8x8 transpose in three rounds of shuffles (AVX2). */
+__attribute__((target("avx2"), always_inline)) static inline void kiln__vm_transpose8(__m256 r[8]) {
+    __m256 t[8];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) { /* r[k + x], 128-bit lane L: column 4L + x of rows k .. k + 3 */
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; k++) r[k] = t[k];
+}
+
 /* r[l], lane q <- r[q], lane l: the 16x16 transpose in four rounds of shuffles. */
 __attribute__((target("avx512f"), always_inline)) static inline void kiln__vm_transpose16(__m512 r[16]) {
     __m512 t[16], u[16];
