@@ -464,9 +464,22 @@ static void test_narrow_planes(void) {
 /* 2-D convolutions of one group with AVX-512 read a padded, stride-phase-split copy of the input in
  * place (a grid of Ho x Wq outputs, the extra columns dropped); strides 1 and 2 per axis,
  * dilations, asymmetric pads, 1x1 strided (the grid is y itself), the epilogue on the stored runs. */
-static void test_direct(void) {
-    /* ELU: an activation the GEMM applies over the stored runs, not in registers */
+/* Variant v (0-3) of a case for the direct and channel-vector paths: bias but v 1, residual from v
+ * 2, an activation per variant (ELU is applied over the stored runs, not in registers); threads on
+ * odd v; weights cached in a slot but on v 3. */
+static void run_epilogue_variant(const char *path, size_t i, int v, conv_case cc) {
     static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_ELU, KILN_ACT_SIGMOID};
+    cc.bias = v != 1;
+    cc.res = v >= 2;
+    cc.act = acts[v];
+    void *slot = NULL;
+    char what[64];
+    snprintf(what, sizeof what, "%s %zu.%d", path, i, v);
+    run_case_cached(what, &cc, KILN_FLOAT32, v % 2 ? g_pool : NULL, v < 3 ? &slot : NULL, true);
+    kiln__free(&g_alloc, slot);
+}
+
+static void test_direct(void) {
     conv_case cases[] = {
         c2d(1, 48, 40, 14, 14, 3, 1, 1, 1, 1),  /* few tiles: direct, not Winograd */
         c2d(2, 20, 70, 28, 28, 3, 2, 1, 1, 1),  /* stride 2, batch 2 */
@@ -481,19 +494,12 @@ static void test_direct(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int v = 0; v < 4; v++) {
             conv_case cc = cases[i];
-            cc.bias = v != 1;
-            cc.res = v >= 2;
-            cc.act = acts[v];
             if (i == 5 && v == 3) { /* a 3x1 kernel, stride 2 down and 1 across */
                 cc.k[1] = 1;
                 cc.s[0] = 2;
                 cc.pb[1] = cc.pe[1] = 0;
             }
-            void *slot = NULL;
-            char what[64];
-            snprintf(what, sizeof what, "direct %zu.%d", i, v);
-            run_case_cached(what, &cc, KILN_FLOAT32, v % 2 ? g_pool : NULL, v < 3 ? &slot : NULL, true);
-            kiln__free(&g_alloc, slot);
+            run_epilogue_variant("direct", i, v, cc);
         }
 }
 
@@ -501,7 +507,6 @@ static void test_direct(void) {
  * one, 1x1 over small planes, long sums, strides, dilation, asymmetric pads, rows of positions cut
  * into unequal blocks, maps past the last full panel. */
 static void test_channel_vector(void) {
-    static const int acts[] = {-1, KILN_ACT_RELU, KILN_ACT_ELU, KILN_ACT_SIGMOID};
     conv_case cases[] = {
         c2d(1, 64, 64, 7, 7, 1, 1, 0, 1, 1),     /* 1x1 on 7x7: 49 positions, a short sum */
         c2d(2, 256, 96, 14, 14, 1, 1, 0, 1, 1),  /* 1x1, batch 2 */
@@ -513,17 +518,7 @@ static void test_channel_vector(void) {
     cases[5].pe[1] = 1;
     cases[5].pb[0] = 1;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        for (int v = 0; v < 4; v++) {
-            conv_case cc = cases[i];
-            cc.bias = v != 1;
-            cc.res = v >= 2;
-            cc.act = acts[v];
-            void *slot = NULL;
-            char what[64];
-            snprintf(what, sizeof what, "channel-vector %zu.%d", i, v);
-            run_case_cached(what, &cc, KILN_FLOAT32, v % 2 ? g_pool : NULL, v < 3 ? &slot : NULL, true);
-            kiln__free(&g_alloc, slot);
-        }
+        for (int v = 0; v < 4; v++) run_epilogue_variant("channel-vector", i, v, cases[i]);
 }
 
 /* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
