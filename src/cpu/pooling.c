@@ -3,7 +3,9 @@
  * 1-2 spatial dims take a fast float path; the rest accumulates in double. float16/bfloat16
  * run through float32. */
 #include "cpu.h"
+#include "gemm.h"
 
+#include <immintrin.h>
 #include <math.h>
 
 typedef struct pool_job {
@@ -98,12 +100,43 @@ static void window_plane(const pool_job *j, int64_t t) {
  * without bounds checks. Max propagates NaN; sums are float32 (at most a few hundred terms). */
 static float max_nan(float a, float v) { return v > a || v != v ? v : a; }
 
+/* max_nan on 16 lanes: vmaxps returns its second operand when either is NaN, so a NaN already in
+ * a is put back. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 max_nan16(__m512 a, __m512 v) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(a, v), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+}
+
+/* col[i] = max_nan(col[i], r[i]) for i < n. */
+__attribute__((target("avx512f"))) static void max_rows512(float *col, const float *r, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(col + i, max_nan16(_mm512_loadu_ps(col + i), _mm512_loadu_ps(r + i)));
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(col + i, m, max_nan16(_mm512_maskz_loadu_ps(m, col + i), _mm512_maskz_loadu_ps(m, r + i)));
+}
+
+/* y[o] = max of c[2o], c[2o + 1], c[2o + 2] for o in [o0, o1), 16 at a time while the loads
+ * (up to c[2o + 33]) stay below c_end; returns the first o left to do. */
+__attribute__((target("avx512f"))) static int64_t max3s2_512(float *y, const float *c, int64_t o0, int64_t o1,
+                                                             const float *c_end) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    int64_t o = o0;
+    for (; o + 16 <= o1 && c + 2 * o + 34 <= c_end; o += 16) {
+        const float *p = c + 2 * o;
+        __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
+        __m512 lo2 = _mm512_loadu_ps(p + 2), hi2 = _mm512_loadu_ps(p + 18);
+        __m512 v = max_nan16(_mm512_permutex2var_ps(lo, evens, hi), _mm512_permutex2var_ps(lo, odds, hi));
+        _mm512_storeu_ps(y + o, max_nan16(v, _mm512_permutex2var_ps(lo2, evens, hi2)));
+    }
+    return o;
+}
+
 static void fast_plane(const pool_job *j, int64_t t, float *col) {
     const float *x = (const float *)j->x + t * j->in_plane;
     float *y = (float *)j->y + t * j->out_plane;
     int64_t ih = j->in[1], iw = j->in[2], oh = j->out[1], ow = j->out[2];
     int64_t kh = j->k[1], kw = j->k[2], sh = j->s[1], sw = j->s[2], pt = j->pb[1], pl = j->pb[2];
-    bool is_max = j->type == KILN_POOL_MAX;
+    bool is_max = j->type == KILN_POOL_MAX, avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
     /* Interior output columns: ox in [ox0, ox1) read iw columns ox*sw - pl .. + kw - 1 all inside. */
     int64_t ox0 = (pl + sw - 1) / sw, ox1 = iw - kw + pl >= 0 ? (iw - kw + pl) / sw + 1 : 0;
     ox0 = KILN__MIN(ox0, ow);
@@ -118,7 +151,9 @@ static void fast_plane(const pool_job *j, int64_t t, float *col) {
         for (int64_t i = 0; i < iw; i++) col[i] = r[i];
         for (int64_t ky = ky0 + 1; ky < ky1; ky++) {
             r = x + (y0 + ky) * iw;
-            if (is_max)
+            if (is_max && avx512)
+                max_rows512(col, r, iw);
+            else if (is_max)
                 for (int64_t i = 0; i < iw; i++) col[i] = max_nan(col[i], r[i]);
             else
                 for (int64_t i = 0; i < iw; i++) col[i] += r[i];
@@ -129,7 +164,8 @@ static void fast_plane(const pool_job *j, int64_t t, float *col) {
         for (int64_t ox = 0; ox < ow; ox++) {
             if (ox == ox0 && ox1 > ox0) { /* interior */
                 if (is_max && kw == 3 && sw == 2) {
-                    for (int64_t o = ox0; o < ox1; o++) {
+                    int64_t o = avx512 ? max3s2_512(y, col - pl, ox0, ox1, col + iw) : ox0;
+                    for (; o < ox1; o++) {
                         const float *c = col + o * 2 - pl;
                         y[o] = max_nan(max_nan(c[0], c[1]), c[2]);
                     }

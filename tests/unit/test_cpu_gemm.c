@@ -17,7 +17,8 @@ typedef struct gcase {
     bool ta, tb;
     float alpha, beta;
     bool bias, res;
-    int act; /* -1: none */
+    int act;    /* -1: none */
+    int64_t wo; /* the channel-vector GEMM's row width (0: a random divisor of n) */
 } gcase;
 
 /* The packing callback's contract, written out plainly: panels of nr columns, zero-padded. */
@@ -125,8 +126,8 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
     if (kiln__cpu_simd() == KILN__SIMD_AVX512 && !g->ta && g->alpha == 1.0f && g->beta == 0.0f) {
         /* The channel-vector GEMM: B's rows in reverse order; C's columns in rows of wo read from
          * rows of wq in B. Everything it must not read is NaN. */
-        int64_t wo = n, wq;
-        for (int tries = 0; tries < 4; tries++) { /* a random divisor of n */
+        int64_t wo = g->wo ? g->wo : n, wq;
+        for (int tries = 0; tries < 4 && !g->wo; tries++) { /* a random divisor of n */
             int64_t d = kt_randi(1, (int)KILN__MIN(n, 40));
             if (n % d == 0) wo = d;
         }
@@ -197,7 +198,7 @@ static void random_cases(kiln__pool *pool, int count, const char *what) {
                                KILN_ACT_ELU,
                                KILN_ACT_HARD_SWISH};
     for (int it = 0; it < count; it++) {
-        gcase g = {rand_dim(), rand_dim(), rand_dim(), kt_randi(0, 1), kt_randi(0, 1), 1.0f, 0.0f, false, false, -1};
+        gcase g = {rand_dim(), rand_dim(), rand_dim(), kt_randi(0, 1), kt_randi(0, 1), 1.0f, 0.0f, false, false, -1, 0};
         if (it % 3 == 1) g.alpha = kt_randf(-2, 2);
         if (it % 4 == 1) g.beta = kt_randf(-2, 2);
         if (it % 4 == 2) g.beta = 1.0f;
@@ -210,21 +211,25 @@ static void random_cases(kiln__pool *pool, int count, const char *what) {
 
 static void fixed_cases(kiln__pool *pool, const char *what) {
     const gcase cases[] = {
-        {1, 1, 1, false, false, 1, 0, false, false, -1},
-        {1, 300, 70, false, false, 1, 0, true, false, KILN_ACT_RELU},  /* m = 1 */
-        {300, 1, 70, false, true, 1, 0.5f, false, true, -1},           /* n = 1 */
-        {37, 45, 1, true, false, 2, 0, true, true, KILN_ACT_CLIP},      /* k = 1 */
-        {13, 17, 0, false, false, 1, 0, true, true, KILN_ACT_SIGMOID},  /* k = 0: epilogue only */
-        {9, 11, 0, false, false, 1, 0.5f, false, false, -1},            /* k = 0: beta * C */
-        {150, 1100, 600, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* crosses MC, NC, KC */
-        {293, 67, 513, true, true, -0.5f, 1, false, false, -1},
-        {64, 3136, 147, false, false, 1, 0, true, false, KILN_ACT_RELU}, /* a conv's shape */
-        {128, 1100, 300, false, false, 1, 0, true, false, KILN_ACT_GELU_ERF}, /* a linear layer: tiles across */
-        {130, 1090, 70, true, true, 0.5f, 0, false, true, KILN_ACT_SOFTPLUS}, /* whole-row activation */
-        {7, 45, 33, false, false, 1, 1, true, false, KILN_ACT_LEAKY_RELU},
-        {512, 49, 4608, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* 7x7 3x3: one 7-block per row */
-        {70, 196, 256, false, false, 1, 0, true, false, KILN_ACT_HARD_SWISH}, /* rows past m */
-        {300, 120, 64, false, false, 1, 0, true, true, KILN_ACT_RELU}, /* threads split by maps */
+        {1, 1, 1, false, false, 1, 0, false, false, -1, 0},
+        {1, 300, 70, false, false, 1, 0, true, false, KILN_ACT_RELU, 0},  /* m = 1 */
+        {300, 1, 70, false, true, 1, 0.5f, false, true, -1, 0},           /* n = 1 */
+        {37, 45, 1, true, false, 2, 0, true, true, KILN_ACT_CLIP, 0},      /* k = 1 */
+        {13, 17, 0, false, false, 1, 0, true, true, KILN_ACT_SIGMOID, 0},  /* k = 0: epilogue only */
+        {9, 11, 0, false, false, 1, 0.5f, false, false, -1, 0},            /* k = 0: beta * C */
+        {150, 1100, 600, false, false, 1, 0, true, true, KILN_ACT_RELU, 0}, /* crosses MC, NC, KC */
+        {293, 67, 513, true, true, -0.5f, 1, false, false, -1, 0},
+        {64, 3136, 147, false, false, 1, 0, true, false, KILN_ACT_RELU, 0}, /* a conv's shape */
+        {128, 1100, 300, false, false, 1, 0, true, false, KILN_ACT_GELU_ERF, 0}, /* a linear layer: tiles across */
+        {130, 1090, 70, true, true, 0.5f, 0, false, true, KILN_ACT_SOFTPLUS, 0}, /* whole-row activation */
+        {7, 45, 33, false, false, 1, 1, true, false, KILN_ACT_LEAKY_RELU, 0},
+        {512, 49, 4608, false, false, 1, 0, true, true, KILN_ACT_RELU, 7}, /* 7x7 3x3: blocks of two rows */
+        {72, 36, 50, false, false, 1, 0, true, true, -1, 3},                /* rows of 3, four at a time */
+        {40, 28, 33, false, false, 1, 0, false, true, KILN_ACT_ELU, 4},    /* 7 rows of 4: 3 + 3 + 1 */
+        {33, 25, 20, false, false, 1, 0, true, false, KILN_ACT_RELU, 5},
+        {64, 30, 100, false, false, 1, 0, true, true, -1, 6},
+        {70, 196, 256, false, false, 1, 0, true, false, KILN_ACT_HARD_SWISH, 0}, /* rows past m */
+        {300, 120, 64, false, false, 1, 0, true, true, KILN_ACT_RELU, 0}, /* threads split by maps */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }

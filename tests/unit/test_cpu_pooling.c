@@ -2,6 +2,7 @@
  * average with and without padding in the count, Lp, global, ceil mode, dilation, auto_pad,
  * 1-D/3-D, all float dtypes, serial and threaded), shape inference and its errors, the network
  * API and an end-to-end engine run. */
+#include "cpu/gemm.h"
 #include "cpu_kernel_test.h"
 
 kiln_status kiln__cpu_pooling(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
@@ -285,6 +286,42 @@ static void test_max_nan(void) {
     KT_CHECK(isnan(y[0]));
 }
 
+/* 3x3 stride-2 max over wide rows (the AVX-512 path's 16-output blocks and their tails) with
+ * NaNs anywhere, at every SIMD level, against the window's max written out here. */
+static void test_max_wide(void) {
+    enum { H = 9, W = 75, OH = 5, OW = 38 };
+    pool_case pc = p2d(KILN_POOL_MAX, 1, 2, H, W, 3, 2, 1);
+    static float x[2 * H * W], y[2 * OH * OW];
+    for (int i = 0; i < 2 * H * W; i++) x[i] = kt_randf(-1, 1);
+    for (int i = 0; i < 12; i++) x[kt_randi(0, 2 * H * W - 1)] = NAN;
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
+        kiln__cpu_set_simd(simd);
+        kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 2, H, W}}, x, sizeof x}};
+        kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 2, OH, OW}}, y, sizeof y}};
+        kiln_layer l = make_layer(&pc);
+        kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
+        KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
+        int bad = 0;
+        for (int c = 0; c < 2; c++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    float want = -INFINITY;
+                    bool nan = false;
+                    for (int iy = 2 * oy - 1; iy <= 2 * oy + 1; iy++)
+                        for (int ix = 2 * ox - 1; ix <= 2 * ox + 1; ix++) {
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            float v = x[(c * H + iy) * W + ix];
+                            nan = nan || isnan(v);
+                            want = v > want ? v : want;
+                        }
+                    float got = y[(c * OH + oy) * OW + ox];
+                    bad += nan ? !isnan(got) : got != want;
+                }
+        KT_CHECK(bad == 0);
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
 /* Known values, independent of the reference loops. */
 static void test_known_values(void) {
     pool_case pc = {.ns = 1, .type = KILN_POOL_AVERAGE, .n = 1, .c = 1, .in = {4}, .k = {3}, .s = {1}, .d = {1},
@@ -424,6 +461,7 @@ int main(void) {
     test_kernels();
     test_known_values();
     test_max_nan();
+    test_max_wide();
     test_infer_errors();
     test_api_and_engine();
     ck_done();
