@@ -256,7 +256,7 @@ __attribute__((target("avx2,fma"))) static void kernel_6x16(const gemm_job *j, i
 }
 
 /* act8 over 16 values. */
-__attribute__((target("avx512f,avx2,fma"))) static inline __m512 act16(const gemm_job *j, __m512 v) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline __m512 act16(const gemm_job *j, __m512 v) {
     switch (j->act_mode) {
     case ACT_CLAMP: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(j->lo)), _mm512_set1_ps(j->hi));
     case ACT_LEAKY: {
@@ -310,56 +310,49 @@ static inline void grid_runs(const gemm_job *j, int64_t col, int cols, grid_run_
     }
 }
 
-typedef struct grid_row512 {
-    __m512 v[2];
-    float *c;        /* the row of C (map i) */
-    const float *res;
-    int64_t i;
-    bool first, last;
-} grid_row512;
-
-/* One run of a row of the grid (AVX-512): the row's values from lane0 stored at c + dst. */
-__attribute__((target("avx512f,avx2,fma"))) static void grid_store512(const gemm_job *j, void *arg, int64_t dst,
-                                                                      int lane0, int lanes) {
-    const grid_row512 *g = arg;
-    for (int h = 0; h < 2; h++) {
-        int a = KILN__MAX(lane0, 16 * h), b = KILN__MIN(lane0 + lanes, 16 * h + 16);
-        if (a >= b) continue;
-        /* Lanes [a, b) of vector h go to c + dst + (lane - lane0): a masked store at that shift. */
-        __mmask16 m = (__mmask16)(((1u << (b - a)) - 1) << (a - 16 * h));
-        int64_t at = dst - lane0 + 16 * h;
-        float *c = g->c + at;
-        __m512 v = g->v[h];
-        if (!g->first) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c));
-        if (g->last) {
-            if (j->bias) v = _mm512_add_ps(v, _mm512_set1_ps(j->bias[g->i]));
-            if (g->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, g->res + at));
-            if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) v = act16(j, v);
-        }
-        _mm512_mask_storeu_ps(c, m, v);
-    }
-}
-
 /* A micro-kernel's runs (its 32 columns land in at most 32 rows of the grid), found once for all
- * its rows of C. */
+ * its rows of C: vector h of a tile row goes to c + at[h] under mask[h] (0: no lanes there). */
 typedef struct grid_run_list {
     struct {
-        int64_t dst;
-        int lane0, lanes;
+        int64_t at[2];
+        __mmask16 mask[2];
     } run[2 * NR];
     int n;
 } grid_run_list;
 
+/* One tile row through the runs (AVX-512): C's row is c, the residual's res. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void grid_store512(
+    const gemm_job *j, const grid_run_list *runs, __m512 v0, __m512 v1, float *c, const float *res, int64_t i,
+    bool first, bool last) {
+    for (int q = 0; q < runs->n; q++)
+        for (int h = 0; h < 2; h++) {
+            __mmask16 m = runs->run[q].mask[h];
+            if (!m) continue;
+            float *cq = c + runs->run[q].at[h];
+            __m512 v = h ? v1 : v0;
+            if (!first) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cq));
+            if (last) {
+                if (j->bias) v = _mm512_add_ps(v, _mm512_set1_ps(j->bias[i]));
+                if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + runs->run[q].at[h]));
+                if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) v = act16(j, v);
+            }
+            _mm512_mask_storeu_ps(cq, m, v);
+        }
+}
+
+/* Lanes [lane0, lane0 + lanes) of a tile row go to dst: vector h's share as a masked store at a
+ * shift. */
 static void grid_collect(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
     (void)j;
     grid_run_list *l = arg;
-    l->run[l->n].dst = dst;
-    l->run[l->n].lane0 = lane0;
-    l->run[l->n].lanes = lanes;
+    for (int h = 0; h < 2; h++) {
+        int a = KILN__MAX(lane0, 16 * h), b = KILN__MIN(lane0 + lanes, 16 * h + 16);
+        l->run[l->n].mask[h] = a < b ? (__mmask16)(((1u << (b - a)) - 1) << (a - 16 * h)) : 0;
+        l->run[l->n].at[h] = dst - lane0 + 16 * h;
+    }
     l->n++;
 }
 
-/* The activations not done in registers, over a grid tile's runs. */
 static void grid_act_rows(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
     (void)lane0;
     kiln__apply_act_f32(j->act, (float *)arg + dst, lanes);
@@ -406,11 +399,9 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
         grid_run_list runs; /* not zeroed: n runs are written before any is read */
         runs.n = 0;
         grid_runs(j, col, cols, grid_collect, &runs);
-        for (int r = 0; r < rows; r++) {
-            grid_row512 g = {{c[r][0], c[r][1]}, j->c + (i + r) * j->ldc, j->res ? j->res + (i + r) * j->ldr : NULL,
-                             i + r, first, last};
-            for (int q = 0; q < runs.n; q++) grid_store512(j, &g, runs.run[q].dst, runs.run[q].lane0, runs.run[q].lanes);
-        }
+        for (int r = 0; r < rows; r++)
+            grid_store512(j, &runs, c[r][0], c[r][1], j->c + (i + r) * j->ldc,
+                          j->res ? j->res + (i + r) * j->ldr : NULL, i + r, first, last);
         return;
     }
     float *cp = j->c + i * j->ldc + col;
