@@ -553,7 +553,7 @@ static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
     d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
     if (!d.scratch) return KILN_OUT_OF_MEMORY;
     if (d.slots > 1)
-        kiln__parallel_for(ctx->pool, d.slots, 1, dwc_range, &d);
+        kiln__parallel_slots(ctx->pool, d.slots, dwc_range, &d);
     else
         dwc_range(&d, 0, 1);
     kiln__free(ctx->alloc, d.scratch);

@@ -14,10 +14,16 @@
 
 #define SPIN_ROUNDS 20000
 
+typedef struct pool_worker {
+    struct kiln__pool *pool;
+    int32_t index; /* 1 .. nb_threads - 1; the caller is thread 0 */
+    pthread_t thread;
+} pool_worker;
+
 struct kiln__pool {
     kiln__alloc alloc;
     int32_t nb_threads; /* including the caller */
-    pthread_t *workers;
+    pool_worker *workers;
     int32_t nb_workers;
     pthread_mutex_t busy; /* held by the caller that owns the current loop */
     pthread_mutex_t lock; /* guards the sleeps: work_ready and work_done */
@@ -29,6 +35,7 @@ struct kiln__pool {
     kiln__range_fn fn;
     void *arg;
     int64_t n, chunk;
+    bool pinned; /* item i runs on thread i (kiln__parallel_slots) */
     atomic_int_fast64_t next;
     atomic_int active; /* workers still in the current loop */
 };
@@ -45,8 +52,12 @@ static inline void spin_round(int i) {
 #endif
 }
 
-/* Takes chunks until none are left. */
-static void run_chunks(kiln__pool *pool) {
+/* Takes chunks until none are left; thread `index`'s own item when pinned. */
+static void run_chunks(kiln__pool *pool, int32_t index) {
+    if (pool->pinned) {
+        if (index < pool->n) pool->fn(pool->arg, index, index + 1);
+        return;
+    }
     for (;;) {
         int64_t begin = atomic_fetch_add_explicit(&pool->next, pool->chunk, memory_order_relaxed);
         if (begin >= pool->n) return;
@@ -60,7 +71,8 @@ static bool new_loop(kiln__pool *pool, uint64_t seen) {
 }
 
 static void *worker_main(void *p) {
-    kiln__pool *pool = p;
+    pool_worker *self = p;
+    kiln__pool *pool = self->pool;
     uint64_t seen = 0;
     for (;;) {
         for (int i = 0; i < SPIN_ROUNDS && !new_loop(pool, seen); i++) spin_round(i);
@@ -71,7 +83,7 @@ static void *worker_main(void *p) {
         }
         if (atomic_load(&pool->stopping)) break;
         seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
-        run_chunks(pool);
+        run_chunks(pool, self->index);
         /* The last one out wakes the caller, under the lock so the wake cannot fall between the
          * caller's check and its sleep. */
         if (atomic_fetch_sub_explicit(&pool->active, 1, memory_order_acq_rel) == 1) {
@@ -112,7 +124,8 @@ kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln
     pthread_cond_init(&pool->work_ready, NULL);
     pthread_cond_init(&pool->work_done, NULL);
     for (int32_t i = 0; i < nb_threads - 1; i++) {
-        if (pthread_create(&pool->workers[i], NULL, worker_main, pool) != 0) {
+        pool->workers[i] = (pool_worker){pool, i + 1, 0};
+        if (pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]) != 0) {
             kiln__pool_destroy(pool);
             return kiln__error(KILN_OUT_OF_MEMORY, "cannot start CPU worker thread %d of %d", i + 1, nb_threads - 1);
         }
@@ -128,7 +141,7 @@ void kiln__pool_destroy(kiln__pool *pool) {
     atomic_store(&pool->stopping, true);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
-    for (int32_t i = 0; i < pool->nb_workers; i++) pthread_join(pool->workers[i], NULL);
+    for (int32_t i = 0; i < pool->nb_workers; i++) pthread_join(pool->workers[i].thread, NULL);
     pthread_cond_destroy(&pool->work_ready);
     pthread_cond_destroy(&pool->work_done);
     pthread_mutex_destroy(&pool->lock);
@@ -140,6 +153,31 @@ void kiln__pool_destroy(kiln__pool *pool) {
 
 int32_t kiln__pool_threads(const kiln__pool *pool) { return pool ? pool->nb_threads : 1; }
 
+/* Publishes a loop to the workers, takes the caller's share, waits for the rest. */
+static void run_loop(kiln__pool *pool, int64_t n, int64_t chunk, bool pinned, kiln__range_fn fn, void *arg) {
+    pool->fn = fn;
+    pool->arg = arg;
+    pool->n = n;
+    pool->chunk = chunk;
+    pool->pinned = pinned;
+    atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->active, pool->nb_workers, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool->work_ready);
+    pthread_mutex_unlock(&pool->lock);
+    run_chunks(pool, 0);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool->active, memory_order_acquire) > 0; i++)
+        spin_round(i);
+    if (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0)
+            pthread_cond_wait(&pool->work_done, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
+    pthread_mutex_unlock(&pool->busy);
+}
+
 void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_fn fn, void *arg) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
@@ -150,24 +188,15 @@ void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_
         return;
     }
     int64_t chunks = KILN__MIN((n + grain - 1) / grain, (int64_t)pool->nb_threads * 4);
-    pool->fn = fn;
-    pool->arg = arg;
-    pool->n = n;
-    pool->chunk = (n + chunks - 1) / chunks;
-    atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->active, pool->nb_workers, memory_order_relaxed);
-    pthread_mutex_lock(&pool->lock);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&pool->work_ready);
-    pthread_mutex_unlock(&pool->lock);
-    run_chunks(pool);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool->active, memory_order_acquire) > 0; i++)
-        spin_round(i);
-    if (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) {
-        pthread_mutex_lock(&pool->lock);
-        while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0)
-            pthread_cond_wait(&pool->work_done, &pool->lock);
-        pthread_mutex_unlock(&pool->lock);
+    run_loop(pool, n, (n + chunks - 1) / chunks, false, fn, arg);
+}
+
+void kiln__parallel_slots(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg) {
+    if (n <= 0) return;
+    if (!pool || pool->nb_workers == 0 || n > pool->nb_threads || n == 1 ||
+        pthread_mutex_trylock(&pool->busy) != 0) {
+        fn(arg, 0, n);
+        return;
     }
-    pthread_mutex_unlock(&pool->busy);
+    run_loop(pool, n, 1, true, fn, arg);
 }
