@@ -353,6 +353,7 @@ static void grid_collect(const gemm_job *j, void *arg, int64_t dst, int lane0, i
     l->n++;
 }
 
+/* The activations not done in registers, over a grid tile's runs. */
 static void grid_act_rows(const gemm_job *j, void *arg, int64_t dst, int lane0, int lanes) {
     (void)lane0;
     kiln__apply_act_f32(j->act, (float *)arg + dst, lanes);
