@@ -29,6 +29,7 @@ typedef struct conv_job {
     int64_t slots;   /* parallel slots, each with its own col block */
     bool pointwise;  /* 1x1 kernel, stride 1, no pads: the input is its own col matrix */
     bool implicit;   /* the GEMM packs the col matrix from the input itself (SIMD; wpack set) */
+    bool x_blocked, y_blocked; /* x or y in NCHW16C (kiln__cpu_blocked_edge) */
     const float *xg; /* serial-task mode: the input of the (image, group) being worked on */
     atomic_int status; /* the first failure of a parallel GEMM task */
 } conv_job;
@@ -528,7 +529,7 @@ static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
         int64_t first = n * g->m * g->out_plane;
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
         st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, g->c, j->wpack, j->x + n * g->c * g->in_plane, off,
-                            g->out_plane, g->out_plane, j->y + first, g->out_plane, &ep);
+                            g->out_plane, g->out_plane, j->y + first, g->out_plane, j->y_blocked, &ep);
     }
     kiln__free(ctx->alloc, off);
     return st;
@@ -628,7 +629,7 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln
         if (cv) { /* a grid without dropped columns is one row: blocks may then span its rows */
             int64_t wo = dg->wq == g->out[2] ? g->out_plane : g->out[2], wq = dg->wq == g->out[2] ? wo : dg->wq;
             st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, kdim, j->wpack, xq, off, wq, wo, dj.y, g->out_plane,
-                                &ep);
+                                false, &ep);
             continue;
         }
         st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, dj.y,
@@ -642,8 +643,16 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln
 
 static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
+    if (j->y_blocked) { /* kiln__cpu_blocked_edge chose it for this pointwise layer */
+        j->pointwise = true;
+        float *wtmp = NULL;
+        kiln_status st = packed_weights(layer, w_src, j, WPACK_CV, ctx, &wtmp);
+        if (st == KILN_OK) st = conv_cv_pointwise(j, ctx);
+        kiln__free(ctx->alloc, wtmp);
+        return st;
+    }
     if (g->groups == g->c && g->m == g->c)
-        return kiln__conv_depthwise(g, j->x, j->w, j->bias, j->res, j->act, j->y, ctx);
+        return kiln__conv_depthwise(g, j->x, j->x_blocked, j->w, j->bias, j->res, j->act, j->y, ctx);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
@@ -753,6 +762,39 @@ static void conv64_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
+/* ---------------------------------------------------------------- NCHW16C edges */
+
+/* A pointwise layer whose output feeds a depthwise one on small planes writes that output in
+ * channel blocks straight from the channel-vector GEMM's accumulators (no transposes), and the
+ * depthwise kernel reads them without transposing its input (it otherwise transposes 16 input
+ * positions per block for each output position, four at stride 2). */
+static bool cv_blocked_out_ok(const conv_geom *g, bool has_res) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->groups == 1 && g->kvol == 1 && g->k[0] == 1 &&
+           g->in[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[1] == 0 && g->pb[2] == 0 &&
+           g->out[1] == g->in[1] && g->out[2] == g->in[2] && g->m % 16 == 0 && g->c > 0 && !has_res &&
+           (double)((g->m + 31) / 32 * 32) <= CV_MAX_MAP_WASTE * (double)g->m;
+}
+
+static bool blocked_ok(const conv_geom *g, bool x_blocked, bool y_blocked, bool has_res) {
+    if (x_blocked && y_blocked) return false;
+    if (y_blocked) return cv_blocked_out_ok(g, has_res);
+    return g->groups == g->c && g->m == g->c && g->c % 16 == 0 && kiln__conv_depthwise_blocked_ok(g);
+}
+
+bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
+                            const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out) {
+    if (producer->type != KILN_LAYER_CONVOLUTION || reader->type != KILN_LAYER_CONVOLUTION ||
+        p_in[0].dtype != KILN_FLOAT32 || t->dtype != KILN_FLOAT32 || r_out[0].dtype != KILN_FLOAT32 ||
+        producer->nb_outputs != 1 || t->dims.nb_dims != 4 || p_in[0].layout != KILN__LAYOUT_PLAIN ||
+        kiln__dims_volume(&r_out[0].dims) <= 0 || kiln__dims_volume(&t->dims) <= 0)
+        return false;
+    conv_geom gp, gr;
+    kiln__conv_geom_init(producer, p_in, t, &gp);
+    kiln__conv_geom_init(reader, r_in, r_out, &gr);
+    return blocked_ok(&gp, false, true, kiln__conv_optional(producer, p_in, 3) != NULL) &&
+           blocked_ok(&gr, true, false, kiln__conv_optional(reader, r_in, 3) != NULL);
+}
+
 kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
     const kiln__conv_params *p = &layer->p.conv;
     conv_geom g;
@@ -771,6 +813,10 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
     kiln__conv_f32 f;
     kiln_status st = kiln__conv_f32_begin(layer, in, out, &g, ctx, &f);
     if (st != KILN_OK) return st;
-    conv_job j = {.g = g, .x = f.x, .w = f.w, .bias = f.bias, .res = f.res, .y = f.y, .act = &p->act};
+    conv_job j = {.g = g, .x = f.x, .w = f.w, .bias = f.bias, .res = f.res, .y = f.y, .act = &p->act,
+                  .x_blocked = in[0].layout == KILN__LAYOUT_NCHW16C, .y_blocked = out[0].layout == KILN__LAYOUT_NCHW16C};
+    if ((j.x_blocked || j.y_blocked) && !blocked_ok(&g, j.x_blocked, j.y_blocked, f.res != NULL))
+        return kiln__conv_f32_end(ctx, out, kiln__layer_error(layer, KILN_INTERNAL_ERROR,
+                                                              "no kernel for this convolution in NCHW16C"), &f);
     return kiln__conv_f32_end(ctx, out, conv_f32(layer, in[1].data, &j, ctx), &f);
 }

@@ -20,6 +20,7 @@ typedef struct dw_conv {
     const float *x, *w, *bias, *res;
     float *y;
     const kiln__act *act;
+    bool x_blocked; /* x in NCHW16C (the channel-block kernel only) */
 } dw_conv;
 
 static void epilogue(const dw_conv *j, int64_t n, int64_t m0, int64_t m1) {
@@ -496,6 +497,10 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
     }
     for (int64_t iy = 0; iy < g->in[1] && iy + g->pb[1] < d->hp; iy++) {
         float *dst = xs + ((iy + g->pb[1]) * d->wp + g->pb[2]) * DWC_BLOCK;
+        if (j->x_blocked) { /* the block's rows are [in[2]][16] already */
+            memcpy(dst, x + iy * g->in[2] * DWC_BLOCK, (size_t)cols * lane_bytes);
+            continue;
+        }
         for (int64_t ix0 = 0; ix0 < cols; ix0 += 16) {
             int cnt = (int)KILN__MIN(16, cols - ix0);
             __mmask16 keep = (__mmask16)((1u << cnt) - 1);
@@ -560,11 +565,15 @@ static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
     return KILN_OK;
 }
 
-kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, const float *w, const float *bias,
-                                 const float *res, const kiln__act *act, float *y, kiln__cpu_ctx *ctx) {
-    dw_conv job = {*geom, x, w, bias, res, y, act}, *j = &job;
+bool kiln__conv_depthwise_blocked_ok(const kiln__conv_geom *g) { return dwc_applies(g); }
+
+kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, bool x_blocked, const float *w,
+                                 const float *bias, const float *res, const kiln__act *act, float *y,
+                                 kiln__cpu_ctx *ctx) {
+    dw_conv job = {*geom, x, w, bias, res, y, act, x_blocked}, *j = &job;
     const conv_geom *g = &j->g;
     if (dwc_applies(g)) return depthwise_blocked(j, ctx);
+    if (x_blocked) return kiln__error(KILN_INTERNAL_ERROR, "depthwise convolution: no kernel for NCHW16C input here");
     if (dws_applies(g)) return depthwise_small(j, ctx);
     if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
         g->s[2] > 2) {

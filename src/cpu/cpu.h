@@ -45,6 +45,12 @@ void kiln__cpu_release_weights(const kiln__cpu_ctx *ctx, const void *p, size_t b
 typedef kiln_status (*kiln__cpu_kernel_fn)(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs,
                                            kiln__cpu_ctx *ctx);
 
+/* Whether tensor `t`, written by `producer` (inputs p_in) and read only by `reader` (as its first
+ * input; inputs r_in, outputs r_out inferred), passes between their kernels in NCHW16C: both have
+ * kernels for it and gain from it at these shapes. */
+bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
+                            const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out);
+
 /* NULL when the CPU backend has no kernel for the type. */
 kiln__cpu_kernel_fn kiln__cpu_kernel_for(kiln_layer_type type);
 

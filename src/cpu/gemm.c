@@ -76,6 +76,7 @@ typedef struct gemm_job {
     int64_t mc, nc, kc, tiles_n, tiles;
     int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts */
     bool by_blocks; /* the static split: by positions (else by maps) */
+    bool c_blocked; /* channel-vector GEMM: C in blocks of 16 rows (kiln__sgemm_cv) */
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
     atomic_llong next;     /* next tile to take */
@@ -838,17 +839,18 @@ typedef struct cv_block {
  * 7), so the kernel keeps its 28 accumulators busy. Kernels exist for these widths only. */
 #define CV_MAX_ROWS_WO 7
 #define CV_MIN_ROWS_WO 3
-static int cv_rows_per_block(int64_t wo) {
-    return wo >= CV_MIN_ROWS_WO && wo <= CV_MAX_ROWS_WO ? (int)(CV_NB / wo) : 1;
+static int cv_rows_per_block(const gemm_job *j) {
+    int64_t wo = j->grid_wo;
+    return wo >= CV_MIN_ROWS_WO && wo <= CV_MAX_ROWS_WO && !j->c_blocked ? (int)(CV_NB / wo) : 1;
 }
 
 static int64_t cv_blocks(const gemm_job *j) {
-    int64_t rows = j->n / j->grid_wo, per = cv_rows_per_block(j->grid_wo);
+    int64_t rows = j->n / j->grid_wo, per = cv_rows_per_block(j);
     return per > 1 ? (rows + per - 1) / per : rows * ((j->grid_wo + CV_NB - 1) / CV_NB);
 }
 
 static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
-    int per = cv_rows_per_block(j->grid_wo);
+    int per = cv_rows_per_block(j);
     if (per > 1) {
         int64_t row = blk * per, rows = KILN__MIN(per, j->n / j->grid_wo - row);
         return (cv_block){row * j->grid_wo, row * j->grid_wq, (int)(rows * j->grid_wo), (int)rows};
@@ -865,10 +867,11 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv_kernel(const gemm_job *j,
                                                                                        const float *pa, int64_t i0,
                                                                                        cv_block blk, const int nb,
-                                                                                       const int seg) {
+                                                                                       const int seg,
+                                                                                       const bool c_blocked) {
     __m512 acc[CV_NB][2];
     for (int q = 0; q < nb; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
-    for (int64_t i = i0; i < KILN__MIN(j->m, i0 + CV_MR); i++) { /* as prefetch_tile */
+    for (int64_t i = i0; i < KILN__MIN(j->m, i0 + CV_MR) && !c_blocked; i++) { /* as prefetch_tile */
         _mm_prefetch((const char *)(j->c + i * j->ldc + blk.q0), _MM_HINT_T0);
         if (j->res) _mm_prefetch((const char *)(j->res + i * j->ldr + blk.q0), _MM_HINT_T0);
     }
@@ -883,6 +886,19 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
             acc[q][0] = _mm512_fmadd_ps(x, a0, acc[q][0]);
             acc[q][1] = _mm512_fmadd_ps(x, a1, acc[q][1]);
         }
+    }
+    if (c_blocked) { /* each accumulator is one position's 16 maps of a block */
+        for (int h = 0; h < 2 && i0 + 16 * h < j->m; h++) {
+            __m512 bias = j->bias ? _mm512_loadu_ps(j->bias + i0 + 16 * h) : _mm512_setzero_ps();
+            float *c = j->c + ((i0 / 16 + h) * j->ldc + blk.q0) * 16;
+            for (int q = 0; q < nb; q++) {
+                __m512 v = _mm512_add_ps(acc[q][h], bias);
+                if (j->act_mode != ACT_NONE && j->act_mode != ACT_ROWS) v = act16(j, v);
+                _mm512_storeu_ps(c + q * 16, v);
+            }
+            if (j->act_mode == ACT_ROWS) kiln__apply_act_f32(j->act, c, nb * 16);
+        }
+        return;
     }
     __mmask16 keep = (__mmask16)((1u << nb) - 1);
     for (int h = 0; h < 2; h++) {
@@ -906,7 +922,11 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 #define CV_KERNEL(nb)                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
                                                                            int64_t i0, cv_block blk) {           \
-        cv_kernel(j, pa, i0, blk, nb, nb);                                                                        \
+        cv_kernel(j, pa, i0, blk, nb, nb, false);                                                                 \
+    }                                                                                                             \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_blocked_##nb(                               \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
+        cv_kernel(j, pa, i0, blk, nb, nb, true);                                                                  \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
@@ -916,11 +936,27 @@ typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_
 static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
     NULL,        cv_kernel_1,  cv_kernel_2,  cv_kernel_3,  cv_kernel_4,  cv_kernel_5,  cv_kernel_6, cv_kernel_7,
     cv_kernel_8, cv_kernel_9, cv_kernel_10, cv_kernel_11, cv_kernel_12, cv_kernel_13, cv_kernel_14};
+static const cv_kernel_fn cv_kernels_blocked[CV_NB + 1] = {
+    NULL,
+    cv_kernel_blocked_1,
+    cv_kernel_blocked_2,
+    cv_kernel_blocked_3,
+    cv_kernel_blocked_4,
+    cv_kernel_blocked_5,
+    cv_kernel_blocked_6,
+    cv_kernel_blocked_7,
+    cv_kernel_blocked_8,
+    cv_kernel_blocked_9,
+    cv_kernel_blocked_10,
+    cv_kernel_blocked_11,
+    cv_kernel_blocked_12,
+    cv_kernel_blocked_13,
+    cv_kernel_blocked_14};
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##wo##x##rows(                              \
         const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, wo * rows, wo);                                                                 \
+        cv_kernel(j, pa, i0, blk, wo * rows, wo, false);                                                          \
     }
 CV_ROWS_KERNEL(3, 2) CV_ROWS_KERNEL(3, 3) CV_ROWS_KERNEL(3, 4) CV_ROWS_KERNEL(4, 2) CV_ROWS_KERNEL(4, 3)
 CV_ROWS_KERNEL(5, 2) CV_ROWS_KERNEL(6, 2) CV_ROWS_KERNEL(7, 2)
@@ -935,7 +971,9 @@ static const cv_kernel_fn cv_rows_kernels[CV_MAX_ROWS_WO - CV_MIN_ROWS_WO + 1][C
     {NULL, NULL, cv_kernel_7x2}};
 
 static inline void cv_run(const gemm_job *j, int64_t panel, cv_block blk) {
-    cv_kernel_fn fn = blk.rows > 1 ? cv_rows_kernels[j->grid_wo - CV_MIN_ROWS_WO][blk.rows] : cv_kernels[blk.nb];
+    cv_kernel_fn fn = blk.rows > 1 ? cv_rows_kernels[j->grid_wo - CV_MIN_ROWS_WO][blk.rows]
+                      : j->c_blocked ? cv_kernels_blocked[blk.nb]
+                                     : cv_kernels[blk.nb];
     fn(j, j->apack + panel * CV_MR * j->k, panel * CV_MR, blk);
 }
 
@@ -986,14 +1024,17 @@ void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, floa
 
 kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, const float *packed_a, const float *b,
                            const int64_t *row_offsets, int64_t wq, int64_t wo, float *c, int64_t ldc,
-                           const kiln__gemm_epilogue *ep) {
+                           bool c_blocked, const kiln__gemm_epilogue *ep) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512)
         return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM needs AVX-512");
     if (wo < 1 || wq < wo || n % wo != 0)
         return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: %lld columns in rows of %lld of %lld",
                            (long long)n, (long long)wo, (long long)wq);
+    if (c_blocked && (m % 16 != 0 || k <= 0 || (ep && ep->res)))
+        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: no blocked output for %lld maps, %lld long sums%s",
+                           (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");
     gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .b = b, .c = c, .apack = packed_a, .boff = row_offsets,
-                  .grid_wq = wq, .grid_wo = wo};
+                  .grid_wq = wq, .grid_wo = wo, .c_blocked = c_blocked};
     if (m <= 0 || n <= 0) return KILN_OK;
     if (ep) {
         j.bias = ep->bias;

@@ -226,13 +226,18 @@ struct kiln_network {
     int64_t nb_outputs, cap_outputs;
 };
 
+/* The order of a value's elements. NCHW16C (float32, 4-D, channels a multiple of 16): blocks of
+ * 16 channels, each [H][W][16]; only between two CPU kernels that agreed on it (eval.c). */
+enum { KILN__LAYOUT_PLAIN = 0, KILN__LAYOUT_NCHW16C = 1 };
+
 /* A tensor's value during inference or execution: dtype, concrete or partly unknown dims,
- * and host data when known (NULL otherwise). */
+ * host data when known (NULL otherwise), and its layout (KILN__LAYOUT_*). */
 typedef struct kiln__value {
     kiln_dtype dtype;
     kiln_dims dims;
     void *data;
     size_t bytes;
+    int32_t layout;
 } kiln__value;
 
 /* Computes output dtypes and dims from the inputs (absent optional inputs have dtype

@@ -34,7 +34,7 @@ static bool constant_inputs(const kiln_layer *l, kiln__value *in, size_t *bytes)
         if (!c || c->type != KILN_LAYER_CONSTANT || !kiln__dtype_bytes(t->dtype, kiln__dims_volume(&t->dims), &need) ||
             need != c->weights_bytes)
             return false;
-        in[k] = (kiln__value){t->dtype, t->dims, c->weights, c->weights_bytes};
+        in[k] = (kiln__value){t->dtype, t->dims, c->weights, c->weights_bytes, KILN__LAYOUT_PLAIN};
         *bytes += need;
         any = true;
     }

@@ -15,13 +15,27 @@ kiln_status kiln__eval_init(kiln__eval *ev, const kiln_network *net, const kiln_
     ev->values = kiln__calloc(alloc, n, sizeof *ev->values);
     ev->owned = kiln__calloc(alloc, n, sizeof *ev->owned);
     ev->uses_left = kiln__calloc(alloc, n, sizeof *ev->uses_left);
-    if (!ev->values || !ev->owned || !ev->uses_left) {
+    ev->sole_reader = kiln__calloc(alloc, n, sizeof *ev->sole_reader);
+    if (!ev->values || !ev->owned || !ev->uses_left || !ev->sole_reader) {
         kiln__eval_free(ev);
         return KILN_OUT_OF_MEMORY;
     }
     for (int64_t i = 0; i < net->nb_tensors; i++) {
         ev->values[i].dtype = net->tensors[i]->dtype;
         ev->values[i].dims = net->tensors[i]->dims;
+    }
+    for (int64_t i = 0; i < net->nb_layers; i++) {
+        const kiln_layer *l = net->layers[i];
+        for (int32_t k = 0; k < l->nb_inputs; k++) {
+            const kiln_tensor *t = l->inputs[k];
+            if (!t) continue;
+            ev->uses_left[t->index]++;
+            ev->sole_reader[t->index] = k == 0 && !t->is_output ? l : NULL;
+        }
+    }
+    for (int64_t i = 0; i < net->nb_tensors; i++) {
+        if (ev->uses_left[i] != 1) ev->sole_reader[i] = NULL;
+        ev->uses_left[i] = 0;
     }
     return KILN_OK;
 }
@@ -41,9 +55,11 @@ void kiln__eval_free(kiln__eval *ev) {
     kiln__free(ev->alloc, ev->values);
     kiln__free(ev->alloc, ev->owned);
     kiln__free(ev->alloc, ev->uses_left);
+    kiln__free(ev->alloc, ev->sole_reader);
     ev->values = NULL;
     ev->owned = NULL;
     ev->uses_left = NULL;
+    ev->sole_reader = NULL;
 }
 
 void kiln__eval_set_input(kiln__eval *ev, int64_t input, const kiln_dims *dims, void *data) {
@@ -75,6 +91,26 @@ static bool foldable(const kiln_layer *l, const kiln__value *in, const kiln__val
     return true;
 }
 
+/* The layout tensor t (an output of l, whose inputs are in) is written in: NCHW16C where l's and
+ * its sole reader's CPU kernels agree on it for these shapes, else plain. */
+static int32_t output_layout(const kiln__eval *ev, const kiln_layer *l, const kiln__value *in, int64_t t) {
+    const kiln_layer *reader = ev->sole_reader[t];
+    if (!reader || reader->nb_inputs > 64 || reader->nb_outputs > 16) return KILN__LAYOUT_PLAIN;
+    kiln__value r_in[64], r_out[16];
+    for (int32_t k = 0; k < reader->nb_inputs; k++) {
+        if (reader->inputs[k]) {
+            r_in[k] = ev->values[reader->inputs[k]->index];
+        } else {
+            memset(&r_in[k], 0, sizeof r_in[k]);
+        }
+    }
+    memset(r_out, 0, sizeof(r_out[0]) * (size_t)reader->nb_outputs);
+    const kiln__layer_ops *ops = kiln__layer_ops_for(reader->type);
+    if (!ops || ops->infer(reader, r_in, r_out) != KILN_OK) return KILN__LAYOUT_PLAIN; /* it fails itself later */
+    return kiln__cpu_blocked_edge(l, in, &ev->values[t], reader, r_in, r_out) ? KILN__LAYOUT_NCHW16C
+                                                                               : KILN__LAYOUT_PLAIN;
+}
+
 static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mode mode) {
     kiln__value in[64], out[16];
     if (l->nb_inputs > 64 || l->nb_outputs > 16)
@@ -99,6 +135,7 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
         v->dims = out[k].dims;
         v->data = NULL;
         v->bytes = 0;
+        v->layout = KILN__LAYOUT_PLAIN;
         if (!compute) continue;
         if (!dims_known(&v->dims))
             return kiln__layer_error(l, KILN_INTERNAL_ERROR, "output %d has unknown dims at run time", k);
@@ -134,7 +171,11 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
         return KILN_OK;
     kiln__cpu_kernel_fn kernel = kiln__cpu_kernel_for(l->type);
     if (!kernel) return kiln__layer_error(l, KILN_UNSUPPORTED, "the CPU backend has no kernel for this layer");
-    for (int32_t k = 0; k < l->nb_outputs; k++) out[k] = ev->values[l->outputs[k]->index];
+    for (int32_t k = 0; k < l->nb_outputs; k++) {
+        int64_t t = l->outputs[k]->index;
+        if (mode == KILN__EVAL_EXECUTE) ev->values[t].layout = output_layout(ev, l, in, t);
+        out[k] = ev->values[t];
+    }
     kiln__cpu_ctx ctx = {.pool = ev->pool, .alloc = ev->alloc,
                          .cache = ev->layer_cache && mode == KILN__EVAL_EXECUTE ? &ev->layer_cache[l->index] : NULL,
                          .map = ev->map};

@@ -38,6 +38,9 @@ typedef struct kiln__eval {
     kiln__value *values; /* one per tensor */
     bool *owned;         /* values[i].data was allocated here */
     int32_t *uses_left;  /* execute mode: consumers still to run, to free early */
+    /* Per tensor: the one layer reading it (as its first input) when no other layer reads it and
+     * it is no network output, else NULL: such a tensor may pass in a layout the two agree on. */
+    const kiln_layer **sole_reader;
     uint64_t live_bytes, peak_bytes; /* memory allocated on demand (outside the arena) */
     /* Execute mode: planned placement (both NULL when none). */
     const kiln__arena_plan *plan;

@@ -748,9 +748,9 @@ static void test_oom(void) {
     conv_case cc = c2d(1, 3, 4, 6, 6, 3, 1, 1, 1, 1);
     kiln_layer l = make_layer(&cc, 3);
     static float x[3 * 36], w[4 * 3 * 9], y[4 * 36];
-    kiln__value in[3] = {{KILN_FLOAT32, {4, {1, 3, 6, 6}}, x, sizeof x}, {KILN_FLOAT32, {4, {4, 3, 3, 3}}, w, sizeof w},
+    kiln__value in[3] = {{KILN_FLOAT32, {4, {1, 3, 6, 6}}, x, sizeof x, KILN__LAYOUT_PLAIN}, {KILN_FLOAT32, {4, {4, 3, 3, 3}}, w, sizeof w, KILN__LAYOUT_PLAIN},
                          {0}};
-    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 4, 6, 6}}, y, sizeof y}};
+    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 4, 6, 6}}, y, sizeof y, KILN__LAYOUT_PLAIN}};
     kiln_allocator bad = {failing_alloc, null_free, NULL};
     kiln__alloc a;
     kiln__alloc_init(&a, &bad);
@@ -880,6 +880,88 @@ static void test_api_and_engine(void) {
     kiln_builder_destroy(b);
 }
 
+
+/* ---------------------------------------------------------------- NCHW16C edges */
+
+/* A float32 value of dims with random data (or zeros when data is false). */
+static kiln__value f32_value(kiln_dims dims, bool data) {
+    kiln__value v = {.dtype = KILN_FLOAT32, .dims = dims};
+    int64_t n = kiln__dims_volume(&dims);
+    v.bytes = (size_t)n * sizeof(float);
+    v.data = calloc((size_t)KILN__MAX(n, 1), sizeof(float));
+    for (int64_t i = 0; i < n && data; i++) ((float *)v.data)[i] = kt_randf(-1, 1);
+    return v;
+}
+
+/* [n][c][plane] <-> [n][c / 16][plane][16] */
+static void nchw16c(const float *src, float *dst, int64_t n, int64_t c, int64_t plane, bool to_blocked) {
+    for (int64_t i = 0; i < n * c; i++)
+        for (int64_t q = 0; q < plane; q++) {
+            int64_t plain = i * plane + q, blocked = ((i / 16) * plane + q) * 16 + i % 16;
+            if (to_blocked)
+                dst[blocked] = src[plain];
+            else
+                dst[plain] = src[blocked];
+        }
+}
+
+/* A pointwise layer feeding a depthwise one: the edge is chosen only where both kernels take
+ * NCHW16C, and the pair computes through it what it computes in NCHW. */
+static void blocked_pair(int64_t n, int64_t c, int64_t m, int64_t hw, int64_t s, int act, bool p_res, bool want) {
+    char label[128];
+    snprintf(label, sizeof label, "NCHW16C edge %lld->%lld @%lld s%lld act %d%s", (long long)c, (long long)m,
+             (long long)hw, (long long)s, act, p_res ? " res" : "");
+    conv_case pc = c2d(n, c, m, hw, hw, 1, 1, 0, 1, 1), dc = c2d(n, m, m, hw, hw, 3, s, 1, 1, (int)m);
+    pc.act = act;
+    dc.act = act == KILN_ACT_LEAKY_RELU ? KILN_ACT_RELU : act;
+    int64_t ho = (hw + 2 - 3) / s + 1;
+    kiln_layer pl = make_layer(&pc, p_res ? 4 : 3), dl = make_layer(&dc, 3);
+    kiln__value p_in[4] = {f32_value((kiln_dims){4, {n, c, hw, hw}}, true), f32_value((kiln_dims){4, {m, c, 1, 1}}, true),
+                           f32_value((kiln_dims){1, {m}}, true), {0}};
+    if (p_res) p_in[3] = f32_value((kiln_dims){4, {n, m, hw, hw}}, true);
+    kiln__value t = f32_value((kiln_dims){4, {n, m, hw, hw}}, false), tb = f32_value(t.dims, false);
+    kiln__value d_in[3] = {t, f32_value((kiln_dims){4, {m, 1, 3, 3}}, true), f32_value((kiln_dims){1, {m}}, true)};
+    kiln__value d_out[1] = {f32_value((kiln_dims){4, {n, m, ho, ho}}, false)}, d_outb[1] = {f32_value(d_out[0].dims, false)};
+    bool chosen = kiln__cpu_blocked_edge(&pl, p_in, &t, &dl, d_in, d_out);
+    KT_CHECK(chosen == want);
+    if (chosen != want) fprintf(stderr, "%s: chosen %d\n", label, chosen);
+    kiln__cpu_ctx ctx = {.pool = g_pool, .alloc = &g_alloc};
+    KT_OK(kiln__cpu_conv(&pl, p_in, &t, &ctx));
+    KT_OK(kiln__cpu_conv(&dl, d_in, d_out, &ctx));
+    if (chosen) {
+        int64_t nt = kiln__dims_volume(&t.dims), ny = kiln__dims_volume(&d_out[0].dims);
+        tb.layout = KILN__LAYOUT_NCHW16C;
+        memset(tb.data, 0xff, tb.bytes); /* NaNs: every output must be written */
+        KT_OK(kiln__cpu_conv(&pl, p_in, &tb, &ctx));
+        float *plain = malloc((size_t)nt * sizeof(float));
+        nchw16c(tb.data, plain, n, m, hw * hw, false);
+        kt_close(label, plain, t.data, nt, 1e-5f, 1e-5f);
+        kiln__value db_in[3] = {tb, d_in[1], d_in[2]};
+        KT_OK(kiln__cpu_conv(&dl, db_in, d_outb, &ctx));
+        kt_close(label, d_outb[0].data, d_out[0].data, ny, 1e-5f, 1e-5f);
+        free(plain);
+    }
+    for (int i = 0; i < 4; i++) free(p_in[i].data);
+    for (int i = 1; i < 3; i++) free(d_in[i].data);
+    free(t.data);
+    free(tb.data);
+    free(d_out[0].data);
+    free(d_outb[0].data);
+}
+
+static void test_blocked_edges(void) {
+    bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
+    blocked_pair(1, 96, 576, 14, 1, KILN_ACT_CLIP, false, avx512);
+    blocked_pair(2, 24, 144, 56, 2, KILN_ACT_RELU, false, avx512); /* 144 maps: the last panel half used */
+    blocked_pair(1, 160, 960, 7, 1, -1, false, avx512);
+    blocked_pair(1, 32, 192, 28, 2, KILN_ACT_LEAKY_RELU, false, avx512);
+    blocked_pair(1, 16, 32, 2, 1, KILN_ACT_SIGMOID, false, avx512); /* 4 positions: one block, no row blocks */
+    blocked_pair(1, 24, 144, 56, 1, KILN_ACT_RELU, false, false);  /* the depthwise plane is too large */
+    blocked_pair(1, 96, 576, 14, 1, KILN_ACT_RELU, true, false);   /* the producer adds a residual */
+    blocked_pair(1, 96, 40, 14, 1, KILN_ACT_RELU, false, false);   /* maps not a multiple of 16 */
+    blocked_pair(1, 96, 80, 14, 1, KILN_ACT_RELU, false, false);   /* maps 80: 96 lanes waste too many */
+}
+
 int main(void) {
     ck_init();
     KT_CHECK(kiln__cpu_kernel_for(KILN_LAYER_CONVOLUTION) == kiln__cpu_conv);
@@ -892,6 +974,7 @@ int main(void) {
     test_direct();
     test_channel_vector();
     test_depthwise_shapes();
+    test_blocked_edges();
     test_deconv_kernels();
     test_infer();
     test_oom();

@@ -119,9 +119,9 @@ static void run_case(const char *what, const mm_case *mc, kiln_dtype t, kiln__po
     double *ra, *rb, *rc = NULL;
     kiln__value in[3];
     memset(in, 0, sizeof in);
-    in[0] = (kiln__value){t, mc->a, rand_data(t, &mc->a, &ra), 0};
-    in[1] = (kiln__value){t, mc->b, rand_data(t, &mc->b, &rb), 0};
-    if (mc->has_c) in[2] = (kiln__value){t, mc->c, rand_data(t, &mc->c, &rc), 0};
+    in[0] = (kiln__value){t, mc->a, rand_data(t, &mc->a, &ra), 0, KILN__LAYOUT_PLAIN};
+    in[1] = (kiln__value){t, mc->b, rand_data(t, &mc->b, &rb), 0, KILN__LAYOUT_PLAIN};
+    if (mc->has_c) in[2] = (kiln__value){t, mc->c, rand_data(t, &mc->c, &rc), 0, KILN__LAYOUT_PLAIN};
     kiln_layer l = make_layer(mc);
     kiln__value o[1];
     memset(o, 0, sizeof o);
@@ -295,8 +295,8 @@ static void test_kernels(void) {
     /* Integer products wrap as in numpy. */
     mc = mm((kiln_dims){2, {1, 2}}, (kiln_dims){2, {2, 1}});
     int32_t a32[2] = {65536, 3}, b32[2] = {65536, 5}, y32[1];
-    kiln__value in[2] = {{KILN_INT32, mc.a, a32, 8}, {KILN_INT32, mc.b, b32, 8}};
-    kiln__value out[1] = {{KILN_INT32, {2, {1, 1}}, y32, 4}};
+    kiln__value in[2] = {{KILN_INT32, mc.a, a32, 8, KILN__LAYOUT_PLAIN}, {KILN_INT32, mc.b, b32, 8, KILN__LAYOUT_PLAIN}};
+    kiln__value out[1] = {{KILN_INT32, {2, {1, 1}}, y32, 4, KILN__LAYOUT_PLAIN}};
     kiln_layer l = make_layer(&mc);
     kiln__cpu_ctx ctx = {.alloc = &g_alloc};
     KT_OK(kiln__cpu_matmul(&l, in, out, &ctx));
@@ -332,8 +332,8 @@ static void run_const_b(const char *what, int64_t batch, int64_t m, int64_t k, i
     float *want = malloc((size_t)(batch * m * n) * sizeof *want);
     kt_fill(a, batch * m * k, -1, 1);
     ref_f32(a, b_ref, batch * m, k, n, op_b, act, want);
-    kiln__value in[2] = {{KILN_FLOAT32, mc.a, a, 0}, {KILN_FLOAT32, mc.b, b, 0}};
-    kiln__value out[1] = {{KILN_FLOAT32, {3, {batch, m, n}}, y, 0}};
+    kiln__value in[2] = {{KILN_FLOAT32, mc.a, a, 0, KILN__LAYOUT_PLAIN}, {KILN_FLOAT32, mc.b, b, 0, KILN__LAYOUT_PLAIN}};
+    kiln__value out[1] = {{KILN_FLOAT32, {3, {batch, m, n}}, y, 0, KILN__LAYOUT_PLAIN}};
     kiln__cpu_ctx ctx = {.pool = pool, .alloc = &g_alloc, .cache = slot};
     KT_OK(kiln__cpu_matmul(&l, in, out, &ctx));
     char label[200];

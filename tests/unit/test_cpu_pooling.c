@@ -271,8 +271,8 @@ static void test_max_nan(void) {
     x[14] = NAN; /* row 2, col 2: only window (1, 1) sees it */
     x[5] = NAN;  /* row 0, col 5: window (0, 2), at the border */
     float y[9];
-    kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 1, 6, 6}}, x, sizeof x}};
-    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 1, 3, 3}}, y, sizeof y}};
+    kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 1, 6, 6}}, x, sizeof x, KILN__LAYOUT_PLAIN}};
+    kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 1, 3, 3}}, y, sizeof y, KILN__LAYOUT_PLAIN}};
     kiln_layer l = make_layer(&pc);
     kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
     KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
@@ -296,8 +296,8 @@ static void test_max_wide(void) {
     for (int i = 0; i < 12; i++) x[kt_randi(0, 2 * H * W - 1)] = NAN;
     for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
         kiln__cpu_set_simd(simd);
-        kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 2, H, W}}, x, sizeof x}};
-        kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 2, OH, OW}}, y, sizeof y}};
+        kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 2, H, W}}, x, sizeof x, KILN__LAYOUT_PLAIN}};
+        kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 2, OH, OW}}, y, sizeof y, KILN__LAYOUT_PLAIN}};
         kiln_layer l = make_layer(&pc);
         kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
         KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
@@ -327,8 +327,8 @@ static void test_known_values(void) {
     pool_case pc = {.ns = 1, .type = KILN_POOL_AVERAGE, .n = 1, .c = 1, .in = {4}, .k = {3}, .s = {1}, .d = {1},
                     .pb = {1}, .pe = {1}};
     float x[4] = {1, 2, 3, 4}, y[4];
-    kiln__value in[1] = {{KILN_FLOAT32, {3, {1, 1, 4}}, x, sizeof x}};
-    kiln__value out[1] = {{KILN_FLOAT32, {3, {1, 1, 4}}, y, sizeof y}};
+    kiln__value in[1] = {{KILN_FLOAT32, {3, {1, 1, 4}}, x, sizeof x, KILN__LAYOUT_PLAIN}};
+    kiln__value out[1] = {{KILN_FLOAT32, {3, {1, 1, 4}}, y, sizeof y, KILN__LAYOUT_PLAIN}};
     kiln_layer l = make_layer(&pc);
     kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
     KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
