@@ -523,13 +523,14 @@ static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
     int64_t *off = kiln__malloc(ctx->alloc, (size_t)g->c * sizeof *off);
     if (!off) return KILN_OUT_OF_MEMORY;
-    for (int64_t c = 0; c < g->c; c++) off[c] = c * g->in_plane;
+    for (int64_t c = 0; c < g->c; c++) off[c] = j->x_blocked ? (c / 16 * g->in_plane * 16 + c % 16) : c * g->in_plane;
     kiln_status st = KILN_OK;
     for (int64_t n = 0; n < g->n && st == KILN_OK; n++) {
         int64_t first = n * g->m * g->out_plane;
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
         st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, g->c, j->wpack, j->x + n * g->c * g->in_plane, off,
-                            g->out_plane, g->out_plane, j->y + first, g->out_plane, j->y_blocked, &ep);
+                            g->out_plane, g->out_plane, j->y + first, g->out_plane,
+                            j->y_blocked ? KILN__CV_C_BLOCKED : j->x_blocked ? KILN__CV_B_BLOCKED : 0, &ep);
     }
     kiln__free(ctx->alloc, off);
     return st;
@@ -629,7 +630,7 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln
         if (cv) { /* a grid without dropped columns is one row: blocks may then span its rows */
             int64_t wo = dg->wq == g->out[2] ? g->out_plane : g->out[2], wq = dg->wq == g->out[2] ? wo : dg->wq;
             st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, kdim, j->wpack, xq, off, wq, wo, dj.y, g->out_plane,
-                                false, &ep);
+                                0, &ep);
             continue;
         }
         st = kiln__sgemm_packed_rows(ctx->pool, ctx->alloc, g->m, dg->grid, kdim, j->wpack, xq, off, dj.y,
@@ -643,7 +644,8 @@ static kiln_status conv_direct(conv_job *j, const direct_geom *dg, bool cv, kiln
 
 static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
-    if (j->y_blocked) { /* kiln__cpu_blocked_edge chose it for this pointwise layer */
+    bool depthwise = g->groups == g->c && g->m == g->c;
+    if ((j->y_blocked || j->x_blocked) && !depthwise) { /* kiln__cpu_blocked_edge chose it: pointwise */
         j->pointwise = true;
         float *wtmp = NULL;
         kiln_status st = packed_weights(layer, w_src, j, WPACK_CV, ctx, &wtmp);
@@ -651,8 +653,8 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
         kiln__free(ctx->alloc, wtmp);
         return st;
     }
-    if (g->groups == g->c && g->m == g->c)
-        return kiln__conv_depthwise(g, j->x, j->x_blocked, j->w, j->bias, j->res, j->act, j->y, ctx);
+    if (depthwise)
+        return kiln__conv_depthwise(g, j->x, j->x_blocked, j->w, j->bias, j->res, j->act, j->y, j->y_blocked, ctx);
     j->pointwise = g->kvol == 1;
     for (int32_t i = 0; i < 3; i++)
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
@@ -764,34 +766,39 @@ static void conv64_range(void *arg, int64_t begin, int64_t end) {
 
 /* ---------------------------------------------------------------- NCHW16C edges */
 
-/* A pointwise layer whose output feeds a depthwise one on small planes writes that output in
- * channel blocks straight from the channel-vector GEMM's accumulators (no transposes), and the
- * depthwise kernel reads them without transposing its input (it otherwise transposes 16 input
- * positions per block for each output position, four at stride 2). */
-static bool cv_blocked_out_ok(const conv_geom *g, bool has_res) {
+/* Around depthwise layers on small planes, activations pass in channel blocks: the pointwise
+ * layer before one writes them straight from the channel-vector GEMM's accumulators (no
+ * transposes), the depthwise kernel reads them without transposing its input (it otherwise
+ * transposes 16 input positions per block for each output position, four at stride 2) and writes
+ * its outputs untransposed, and the pointwise layer after it reads them with B's columns 16 floats
+ * apart. */
+static bool cv_pointwise(const conv_geom *g) {
     return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->groups == 1 && g->kvol == 1 && g->k[0] == 1 &&
            g->in[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[1] == 0 && g->pb[2] == 0 &&
-           g->out[1] == g->in[1] && g->out[2] == g->in[2] && g->m % 16 == 0 && g->c > 0 && !has_res &&
+           g->out[1] == g->in[1] && g->out[2] == g->in[2] && g->c > 0 &&
            (double)((g->m + 31) / 32 * 32) <= CV_MAX_MAP_WASTE * (double)g->m;
 }
 
 static bool blocked_ok(const conv_geom *g, bool x_blocked, bool y_blocked, bool has_res) {
+    if (g->groups == g->c && g->m == g->c) /* depthwise */
+        return g->c % 16 == 0 && kiln__conv_depthwise_blocked_ok(g) && !(y_blocked && has_res);
     if (x_blocked && y_blocked) return false;
-    if (y_blocked) return cv_blocked_out_ok(g, has_res);
-    return g->groups == g->c && g->m == g->c && g->c % 16 == 0 && kiln__conv_depthwise_blocked_ok(g);
+    if (y_blocked) return cv_pointwise(g) && g->m % 16 == 0 && !has_res;
+    direct_geom unused;
+    return cv_pointwise(g) && g->c % 16 == 0 && cv_applies(g, &unused, false, true);
 }
 
 bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
                             const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out) {
     if (producer->type != KILN_LAYER_CONVOLUTION || reader->type != KILN_LAYER_CONVOLUTION ||
         p_in[0].dtype != KILN_FLOAT32 || t->dtype != KILN_FLOAT32 || r_out[0].dtype != KILN_FLOAT32 ||
-        producer->nb_outputs != 1 || t->dims.nb_dims != 4 || p_in[0].layout != KILN__LAYOUT_PLAIN ||
+        producer->nb_outputs != 1 || t->dims.nb_dims != 4 ||
         kiln__dims_volume(&r_out[0].dims) <= 0 || kiln__dims_volume(&t->dims) <= 0)
         return false;
     conv_geom gp, gr;
     kiln__conv_geom_init(producer, p_in, t, &gp);
     kiln__conv_geom_init(reader, r_in, r_out, &gr);
-    return blocked_ok(&gp, false, true, kiln__conv_optional(producer, p_in, 3) != NULL) &&
+    return blocked_ok(&gp, p_in[0].layout == KILN__LAYOUT_NCHW16C, true, kiln__conv_optional(producer, p_in, 3) != NULL) &&
            blocked_ok(&gr, true, false, kiln__conv_optional(reader, r_in, 3) != NULL);
 }
 

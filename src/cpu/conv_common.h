@@ -60,12 +60,12 @@ kiln_status kiln__conv_f32_end(kiln__cpu_ctx *ctx, kiln__value *out, kiln_status
 void kiln__conv_epilogue(const kiln__conv_geom *g, float *y, const float *bias, const float *res,
                          const kiln__act *act, int64_t n, int64_t m0, int64_t m1);
 
-/* A depthwise convolution (g->groups == g->c == g->m), float32: y = act(conv(x, w) + bias + res)
- * in NCHW; bias and res may be NULL. x is NCHW, or NCHW16C when x_blocked (only where
- * kiln__conv_depthwise_blocked_ok(g)). */
+/* A depthwise convolution (g->groups == g->c == g->m), float32: y = act(conv(x, w) + bias + res);
+ * bias and res may be NULL. x and y are NCHW, or NCHW16C when x_blocked / y_blocked (only where
+ * kiln__conv_depthwise_blocked_ok(g); y_blocked without res). */
 kiln_status kiln__conv_depthwise(const kiln__conv_geom *g, const float *x, bool x_blocked, const float *w,
                                  const float *bias, const float *res, const kiln__act *act, float *y,
-                                 kiln__cpu_ctx *ctx);
+                                 bool y_blocked, kiln__cpu_ctx *ctx);
 bool kiln__conv_depthwise_blocked_ok(const kiln__conv_geom *g);
 
 #endif

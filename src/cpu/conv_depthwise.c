@@ -20,7 +20,7 @@ typedef struct dw_conv {
     const float *x, *w, *bias, *res;
     float *y;
     const kiln__act *act;
-    bool x_blocked; /* x in NCHW16C (the channel-block kernel only) */
+    bool x_blocked, y_blocked; /* x, y in NCHW16C (the channel-block kernel only) */
 } dw_conv;
 
 static void epilogue(const dw_conv *j, int64_t n, int64_t m0, int64_t m1) {
@@ -431,6 +431,7 @@ typedef struct dwc_out {
     const float *res; /* the block's first residual plane, or NULL */
     float *y;         /* its first output plane */
     int nc;           /* its channels */
+    bool blocked;     /* y in NCHW16C: [position][16] (no residual) */
 } dwc_out;
 
 /* The outputs of one block: 16 positions at a time, each the sum over kv taps (kv constant for
@@ -454,6 +455,12 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dw
                 ox = 0;
                 base += step_row;
             }
+        }
+        if (o->blocked) {
+            for (int p = 0; p < cnt; p++)
+                _mm512_storeu_ps(o->y + (pos0 + p) * DWC_BLOCK,
+                                 o->clamp ? _mm512_min_ps(_mm512_max_ps(r[p], o->lo), o->hi) : r[p]);
+            continue;
         }
         kiln__vm_transpose16(r);
         __mmask16 keep = (__mmask16)((1u << cnt) - 1);
@@ -521,7 +528,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
         toff[t] = (t / g->k[2] * g->d[1] * d->wp + t % g->k[2] * g->d[2]) * DWC_BLOCK;
     }
     int kind = j->act->kind;
-    dwc_out o = {.clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP, .nc = nc,
+    dwc_out o = {.clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP, .nc = nc, .blocked = j->y_blocked,
                  .y = j->y + (n * g->m + c0) * g->out_plane,
                  .res = j->res ? j->res + (n * g->m + c0) * g->out_plane : NULL};
     float b16[DWC_BLOCK] = {0};
@@ -533,7 +540,9 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
         dwc_outputs_3x3(d, xs, wv, toff, &o);
     else
         dwc_outputs_any(d, xs, wv, toff, &o);
-    if (kind >= 0 && !o.clamp)
+    if (kind >= 0 && !o.clamp && o.blocked)
+        kiln__apply_act_f32(j->act, o.y, g->out_plane * DWC_BLOCK);
+    else if (kind >= 0 && !o.clamp)
         for (int c = 0; c < nc; c++) kiln__apply_act_f32(j->act, o.y + c * g->out_plane, g->out_plane);
 }
 
@@ -569,11 +578,12 @@ bool kiln__conv_depthwise_blocked_ok(const kiln__conv_geom *g) { return dwc_appl
 
 kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, bool x_blocked, const float *w,
                                  const float *bias, const float *res, const kiln__act *act, float *y,
-                                 kiln__cpu_ctx *ctx) {
-    dw_conv job = {*geom, x, w, bias, res, y, act, x_blocked}, *j = &job;
+                                 bool y_blocked, kiln__cpu_ctx *ctx) {
+    dw_conv job = {*geom, x, w, bias, res, y, act, x_blocked, y_blocked}, *j = &job;
     const conv_geom *g = &j->g;
-    if (dwc_applies(g)) return depthwise_blocked(j, ctx);
-    if (x_blocked) return kiln__error(KILN_INTERNAL_ERROR, "depthwise convolution: no kernel for NCHW16C input here");
+    if (dwc_applies(g) && !(y_blocked && res)) return depthwise_blocked(j, ctx);
+    if (x_blocked || y_blocked)
+        return kiln__error(KILN_INTERNAL_ERROR, "depthwise convolution: no kernel for NCHW16C here");
     if (dws_applies(g)) return depthwise_small(j, ctx);
     if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
         g->s[2] > 2) {

@@ -76,7 +76,7 @@ typedef struct gemm_job {
     int64_t mc, nc, kc, tiles_n, tiles;
     int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts */
     bool by_blocks; /* the static split: by positions (else by maps) */
-    bool c_blocked; /* channel-vector GEMM: C in blocks of 16 rows (kiln__sgemm_cv) */
+    int cv_blocked; /* channel-vector GEMM: KILN__CV_* (kiln__sgemm_cv) */
     float *work;
     int64_t work_per_slot; /* floats: an mc x kc block of A, then a kc x nc block of B */
     atomic_llong next;     /* next tile to take */
@@ -841,7 +841,7 @@ typedef struct cv_block {
 #define CV_MIN_ROWS_WO 3
 static int cv_rows_per_block(const gemm_job *j) {
     int64_t wo = j->grid_wo;
-    return wo >= CV_MIN_ROWS_WO && wo <= CV_MAX_ROWS_WO && !j->c_blocked ? (int)(CV_NB / wo) : 1;
+    return wo >= CV_MIN_ROWS_WO && wo <= CV_MAX_ROWS_WO && !j->cv_blocked ? (int)(CV_NB / wo) : 1;
 }
 
 static int64_t cv_blocks(const gemm_job *j) {
@@ -868,21 +868,23 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
                                                                                        const float *pa, int64_t i0,
                                                                                        cv_block blk, const int nb,
                                                                                        const int seg,
-                                                                                       const bool c_blocked) {
+                                                                                       const int blocked) {
+    const bool c_blocked = blocked & KILN__CV_C_BLOCKED;
+    const int64_t bstep = blocked & KILN__CV_B_BLOCKED ? 16 : 1; /* floats between B's columns */
     __m512 acc[CV_NB][2];
     for (int q = 0; q < nb; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
     for (int64_t i = i0; i < KILN__MIN(j->m, i0 + CV_MR) && !c_blocked; i++) { /* as prefetch_tile */
         _mm_prefetch((const char *)(j->c + i * j->ldc + blk.q0), _MM_HINT_T0);
         if (j->res) _mm_prefetch((const char *)(j->res + i * j->ldr + blk.q0), _MM_HINT_T0);
     }
-    const float *b = j->b + blk.b0;
+    const float *b = j->b + blk.b0 * bstep;
     const int64_t *off = j->boff, wq = j->grid_wq;
 #pragma GCC unroll 2
     for (int64_t p = 0; p < j->k; p++) {
         const float *row = b + off[p];
         __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
         for (int q = 0; q < nb; q++) {
-            __m512 x = _mm512_set1_ps(row[q / seg * wq + q % seg]);
+            __m512 x = _mm512_set1_ps(row[(q / seg * wq + q % seg) * bstep]);
             acc[q][0] = _mm512_fmadd_ps(x, a0, acc[q][0]);
             acc[q][1] = _mm512_fmadd_ps(x, a1, acc[q][1]);
         }
@@ -922,11 +924,15 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 #define CV_KERNEL(nb)                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
                                                                            int64_t i0, cv_block blk) {           \
-        cv_kernel(j, pa, i0, blk, nb, nb, false);                                                                 \
+        cv_kernel(j, pa, i0, blk, nb, nb, 0);                                                                     \
     }                                                                                                             \
-    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_blocked_##nb(                               \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_cblocked_##nb(                              \
         const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, nb, nb, true);                                                                  \
+        cv_kernel(j, pa, i0, blk, nb, nb, KILN__CV_C_BLOCKED);                                                    \
+    }                                                                                                             \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_bblocked_##nb(                              \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
+        cv_kernel(j, pa, i0, blk, nb, nb, KILN__CV_B_BLOCKED);                                                    \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
@@ -936,27 +942,19 @@ typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_
 static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
     NULL,        cv_kernel_1,  cv_kernel_2,  cv_kernel_3,  cv_kernel_4,  cv_kernel_5,  cv_kernel_6, cv_kernel_7,
     cv_kernel_8, cv_kernel_9, cv_kernel_10, cv_kernel_11, cv_kernel_12, cv_kernel_13, cv_kernel_14};
-static const cv_kernel_fn cv_kernels_blocked[CV_NB + 1] = {
-    NULL,
-    cv_kernel_blocked_1,
-    cv_kernel_blocked_2,
-    cv_kernel_blocked_3,
-    cv_kernel_blocked_4,
-    cv_kernel_blocked_5,
-    cv_kernel_blocked_6,
-    cv_kernel_blocked_7,
-    cv_kernel_blocked_8,
-    cv_kernel_blocked_9,
-    cv_kernel_blocked_10,
-    cv_kernel_blocked_11,
-    cv_kernel_blocked_12,
-    cv_kernel_blocked_13,
-    cv_kernel_blocked_14};
+/* [KILN__CV_* - 1][nb] */
+#define CV_BLOCKED_KERNELS(kind)                                                                                  \
+    {NULL,                 cv_kernel_##kind##_1,  cv_kernel_##kind##_2,  cv_kernel_##kind##_3,                    \
+     cv_kernel_##kind##_4,  cv_kernel_##kind##_5,  cv_kernel_##kind##_6,  cv_kernel_##kind##_7,                   \
+     cv_kernel_##kind##_8,  cv_kernel_##kind##_9,  cv_kernel_##kind##_10, cv_kernel_##kind##_11,                  \
+     cv_kernel_##kind##_12, cv_kernel_##kind##_13, cv_kernel_##kind##_14}
+static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS(bblocked), CV_BLOCKED_KERNELS(cblocked)};
+#undef CV_BLOCKED_KERNELS
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##wo##x##rows(                              \
         const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, wo * rows, wo, false);                                                          \
+        cv_kernel(j, pa, i0, blk, wo * rows, wo, 0);                                                              \
     }
 CV_ROWS_KERNEL(3, 2) CV_ROWS_KERNEL(3, 3) CV_ROWS_KERNEL(3, 4) CV_ROWS_KERNEL(4, 2) CV_ROWS_KERNEL(4, 3)
 CV_ROWS_KERNEL(5, 2) CV_ROWS_KERNEL(6, 2) CV_ROWS_KERNEL(7, 2)
@@ -972,7 +970,7 @@ static const cv_kernel_fn cv_rows_kernels[CV_MAX_ROWS_WO - CV_MIN_ROWS_WO + 1][C
 
 static inline void cv_run(const gemm_job *j, int64_t panel, cv_block blk) {
     cv_kernel_fn fn = blk.rows > 1 ? cv_rows_kernels[j->grid_wo - CV_MIN_ROWS_WO][blk.rows]
-                      : j->c_blocked ? cv_kernels_blocked[blk.nb]
+                      : j->cv_blocked ? cv_kernels_blocked[j->cv_blocked - 1][blk.nb]
                                      : cv_kernels[blk.nb];
     fn(j, j->apack + panel * CV_MR * j->k, panel * CV_MR, blk);
 }
@@ -1024,17 +1022,18 @@ void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, floa
 
 kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, const float *packed_a, const float *b,
                            const int64_t *row_offsets, int64_t wq, int64_t wo, float *c, int64_t ldc,
-                           bool c_blocked, const kiln__gemm_epilogue *ep) {
+                           int blocked, const kiln__gemm_epilogue *ep) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512)
         return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM needs AVX-512");
     if (wo < 1 || wq < wo || n % wo != 0)
         return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: %lld columns in rows of %lld of %lld",
                            (long long)n, (long long)wo, (long long)wq);
-    if (c_blocked && (m % 16 != 0 || k <= 0 || (ep && ep->res)))
-        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: no blocked output for %lld maps, %lld long sums%s",
-                           (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");
+    if (blocked == (KILN__CV_B_BLOCKED | KILN__CV_C_BLOCKED) ||
+        (blocked == KILN__CV_C_BLOCKED && (m % 16 != 0 || k <= 0 || (ep && ep->res))))
+        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: no kernel for layout %d, %lld maps, %lld long sums%s",
+                           blocked, (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");
     gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .b = b, .c = c, .apack = packed_a, .boff = row_offsets,
-                  .grid_wq = wq, .grid_wo = wo, .c_blocked = c_blocked};
+                  .grid_wq = wq, .grid_wo = wo, .cv_blocked = blocked};
     if (m <= 0 || n <= 0) return KILN_OK;
     if (ep) {
         j.bias = ep->bias;

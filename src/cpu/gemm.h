@@ -58,14 +58,17 @@ kiln_status kiln__sgemm_packed_rows(kiln__pool *pool, const kiln__alloc *alloc, 
  * read in place. kiln__sgemm_cv_pack writes A [m, k] (row-major, leading dim lda) as
  * kiln__sgemm_cv_packed_floats(m, k) floats. kiln__sgemm_cv computes C[m, n] = epilogue(A B): row
  * p of B is at b + row_offsets[p]; C's columns form rows of wo positions (n a multiple of wo), and
- * column q reads B's column (q / wo) * wq + q % wo (wq >= wo). Only those columns are read. With
- * c_blocked, C is in blocks of 16 rows, element (i, q) at c[(i / 16 * ldc + q) * 16 + i % 16] (m a
- * multiple of 16, no residual): a layer's NCHW16C output. */
+ * column q reads B's column (q / wo) * wq + q % wo (wq >= wo). Only those columns are read.
+ * KILN__CV_C_BLOCKED: C is in blocks of 16 rows, element (i, q) at c[(i / 16 * ldc + q) * 16 +
+ * i % 16] (m a multiple of 16, no residual): a layer's NCHW16C output. KILN__CV_B_BLOCKED: B's
+ * columns are 16 floats apart, column j of row p at b[row_offsets[p] + 16 * j] (an NCHW16C input,
+ * whose 16 channels of a block then share each position's cache line). */
+enum { KILN__CV_B_BLOCKED = 1, KILN__CV_C_BLOCKED = 2 };
 int64_t kiln__sgemm_cv_packed_floats(int64_t m, int64_t k);
 void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, float *dst);
 kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, const float *packed_a, const float *b,
                            const int64_t *row_offsets, int64_t wq, int64_t wo, float *c, int64_t ldc,
-                           bool c_blocked, const kiln__gemm_epilogue *ep);
+                           int blocked, const kiln__gemm_epilogue *ep);
 /* Constant B operands (a linear layer's weights) are packed once the same way:
  * kiln__sgemm_pack_b writes op(B) [k, n] (B transposed when trans_b, leading dim ldb) as at most
  * kiln__sgemm_packed_b_floats(k, n) floats, in the panel layout of the kernels kiln__cpu_simd()

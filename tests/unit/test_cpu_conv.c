@@ -905,61 +905,79 @@ static void nchw16c(const float *src, float *dst, int64_t n, int64_t c, int64_t 
         }
 }
 
-/* A pointwise layer feeding a depthwise one: the edge is chosen only where both kernels take
- * NCHW16C, and the pair computes through it what it computes in NCHW. */
-static void blocked_pair(int64_t n, int64_t c, int64_t m, int64_t hw, int64_t s, int act, bool p_res, bool want) {
-    char label[128];
-    snprintf(label, sizeof label, "NCHW16C edge %lld->%lld @%lld s%lld act %d%s", (long long)c, (long long)m,
-             (long long)hw, (long long)s, act, p_res ? " res" : "");
-    conv_case pc = c2d(n, c, m, hw, hw, 1, 1, 0, 1, 1), dc = c2d(n, m, m, hw, hw, 3, s, 1, 1, (int)m);
-    pc.act = act;
-    dc.act = act == KILN_ACT_LEAKY_RELU ? KILN_ACT_RELU : act;
+/* Plain or NCHW16C copies of a value. */
+static kiln__value blocked_copy(const kiln__value *v, bool blocked) {
+    kiln__value b = f32_value(v->dims, false);
+    if (blocked) nchw16c(v->data, b.data, v->dims.d[0], v->dims.d[1], v->dims.d[2] * v->dims.d[3], true);
+    if (!blocked) memcpy(b.data, v->data, v->bytes);
+    b.layout = blocked ? KILN__LAYOUT_NCHW16C : KILN__LAYOUT_PLAIN;
+    return b;
+}
+
+/* An inverted-residual chain: pointwise c -> m, depthwise 3x3 stride s, pointwise m -> c2. Each
+ * edge is chosen only where both kernels take NCHW16C (want_e, want_p), and the chain computes
+ * through them what it computes in NCHW. */
+static void blocked_chain(int64_t n, int64_t c, int64_t m, int64_t c2, int64_t hw, int64_t s, int act, bool e_res,
+                          bool want_e, bool want_p) {
+    char label[160];
+    snprintf(label, sizeof label, "NCHW16C chain %lld->%lld->%lld @%lld s%lld act %d%s", (long long)c, (long long)m,
+             (long long)c2, (long long)hw, (long long)s, act, e_res ? " res" : "");
+    conv_case ec = c2d(n, c, m, hw, hw, 1, 1, 0, 1, 1), dc = c2d(n, m, m, hw, hw, 3, s, 1, 1, (int)m);
     int64_t ho = (hw + 2 - 3) / s + 1;
-    kiln_layer pl = make_layer(&pc, p_res ? 4 : 3), dl = make_layer(&dc, 3);
-    kiln__value p_in[4] = {f32_value((kiln_dims){4, {n, c, hw, hw}}, true), f32_value((kiln_dims){4, {m, c, 1, 1}}, true),
+    conv_case pc = c2d(n, m, c2, ho, ho, 1, 1, 0, 1, 1);
+    ec.act = act;
+    dc.act = act == KILN_ACT_LEAKY_RELU ? KILN_ACT_RELU : act;
+    kiln_layer el = make_layer(&ec, e_res ? 4 : 3), dl = make_layer(&dc, 3), pl = make_layer(&pc, 3);
+    kiln__value e_in[4] = {f32_value((kiln_dims){4, {n, c, hw, hw}}, true), f32_value((kiln_dims){4, {m, c, 1, 1}}, true),
                            f32_value((kiln_dims){1, {m}}, true), {0}};
-    if (p_res) p_in[3] = f32_value((kiln_dims){4, {n, m, hw, hw}}, true);
-    kiln__value t = f32_value((kiln_dims){4, {n, m, hw, hw}}, false), tb = f32_value(t.dims, false);
+    if (e_res) e_in[3] = f32_value((kiln_dims){4, {n, m, hw, hw}}, true);
+    kiln__value t = f32_value((kiln_dims){4, {n, m, hw, hw}}, false);
     kiln__value d_in[3] = {t, f32_value((kiln_dims){4, {m, 1, 3, 3}}, true), f32_value((kiln_dims){1, {m}}, true)};
-    kiln__value d_out[1] = {f32_value((kiln_dims){4, {n, m, ho, ho}}, false)}, d_outb[1] = {f32_value(d_out[0].dims, false)};
-    bool chosen = kiln__cpu_blocked_edge(&pl, p_in, &t, &dl, d_in, d_out);
-    KT_CHECK(chosen == want);
-    if (chosen != want) fprintf(stderr, "%s: chosen %d\n", label, chosen);
+    kiln__value u = f32_value((kiln_dims){4, {n, m, ho, ho}}, false);
+    kiln__value p_in[3] = {u, f32_value((kiln_dims){4, {c2, m, 1, 1}}, true), f32_value((kiln_dims){1, {c2}}, true)};
+    kiln__value y = f32_value((kiln_dims){4, {n, c2, ho, ho}}, false), yb = f32_value(y.dims, false);
     kiln__cpu_ctx ctx = {.pool = g_pool, .alloc = &g_alloc};
-    KT_OK(kiln__cpu_conv(&pl, p_in, &t, &ctx));
-    KT_OK(kiln__cpu_conv(&dl, d_in, d_out, &ctx));
-    if (chosen) {
-        int64_t nt = kiln__dims_volume(&t.dims), ny = kiln__dims_volume(&d_out[0].dims);
-        tb.layout = KILN__LAYOUT_NCHW16C;
-        memset(tb.data, 0xff, tb.bytes); /* NaNs: every output must be written */
-        KT_OK(kiln__cpu_conv(&pl, p_in, &tb, &ctx));
-        float *plain = malloc((size_t)nt * sizeof(float));
-        nchw16c(tb.data, plain, n, m, hw * hw, false);
-        kt_close(label, plain, t.data, nt, 1e-5f, 1e-5f);
-        kiln__value db_in[3] = {tb, d_in[1], d_in[2]};
-        KT_OK(kiln__cpu_conv(&dl, db_in, d_outb, &ctx));
-        kt_close(label, d_outb[0].data, d_out[0].data, ny, 1e-5f, 1e-5f);
-        free(plain);
-    }
-    for (int i = 0; i < 4; i++) free(p_in[i].data);
-    for (int i = 1; i < 3; i++) free(d_in[i].data);
-    free(t.data);
-    free(tb.data);
-    free(d_out[0].data);
-    free(d_outb[0].data);
+    /* NCHW all the way */
+    bool chosen_e = kiln__cpu_blocked_edge(&el, e_in, &t, &dl, d_in, &u);
+    KT_OK(kiln__cpu_conv(&el, e_in, &t, &ctx));
+    KT_OK(kiln__cpu_conv(&dl, d_in, &u, &ctx));
+    d_in[0].layout = chosen_e ? KILN__LAYOUT_NCHW16C : KILN__LAYOUT_PLAIN;
+    bool chosen_p = kiln__cpu_blocked_edge(&dl, d_in, &u, &pl, p_in, &y);
+    KT_OK(kiln__cpu_conv(&pl, p_in, &y, &ctx));
+    KT_CHECK(chosen_e == want_e && chosen_p == want_p);
+    if (chosen_e != want_e || chosen_p != want_p) fprintf(stderr, "%s: chosen %d %d\n", label, chosen_e, chosen_p);
+    /* Through the chosen layouts: each layer's output against the NCHW one, converted. */
+    kiln__value tb = blocked_copy(&t, chosen_e), ub = blocked_copy(&u, chosen_p), want_t = blocked_copy(&t, chosen_e),
+                want_u = blocked_copy(&u, chosen_p);
+    memset(tb.data, 0xff, tb.bytes); /* NaNs: every output must be written */
+    memset(ub.data, 0xff, ub.bytes);
+    memset(yb.data, 0xff, yb.bytes);
+    KT_OK(kiln__cpu_conv(&el, e_in, &tb, &ctx));
+    kt_close(label, tb.data, want_t.data, kiln__dims_volume(&t.dims), 1e-5f, 1e-5f);
+    kiln__value db_in[3] = {tb, d_in[1], d_in[2]}, pb_in[3] = {ub, p_in[1], p_in[2]};
+    KT_OK(kiln__cpu_conv(&dl, db_in, &ub, &ctx));
+    kt_close(label, ub.data, want_u.data, kiln__dims_volume(&u.dims), 1e-5f, 1e-5f);
+    KT_OK(kiln__cpu_conv(&pl, pb_in, &yb, &ctx));
+    kt_close(label, yb.data, y.data, kiln__dims_volume(&y.dims), 1e-5f, 1e-5f);
+    kiln__value *all[] = {&e_in[0], &e_in[1], &e_in[2], &e_in[3], &d_in[1], &d_in[2], &p_in[1], &p_in[2], &t, &u, &y,
+                          &yb, &tb, &ub, &want_t, &want_u};
+    for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
 }
 
 static void test_blocked_edges(void) {
     bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
-    blocked_pair(1, 96, 576, 14, 1, KILN_ACT_CLIP, false, avx512);
-    blocked_pair(2, 24, 144, 56, 2, KILN_ACT_RELU, false, avx512); /* 144 maps: the last panel half used */
-    blocked_pair(1, 160, 960, 7, 1, -1, false, avx512);
-    blocked_pair(1, 32, 192, 28, 2, KILN_ACT_LEAKY_RELU, false, avx512);
-    blocked_pair(1, 16, 32, 2, 1, KILN_ACT_SIGMOID, false, avx512); /* 4 positions: one block, no row blocks */
-    blocked_pair(1, 24, 144, 56, 1, KILN_ACT_RELU, false, false);  /* the depthwise plane is too large */
-    blocked_pair(1, 96, 576, 14, 1, KILN_ACT_RELU, true, false);   /* the producer adds a residual */
-    blocked_pair(1, 96, 40, 14, 1, KILN_ACT_RELU, false, false);   /* maps not a multiple of 16 */
-    blocked_pair(1, 96, 80, 14, 1, KILN_ACT_RELU, false, false);   /* maps 80: 96 lanes waste too many */
+    blocked_chain(1, 96, 576, 96, 14, 1, KILN_ACT_CLIP, false, avx512, avx512);
+    blocked_chain(2, 24, 144, 32, 56, 2, KILN_ACT_RELU, false, avx512, false); /* 144 maps: a half panel; the
+                                                                                  projection's plane suits rows */
+    blocked_chain(1, 160, 960, 160, 7, 1, -1, false, avx512, avx512);
+    blocked_chain(1, 32, 192, 64, 28, 2, KILN_ACT_LEAKY_RELU, false, avx512, avx512);
+    blocked_chain(1, 16, 32, 32, 2, 1, KILN_ACT_SIGMOID, false, avx512, avx512); /* 4 positions: no row blocks */
+    blocked_chain(1, 24, 144, 24, 56, 1, KILN_ACT_RELU, false, false, false); /* the depthwise plane is too large */
+    blocked_chain(1, 96, 576, 96, 14, 1, KILN_ACT_RELU, true, false, avx512);  /* the expansion adds a residual */
+    blocked_chain(1, 96, 40, 96, 14, 1, KILN_ACT_RELU, false, false, false);   /* maps not a multiple of 16 */
+    blocked_chain(1, 96, 80, 96, 14, 1, KILN_ACT_RELU, false, false, avx512);  /* 80 maps: 96 lanes waste too many;
+                                                                                  80 channels read in blocks */
+    blocked_chain(1, 96, 576, 24, 14, 1, KILN_ACT_RELU, false, avx512, false); /* 24 projected maps: 32 lanes */
 }
 
 int main(void) {
