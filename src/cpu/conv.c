@@ -798,8 +798,8 @@ bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in,
     conv_geom gp, gr;
     kiln__conv_geom_init(producer, p_in, t, &gp);
     kiln__conv_geom_init(reader, r_in, r_out, &gr);
-    return blocked_ok(&gp, p_in[0].layout == KILN__LAYOUT_NCHW16C, true, kiln__conv_optional(producer, p_in, 3) != NULL) &&
-           blocked_ok(&gr, true, false, kiln__conv_optional(reader, r_in, 3) != NULL);
+    bool p_res = kiln__conv_optional(producer, p_in, 3) != NULL, r_res = kiln__conv_optional(reader, r_in, 3) != NULL;
+    return blocked_ok(&gp, p_in[0].layout == KILN__LAYOUT_NCHW16C, true, p_res) && blocked_ok(&gr, true, false, r_res);
 }
 
 kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
@@ -821,7 +821,8 @@ kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln_
     kiln_status st = kiln__conv_f32_begin(layer, in, out, &g, ctx, &f);
     if (st != KILN_OK) return st;
     conv_job j = {.g = g, .x = f.x, .w = f.w, .bias = f.bias, .res = f.res, .y = f.y, .act = &p->act,
-                  .x_blocked = in[0].layout == KILN__LAYOUT_NCHW16C, .y_blocked = out[0].layout == KILN__LAYOUT_NCHW16C};
+                  .x_blocked = in[0].layout == KILN__LAYOUT_NCHW16C,
+                  .y_blocked = out[0].layout == KILN__LAYOUT_NCHW16C};
     if ((j.x_blocked || j.y_blocked) && !blocked_ok(&g, j.x_blocked, j.y_blocked, f.res != NULL))
         return kiln__conv_f32_end(ctx, out, kiln__layer_error(layer, KILN_INTERNAL_ERROR,
                                                               "no kernel for this convolution in NCHW16C"), &f);

@@ -948,7 +948,8 @@ static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
      cv_kernel_##kind##_4,  cv_kernel_##kind##_5,  cv_kernel_##kind##_6,  cv_kernel_##kind##_7,                   \
      cv_kernel_##kind##_8,  cv_kernel_##kind##_9,  cv_kernel_##kind##_10, cv_kernel_##kind##_11,                  \
      cv_kernel_##kind##_12, cv_kernel_##kind##_13, cv_kernel_##kind##_14}
-static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS(bblocked), CV_BLOCKED_KERNELS(cblocked)};
+static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS(bblocked),
+                                                               CV_BLOCKED_KERNELS(cblocked)};
 #undef CV_BLOCKED_KERNELS
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
@@ -1030,8 +1031,9 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
                            (long long)n, (long long)wo, (long long)wq);
     if (blocked == (KILN__CV_B_BLOCKED | KILN__CV_C_BLOCKED) ||
         (blocked == KILN__CV_C_BLOCKED && (m % 16 != 0 || k <= 0 || (ep && ep->res))))
-        return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: no kernel for layout %d, %lld maps, %lld long sums%s",
-                           blocked, (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");
+        return kiln__error(KILN_INTERNAL_ERROR,
+                           "channel-vector GEMM: no kernel for layout %d, %lld maps, %lld long sums%s", blocked,
+                           (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");
     gemm_job j = {.m = m, .n = n, .k = k, .ldc = ldc, .b = b, .c = c, .apack = packed_a, .boff = row_offsets,
                   .grid_wq = wq, .grid_wo = wo, .cv_blocked = blocked};
     if (m <= 0 || n <= 0) return KILN_OK;
