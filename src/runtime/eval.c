@@ -91,30 +91,11 @@ static bool foldable(const kiln_layer *l, const kiln__value *in, const kiln__val
     return true;
 }
 
-/* The layout tensor t (an output of l, whose inputs are in) is written in: NCHW16C where l's and
- * its sole reader's CPU kernels agree on it for these shapes, else plain. */
-static int32_t output_layout(const kiln__eval *ev, const kiln_layer *l, const kiln__value *in, int64_t t) {
-    const kiln_layer *reader = ev->sole_reader[t];
-    if (!reader || reader->nb_inputs > 64 || reader->nb_outputs > 16) return KILN__LAYOUT_PLAIN;
-    kiln__value r_in[64], r_out[16];
-    for (int32_t k = 0; k < reader->nb_inputs; k++) {
-        if (reader->inputs[k]) {
-            r_in[k] = ev->values[reader->inputs[k]->index];
-        } else {
-            memset(&r_in[k], 0, sizeof r_in[k]);
-        }
-    }
-    memset(r_out, 0, sizeof(r_out[0]) * (size_t)reader->nb_outputs);
-    const kiln__layer_ops *ops = kiln__layer_ops_for(reader->type);
-    if (!ops || ops->infer(reader, r_in, r_out) != KILN_OK) return KILN__LAYOUT_PLAIN; /* it fails itself later */
-    return kiln__cpu_blocked_edge(l, in, &ev->values[t], reader, r_in, r_out) ? KILN__LAYOUT_NCHW16C
-                                                                               : KILN__LAYOUT_PLAIN;
-}
+#define MAX_INPUTS 64
+#define MAX_OUTPUTS 16
 
-static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mode mode) {
-    kiln__value in[64], out[16];
-    if (l->nb_inputs > 64 || l->nb_outputs > 16)
-        return kiln__layer_error(l, KILN_UNSUPPORTED, "too many inputs or outputs");
+/* l's input values as they stand, absent optional ones zeroed, and its outputs zeroed. */
+static void layer_values(const kiln__eval *ev, const kiln_layer *l, kiln__value *in, kiln__value *out) {
     for (int32_t k = 0; k < l->nb_inputs; k++) {
         if (l->inputs[k]) {
             in[k] = ev->values[l->inputs[k]->index];
@@ -123,6 +104,26 @@ static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mod
         }
     }
     memset(out, 0, sizeof(out[0]) * (size_t)l->nb_outputs);
+}
+
+/* The layout tensor t (an output of l, whose inputs are in) is written in: NCHW16C where l's and
+ * its sole reader's CPU kernels agree on it for these shapes, else plain. */
+static int32_t output_layout(const kiln__eval *ev, const kiln_layer *l, const kiln__value *in, int64_t t) {
+    const kiln_layer *reader = ev->sole_reader[t];
+    if (!reader || reader->nb_inputs > MAX_INPUTS || reader->nb_outputs > MAX_OUTPUTS) return KILN__LAYOUT_PLAIN;
+    kiln__value r_in[MAX_INPUTS], r_out[MAX_OUTPUTS];
+    layer_values(ev, reader, r_in, r_out);
+    const kiln__layer_ops *ops = kiln__layer_ops_for(reader->type);
+    if (!ops || ops->infer(reader, r_in, r_out) != KILN_OK) return KILN__LAYOUT_PLAIN; /* it fails itself later */
+    return kiln__cpu_blocked_edge(l, in, &ev->values[t], reader, r_in, r_out) ? KILN__LAYOUT_NCHW16C
+                                                                               : KILN__LAYOUT_PLAIN;
+}
+
+static kiln_status run_layer(kiln__eval *ev, const kiln_layer *l, kiln__eval_mode mode) {
+    kiln__value in[MAX_INPUTS], out[MAX_OUTPUTS];
+    if (l->nb_inputs > MAX_INPUTS || l->nb_outputs > MAX_OUTPUTS)
+        return kiln__layer_error(l, KILN_UNSUPPORTED, "too many inputs or outputs");
+    layer_values(ev, l, in, out);
     const kiln__layer_ops *ops = kiln__layer_ops_for(l->type);
     if (!ops) return kiln__layer_error(l, KILN_UNSUPPORTED, "layer type %d is not implemented", (int)l->type);
     KILN__TRY(ops->infer(l, in, out));
