@@ -862,12 +862,21 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
     return (cv_block){row * j->grid_wo + start, row * j->grid_wq + start, (int)(base + (i < extra)), 1};
 }
 
+/* The A panels a thread works on next stream from memory into L2 while the current ones are
+ * reused from L2 by every block: each kernel call prefetches its share of them, one line every
+ * 65536 / step of its K steps. When the weights do not fit in the cache (ResNet-50's stages at
+ * 14x14 and 7x7), the first block through a panel otherwise waits on memory for every line. */
+typedef struct cv_prefetch {
+    const char *base; /* the call's share; with step 0, a line it reads anyway */
+    int64_t step;     /* lines per K step, times 65536 */
+} cv_prefetch;
+
 /* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. Position
  * q is in row q / seg of the block (B's rows are wq apart), so seg == nb for part of one row. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv_kernel(const gemm_job *j,
                                                                                        const float *pa, int64_t i0,
-                                                                                       cv_block blk, const int nb,
-                                                                                       const int seg,
+                                                                                       cv_block blk, cv_prefetch pf,
+                                                                                       const int nb, const int seg,
                                                                                        const int blocked) {
     const bool c_blocked = blocked & KILN__CV_C_BLOCKED;
     const int64_t bstep = blocked & KILN__CV_B_BLOCKED ? 16 : 1; /* floats between B's columns */
@@ -882,6 +891,7 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 #pragma GCC unroll 2
     for (int64_t p = 0; p < j->k; p++) {
         const float *row = b + off[p];
+        _mm_prefetch(pf.base + ((p * pf.step) >> 16) * 64, _MM_HINT_T1);
         __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
         for (int q = 0; q < nb; q++) {
             __m512 x = _mm512_set1_ps(row[(q / seg * wq + q % seg) * bstep]);
@@ -923,22 +933,22 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 
 #define CV_KERNEL(nb)                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
-                                                                           int64_t i0, cv_block blk) {           \
-        cv_kernel(j, pa, i0, blk, nb, nb, 0);                                                                     \
+                                                                           int64_t i0, cv_block blk, cv_prefetch pf) { \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, 0);                                                                     \
     }                                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_cblocked_##nb(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, nb, nb, KILN__CV_C_BLOCKED);                                                    \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_C_BLOCKED);                                                    \
     }                                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_bblocked_##nb(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, nb, nb, KILN__CV_B_BLOCKED);                                                    \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_B_BLOCKED);                                                    \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
 #undef CV_KERNEL
 
-typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_block blk);
+typedef void (*cv_kernel_fn)(const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf);
 static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
     NULL,        cv_kernel_1,  cv_kernel_2,  cv_kernel_3,  cv_kernel_4,  cv_kernel_5,  cv_kernel_6, cv_kernel_7,
     cv_kernel_8, cv_kernel_9, cv_kernel_10, cv_kernel_11, cv_kernel_12, cv_kernel_13, cv_kernel_14};
@@ -954,8 +964,8 @@ static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##wo##x##rows(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk) {                                           \
-        cv_kernel(j, pa, i0, blk, wo * rows, wo, 0);                                                              \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
+        cv_kernel(j, pa, i0, blk, pf, wo * rows, wo, 0);                                                              \
     }
 CV_ROWS_KERNEL(3, 2) CV_ROWS_KERNEL(3, 3) CV_ROWS_KERNEL(3, 4) CV_ROWS_KERNEL(4, 2) CV_ROWS_KERNEL(4, 3)
 CV_ROWS_KERNEL(5, 2) CV_ROWS_KERNEL(6, 2) CV_ROWS_KERNEL(7, 2)
@@ -969,29 +979,49 @@ static const cv_kernel_fn cv_rows_kernels[CV_MAX_ROWS_WO - CV_MIN_ROWS_WO + 1][C
     {NULL, NULL, cv_kernel_6x2},
     {NULL, NULL, cv_kernel_7x2}};
 
-static inline void cv_run(const gemm_job *j, int64_t panel, cv_block blk) {
+static inline void cv_run(const gemm_job *j, int64_t panel, cv_block blk, cv_prefetch pf) {
     cv_kernel_fn fn = blk.rows > 1 ? cv_rows_kernels[j->grid_wo - CV_MIN_ROWS_WO][blk.rows]
                       : j->cv_blocked ? cv_kernels_blocked[j->cv_blocked - 1][blk.nb]
                                      : cv_kernels[blk.nb];
-    fn(j, j->apack + panel * CV_MR * j->k, panel * CV_MR, blk);
+    fn(j, j->apack + panel * CV_MR * j->k, panel * CV_MR, blk, pf);
 }
 
-/* Tiles: mc panels x nc blocks; each block's B rows stay in L1 while the tile's panels pass. */
+/* Panels [p0, p1) x blocks [b0, b1); each block's B rows stay in L1 while the panels pass. Panels
+ * [n0, n1), the thread's next ones, are prefetched meanwhile (none when n0 == n1). */
+static void cv_tile(const gemm_job *j, int64_t p0, int64_t p1, int64_t b0, int64_t b1, int64_t n0, int64_t n1) {
+    int64_t calls = (p1 - p0) * (b1 - b0);
+    if (calls <= 0) return;
+    const char *next = (const char *)(j->apack + n0 * CV_MR * j->k);
+    int64_t lines = (n1 - n0) * CV_MR * j->k * (int64_t)sizeof(float) / 64;
+    int64_t per_call = (lines + calls - 1) / calls, call = 0;
+    for (int64_t bi = b0; bi < b1; bi++) {
+        cv_block blk = cv_block_at(j, bi);
+        for (int64_t pi = p0; pi < p1; pi++, call++) {
+            int64_t first = call * per_call, count = KILN__MIN(per_call, lines - first);
+            cv_prefetch pf = {(const char *)(j->apack + pi * CV_MR * j->k), 0};
+            if (count > 0) pf = (cv_prefetch){next + first * 64, count * 65536 / j->k};
+            cv_run(j, pi, blk, pf);
+        }
+    }
+}
+
+/* Tiles: mc panels x nc blocks, taken from the shared counter one ahead, so that the next tile's
+ * panels are known while the current one runs. */
 static void cv_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
     (void)begin;
     (void)end;
     int64_t blocks = cv_blocks(j);
     int64_t panels = (j->m + CV_MR - 1) / CV_MR;
-    for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (t >= j->tiles) break;
+    int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    while (t < j->tiles) {
+        int64_t next = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         int64_t p0 = t / j->tiles_n * j->mc, b0 = t % j->tiles_n * j->nc;
         int64_t p1 = KILN__MIN(panels, p0 + j->mc), b1 = KILN__MIN(blocks, b0 + j->nc);
-        for (int64_t bi = b0; bi < b1; bi++) {
-            cv_block blk = cv_block_at(j, bi);
-            for (int64_t pi = p0; pi < p1; pi++) cv_run(j, pi, blk);
-        }
+        int64_t n0 = next < j->tiles ? next / j->tiles_n * j->mc : p0;
+        int64_t n1 = n0 == p0 ? n0 : KILN__MIN(panels, n0 + j->mc);
+        cv_tile(j, p0, p1, b0, b1, n0, n1);
+        t = next;
     }
 }
 
@@ -1005,11 +1035,10 @@ static void cv_static_range(void *arg, int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; s++) {
         int64_t b0 = by_blocks ? s * blocks / j->slots : 0, b1 = by_blocks ? (s + 1) * blocks / j->slots : blocks;
         int64_t p0 = by_blocks ? 0 : s * panels / j->slots, p1 = by_blocks ? panels : (s + 1) * panels / j->slots;
-        for (int64_t pg = p0; pg < p1; pg += j->mc)
-            for (int64_t bi = b0; bi < b1; bi++) {
-                cv_block blk = cv_block_at(j, bi);
-                for (int64_t pi = pg; pi < KILN__MIN(p1, pg + j->mc); pi++) cv_run(j, pi, blk);
-            }
+        for (int64_t pg = p0; pg < p1; pg += j->mc) {
+            int64_t pe = KILN__MIN(p1, pg + j->mc);
+            cv_tile(j, pg, pe, b0, b1, pe, KILN__MIN(p1, pe + j->mc));
+        }
     }
 }
 
