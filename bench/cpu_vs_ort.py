@@ -180,7 +180,7 @@ def main():
     ap.add_argument("--warmup-ms", type=float, default=1000)
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1,
-                    help="alternate kiln and onnxruntime this many times; report each one's best median")
+                    help="alternate kiln and onnxruntime this many times; report the median of the rounds' ratios")
     ap.add_argument("--kiln-env", action="append", default=[], metavar="VAR=VALUE",
                     help="environment for kiln's runs only, e.g. OPENBLAS_CORETYPE=SkylakeX (repeatable)")
     ap.add_argument("--json", help="also write all results here")
@@ -199,7 +199,7 @@ def main():
     a.kiln_environ = dict(os.environ, **dict(kv.split("=", 1) for kv in a.kiln_env))
     rows, results = [], []
     print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
-          f"{a.warmup_ms:.0f} ms warm-up, best of {a.rounds} alternating round(s)" + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
+          f"{a.warmup_ms:.0f} ms warm-up, {a.rounds} alternating round(s)" + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
     for name in [m for m in a.models.split(",") if m]:
         meta = ensure_model(a, name)
         if meta is None:
@@ -208,27 +208,37 @@ def main():
         d = os.path.join(a.out, name)
         plan = build_plan(a, meta, d)
         for n in threads:
-            # Alternate the two engines; each keeps its best round, so a slow spell on a shared
-            # machine hurts neither more than the other.
+            # Alternate the two engines, each round in the other order; the ratio reported is the
+            # median of the rounds' ratios, so a slow spell on a shared machine, which lasts a
+            # round or two, moves neither engine's figure alone.
             ks, os_ = [], []
             for r in range(a.rounds):
-                ks.append(kiln_bench(a, plan, n))
-                os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n,
-                                     f"{a.ort_profile}_{name}_t{n}" if a.ort_profile and r == 0 else None))
+                profile = f"{a.ort_profile}_{name}_t{n}" if a.ort_profile and r == 0 else None
+                for engine in ("kiln", "ort") if r % 2 == 0 else ("ort", "kiln"):
+                    if engine == "kiln":
+                        ks.append(kiln_bench(a, plan, n))
+                    else:
+                        os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n, profile))
+            ratios = [x["median_ms"] / y["median_ms"] for x, y in zip(ks, os_)]
             k = dict(min(ks, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in ks])
             o = dict(min(os_, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in os_])
-            results.append({"model": name, "impl": meta["impl"], "threads": n, "kiln": k, "ort": o})
-            rows.append((name, n, k["median_ms"], o["median_ms"], k["median_ms"] / o["median_ms"], k["peak_rss_mib"],
+            ratio = statistics.median(ratios)
+            results.append({"model": name, "impl": meta["impl"], "threads": n, "kiln": k, "ort": o,
+                            "round_ratios": ratios, "ratio": ratio})
+            rows.append((name, n, k["median_ms"], o["median_ms"], ratio, min(ratios), max(ratios), k["peak_rss_mib"],
                          k["activation_mib"], o["peak_rss_mib"], o["rss_growth_mib"]))
             print(f"  {name} t={n}: kiln {k['median_ms']:.3f} ms ({k['runs']} runs), onnxruntime {o['median_ms']:.3f} ms "
-                  f"({o['runs']} runs)", flush=True)
-    hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "kiln RSS", "kiln act", "ORT RSS", "ORT dRSS")
+                  f"({o['runs']} runs); round ratios " + " ".join(f"{x:.3f}" for x in ratios), flush=True)
+    hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "round range", "kiln RSS", "kiln act", "ORT RSS",
+           "ORT dRSS")
     print("\n| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.0f} MiB | {r[6]:.1f} MiB | "
-              f"{r[7]:.0f} MiB | {r[8]:.0f} MiB |")
-    print("\nkiln/ORT > 1: kiln is slower. RSS: peak resident set of each subprocess (wait4); kiln act: kiln's "
-          "activation arena; ORT dRSS: ORT's peak over its interpreter before the session was created.")
+        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}-{r[6]:.2f} | {r[7]:.0f} MiB | "
+              f"{r[8]:.1f} MiB | {r[9]:.0f} MiB | {r[10]:.0f} MiB |")
+    print("\nkiln ms, ORT ms: each one's best median over the rounds. kiln/ORT: the median over the rounds of "
+          "kiln's median / ORT's median in the same round (> 1: kiln is slower); round range: the lowest and "
+          "highest of those. RSS: peak resident set of each subprocess (wait4); kiln act: kiln's activation "
+          "arena; ORT dRSS: ORT's peak over its interpreter before the session was created.")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -869,6 +869,11 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
 typedef struct cv_prefetch {
     const char *base; /* the call's share; with step 0, a line it reads anyway */
     int64_t step;     /* lines per K step, times 65536 */
+    /* The next call's rows of C and of the residual (NULL: none), each up to two lines: their
+     * first and last (+ last) floats. Without them the epilogue waits on 32 rows 4 KiB or more
+     * apart, each a miss, and on planes of 196 positions its sums of 256 are too short to hide it. */
+    const float *c, *res;
+    int64_t rows, last;
 } cv_prefetch;
 
 /* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. Position
@@ -892,6 +897,11 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
     for (int64_t p = 0; p < j->k; p++) {
         const float *row = b + off[p];
         _mm_prefetch(pf.base + ((p * pf.step) >> 16) * 64, _MM_HINT_T1);
+        if (p < 2 * pf.rows) {
+            int64_t r = p >> 1, at = (p & 1) * pf.last;
+            _mm_prefetch((const char *)(pf.c + r * j->ldc + at), _MM_HINT_T0);
+            if (pf.res) _mm_prefetch((const char *)(pf.res + r * j->ldr + at), _MM_HINT_T0);
+        }
         __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
         for (int q = 0; q < nb; q++) {
             __m512 x = _mm512_set1_ps(row[(q / seg * wq + q % seg) * bstep]);
@@ -995,11 +1005,19 @@ static void cv_tile(const gemm_job *j, int64_t p0, int64_t p1, int64_t b0, int64
     int64_t lines = (n1 - n0) * CV_MR * j->k * (int64_t)sizeof(float) / 64;
     int64_t per_call = (lines + calls - 1) / calls, call = 0;
     for (int64_t bi = b0; bi < b1; bi++) {
-        cv_block blk = cv_block_at(j, bi);
+        cv_block blk = cv_block_at(j, bi), nx = bi + 1 < b1 ? cv_block_at(j, bi + 1) : blk;
         for (int64_t pi = p0; pi < p1; pi++, call++) {
             int64_t first = call * per_call, count = KILN__MIN(per_call, lines - first);
-            cv_prefetch pf = {(const char *)(j->apack + pi * CV_MR * j->k), 0};
-            if (count > 0) pf = (cv_prefetch){next + first * 64, count * 65536 / j->k};
+            cv_prefetch pf = {(const char *)(j->apack + pi * CV_MR * j->k), 0, NULL, NULL, 0, 0};
+            if (count > 0) pf.base = next + first * 64, pf.step = count * 65536 / j->k;
+            int64_t ni = pi + 1 < p1 ? pi + 1 : p0;
+            const cv_block *nb = pi + 1 < p1 ? &blk : &nx;
+            if (!j->cv_blocked && (pi + 1 < p1 || bi + 1 < b1)) {
+                pf.c = j->c + ni * CV_MR * j->ldc + nb->q0;
+                pf.res = j->res ? j->res + ni * CV_MR * j->ldr + nb->q0 : NULL;
+                pf.rows = KILN__MIN(CV_MR, j->m - ni * CV_MR);
+                pf.last = nb->nb - 1;
+            }
             cv_run(j, pi, blk, pf);
         }
     }
