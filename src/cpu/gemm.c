@@ -86,6 +86,12 @@ typedef struct gemm_job {
  * (sigmoid, SiLU, tanh, the GELUs); the others over whole rows of the finished tile. */
 enum { ACT_NONE, ACT_CLAMP, ACT_LEAKY, ACT_VM, ACT_ROWS };
 
+/* Prefetches into L1 and L2. Not _mm_prefetch: GCC 13 makes it a builtin that may write memory,
+ * so the accumulator arrays of a loop that prefetches are kept in memory, stored and reloaded every
+ * step (the channel-vector kernel ran at half speed). */
+static inline void prefetch_l1(const void *p) { __builtin_prefetch(p, 0, 3); }
+static inline void prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
+
 /* ---------------------------------------------------------------- packing */
 
 /* 6 rows x 8 K values of A (row stride lda), times alpha, into panel order: 8 groups of 6. */
@@ -366,12 +372,12 @@ static void grid_act_rows(const gemm_job *j, void *arg, int64_t dst, int lane0, 
 static inline void prefetch_tile(const gemm_job *j, int64_t i, int64_t col, int rows, bool last) {
     for (int r = 0; r < rows; r++) {
         const float *c = j->c + (i + r) * j->ldc + col;
-        _mm_prefetch((const char *)c, _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + 16), _MM_HINT_T0);
+        prefetch_l1(c);
+        prefetch_l1(c + 16);
         if (last && j->res) {
             const float *res = j->res + (i + r) * j->ldr + col;
-            _mm_prefetch((const char *)res, _MM_HINT_T0);
-            _mm_prefetch((const char *)(res + 16), _MM_HINT_T0);
+            prefetch_l1(res);
+            prefetch_l1(res + 16);
         }
     }
 }
@@ -444,7 +450,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const 
 static inline void prefetch_slice(const float *panel, int64_t floats, int64_t slice, int64_t slices) {
     int64_t lines = (floats + 15) / 16, per = (lines + slices - 1) / slices;
     for (int64_t l = slice * per, end = KILN__MIN(lines, l + per); l < end; l++)
-        _mm_prefetch((const char *)(panel + l * 16), _MM_HINT_T1);
+        prefetch_l2(panel + l * 16);
 }
 
 /* The same for a panel read in place: kc rows of 32 floats, ld apart, or at panel + roff[r]. */
@@ -453,8 +459,8 @@ static inline void prefetch_rows(const float *panel, int64_t ld, const int64_t *
     int64_t per = (kc + slices - 1) / slices;
     for (int64_t r = slice * per, end = KILN__MIN(kc, r + per); r < end; r++) {
         const float *row = roff ? panel + roff[r] : panel + r * ld;
-        _mm_prefetch((const char *)row, _MM_HINT_T1);
-        _mm_prefetch((const char *)(row + 16), _MM_HINT_T1);
+        prefetch_l2(row);
+        prefetch_l2(row + 16);
     }
 }
 
@@ -863,18 +869,19 @@ static cv_block cv_block_at(const gemm_job *j, int64_t blk) {
 }
 
 /* The A panels a thread works on next stream from memory into L2 while the current ones are
- * reused from L2 by every block: each kernel call prefetches its share of them, one line every
- * 65536 / step of its K steps. When the weights do not fit in the cache (ResNet-50's stages at
- * 14x14 and 7x7), the first block through a panel otherwise waits on memory for every line. */
+ * reused from L2 by every block: each kernel call prefetches its share of them, spread over its
+ * sum. When the weights do not fit in the cache (ResNet-50's stages at 14x14 and 7x7), the first
+ * block through a panel otherwise waits on memory for every line. The call also prefetches the
+ * next call's rows of C and of the residual, one row per chunk: otherwise its epilogue waits on
+ * 32 rows 4 KiB or more apart, each a miss, which sums of 256 (planes of 196) do not hide. */
 typedef struct cv_prefetch {
-    const char *base; /* the call's share; with step 0, a line it reads anyway */
-    int64_t step;     /* lines per K step, times 65536 */
-    /* The next call's rows of C and of the residual (NULL: none), each up to two lines: their
-     * first and last (+ last) floats. Without them the epilogue waits on 32 rows 4 KiB or more
-     * apart, each a miss, and on planes of 196 positions its sums of 256 are too short to hide it. */
-    const float *c, *res;
-    int64_t rows, last;
+    const char *a;     /* the call's share of the next panels */
+    int64_t a_lines;   /* its length in 64-byte lines (0: none) */
+    const float *c, *res; /* the next call's first row of C and of the residual (NULL: none) */
+    int64_t rows, last;   /* how many rows; the last float of each */
 } cv_prefetch;
+#define CV_PF_CHUNK 8 /* K steps between prefetches: their bookkeeping stays out of the FMA loop (in it,
+                       * GCC ran out of general registers and reloaded them every step) */
 
 /* C rows [i0, i0 + 32) x the block's nb columns: the full sum over K, then the epilogue. Position
  * q is in row q / seg of the block (B's rows are wq apart), so seg == nb for part of one row. */
@@ -888,25 +895,35 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
     __m512 acc[CV_NB][2];
     for (int q = 0; q < nb; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
     for (int64_t i = i0; i < KILN__MIN(j->m, i0 + CV_MR) && !c_blocked; i++) { /* as prefetch_tile */
-        _mm_prefetch((const char *)(j->c + i * j->ldc + blk.q0), _MM_HINT_T0);
-        if (j->res) _mm_prefetch((const char *)(j->res + i * j->ldr + blk.q0), _MM_HINT_T0);
+        prefetch_l1(j->c + i * j->ldc + blk.q0);
+        if (j->res) prefetch_l1(j->res + i * j->ldr + blk.q0);
     }
     const float *b = j->b + blk.b0 * bstep;
     const int64_t *off = j->boff, wq = j->grid_wq;
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < j->k; p++) {
-        const float *row = b + off[p];
-        _mm_prefetch(pf.base + ((p * pf.step) >> 16) * 64, _MM_HINT_T1);
-        if (p < 2 * pf.rows) {
-            int64_t r = p >> 1, at = (p & 1) * pf.last;
-            _mm_prefetch((const char *)(pf.c + r * j->ldc + at), _MM_HINT_T0);
-            if (pf.res) _mm_prefetch((const char *)(pf.res + r * j->ldr + at), _MM_HINT_T0);
+    const int64_t chunks = (j->k + CV_PF_CHUNK - 1) / CV_PF_CHUNK;
+    int64_t a_line = 0;
+    for (int64_t ci = 0; ci < chunks; ci++) {
+        for (int64_t end = (ci + 1) * pf.a_lines / chunks; a_line < end; a_line++)
+            prefetch_l2(pf.a + a_line * 64);
+        if (ci < pf.rows) {
+            prefetch_l1(pf.c + ci * j->ldc);
+            prefetch_l1(pf.c + ci * j->ldc + pf.last);
+            if (pf.res) {
+                prefetch_l1(pf.res + ci * j->ldr);
+                prefetch_l1(pf.res + ci * j->ldr + pf.last);
+            }
         }
-        __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
-        for (int q = 0; q < nb; q++) {
-            __m512 x = _mm512_set1_ps(row[(q / seg * wq + q % seg) * bstep]);
-            acc[q][0] = _mm512_fmadd_ps(x, a0, acc[q][0]);
-            acc[q][1] = _mm512_fmadd_ps(x, a1, acc[q][1]);
+        const int64_t p1 = KILN__MIN(j->k, (ci + 1) * CV_PF_CHUNK);
+#pragma GCC unroll 2
+        for (int64_t p = ci * CV_PF_CHUNK; p < p1; p++) {
+            const float *row = b + off[p], *rows[CV_NB / CV_MIN_ROWS_WO]; /* one pointer per output row */
+            for (int r = 0; r * seg < nb; r++) rows[r] = row + r * wq * bstep;
+            __m512 a0 = _mm512_loadu_ps(pa + p * CV_MR), a1 = _mm512_loadu_ps(pa + p * CV_MR + 16);
+            for (int q = 0; q < nb; q++) {
+                __m512 x = _mm512_set1_ps(rows[q / seg][q % seg * bstep]);
+                acc[q][0] = _mm512_fmadd_ps(x, a0, acc[q][0]);
+                acc[q][1] = _mm512_fmadd_ps(x, a1, acc[q][1]);
+            }
         }
     }
     if (c_blocked) { /* each accumulator is one position's 16 maps of a block */
@@ -1008,8 +1025,7 @@ static void cv_tile(const gemm_job *j, int64_t p0, int64_t p1, int64_t b0, int64
         cv_block blk = cv_block_at(j, bi), nx = bi + 1 < b1 ? cv_block_at(j, bi + 1) : blk;
         for (int64_t pi = p0; pi < p1; pi++, call++) {
             int64_t first = call * per_call, count = KILN__MIN(per_call, lines - first);
-            cv_prefetch pf = {(const char *)(j->apack + pi * CV_MR * j->k), 0, NULL, NULL, 0, 0};
-            if (count > 0) pf.base = next + first * 64, pf.step = count * 65536 / j->k;
+            cv_prefetch pf = {count > 0 ? next + first * 64 : NULL, KILN__MAX(count, 0), NULL, NULL, 0, 0};
             int64_t ni = pi + 1 < p1 ? pi + 1 : p0;
             const cv_block *nb = pi + 1 < p1 ? &blk : &nx;
             if (!j->cv_blocked && (pi + 1 < p1 || bi + 1 < b1)) {
