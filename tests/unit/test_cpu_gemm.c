@@ -230,6 +230,9 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {64, 30, 100, false, false, 1, 0, true, true, -1, 6},
         {70, 196, 256, false, false, 1, 0, true, false, KILN_ACT_HARD_SWISH, 0}, /* rows past m */
         {300, 120, 64, false, false, 1, 0, true, true, KILN_ACT_RELU, 0}, /* threads split by maps */
+        /* 1024 -> 256 on 14x14 with a residual: tiles of A panels taken in turn, each prefetching the
+         * next one's panels and rows of C and the residual */
+        {256, 196, 1024, false, false, 1, 0, true, true, KILN_ACT_RELU, 14},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }
