@@ -199,7 +199,8 @@ def main():
     a.kiln_environ = dict(os.environ, **dict(kv.split("=", 1) for kv in a.kiln_env))
     rows, results = [], []
     print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
-          f"{a.warmup_ms:.0f} ms warm-up, {a.rounds} alternating round(s)" + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
+          f"{a.warmup_ms:.0f} ms warm-up, {a.rounds} alternating round(s)"
+          + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
     for name in [m for m in a.models.split(",") if m]:
         meta = ensure_model(a, name)
         if meta is None:

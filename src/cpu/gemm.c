@@ -959,17 +959,17 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
 }
 
 #define CV_KERNEL(nb)                                                                                             \
-    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(const gemm_job *j, const float *pa,   \
-                                                                           int64_t i0, cv_block blk, cv_prefetch pf) { \
-        cv_kernel(j, pa, i0, blk, pf, nb, nb, 0);                                                                     \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##nb(                                       \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, 0);                                                                 \
     }                                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_cblocked_##nb(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
-        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_C_BLOCKED);                                                    \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_C_BLOCKED);                                                \
     }                                                                                                             \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_bblocked_##nb(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
-        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_B_BLOCKED);                                                    \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_B_BLOCKED);                                                \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
@@ -991,8 +991,8 @@ static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_##wo##x##rows(                              \
-        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                         \
-        cv_kernel(j, pa, i0, blk, pf, wo * rows, wo, 0);                                                              \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
+        cv_kernel(j, pa, i0, blk, pf, wo * rows, wo, 0);                                                          \
     }
 CV_ROWS_KERNEL(3, 2) CV_ROWS_KERNEL(3, 3) CV_ROWS_KERNEL(3, 4) CV_ROWS_KERNEL(4, 2) CV_ROWS_KERNEL(4, 3)
 CV_ROWS_KERNEL(5, 2) CV_ROWS_KERNEL(6, 2) CV_ROWS_KERNEL(7, 2)
