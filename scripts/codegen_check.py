@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that the compiler keeps the float32 GEMM micro-kernels' accumulators in registers.
 
-Compiles src/cpu/gemm.c to assembly with the library's release flags and, in every kernel named by
+Compiles src/cpu/gemm.c to assembly (GCC) with the library's release flags and, in every kernel named by
 --functions, finds the loop blocks (16 or more FMAs) and counts the instructions there that move a
 vector register to or from the stack. A kernel's FMA loop must have none: one spilled accumulator
 costs a store and a reload on every step. GCC 13 spilled all 28 of the channel-vector kernel's when
@@ -9,7 +9,7 @@ the loop called _mm_prefetch (the kernel ran at half speed), and nothing else sh
 
     python3 scripts/codegen_check.py [--cc gcc-13]
 
-Exit status 0: no spills; 1: spills (listed); 2: the compiler failed or is not x86-64.
+Exit status 0: no spills; 1: spills (listed); 2: the compiler failed, is not GCC or not for x86-64.
 """
 import argparse
 import os
@@ -22,10 +22,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["-O3", "-DNDEBUG", "-fPIC", "-D_GNU_SOURCE", "-fvisibility=hidden", "-std=c11"]
 VECTOR_STACK = re.compile(r"%[xyz]mm\d+.*\((%rsp|%rbp)\)|\((%rsp|%rbp)\).*%[xyz]mm\d+")
 LABEL = re.compile(r"^(\.L\w+|[A-Za-z_][\w.]*):")
+JUMP = re.compile(r"^\tj[a-z]+\s")
 
 
 def functions(asm):
-    """{name: [blocks]}, each block the instruction lines between two labels."""
+    """{name: [blocks]}: each block the instructions from a label (or a jump) to the next."""
     out, name, blocks, cur = {}, None, [], []
     for line in asm.splitlines():
         m = LABEL.match(line)
@@ -33,11 +34,14 @@ def functions(asm):
             if name:
                 out[name] = blocks + [cur]
             name, blocks, cur = m.group(1), [], []
-        elif m:
+        elif m or line.lstrip().startswith("# %bb."):  # clang marks unlabelled blocks with a comment
             blocks.append(cur)
             cur = []
         elif name and line.startswith("\t") and not line.startswith("\t."):
             cur.append(line)
+            if JUMP.match(line):
+                blocks.append(cur)
+                cur = []
     if name:
         out[name] = blocks + [cur]
     return out
@@ -63,6 +67,11 @@ def main():
         print("not x86-64 assembly: nothing to check", file=sys.stderr)
         return 2
     version = subprocess.run([a.cc, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    if version and "clang" in version[0]:
+        # Clang inlines the vmath activations into the kernels' epilogues, whose polynomial FMA
+        # blocks this count cannot tell from the FMA loop.
+        print("clang's assembly is not checked: only GCC's", file=sys.stderr)
+        return 2
     wanted = re.compile(a.functions)
     checked, spilled = 0, []
     for name, blocks in sorted(functions(asm).items()):
