@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Checks that the compiler keeps the float32 GEMM micro-kernels' accumulators in registers.
 
-Compiles src/cpu/gemm.c to assembly (GCC) with the library's release flags and, in every kernel named by
---functions, finds the blocks between two labels that hold 16 or more FMAs (its FMA loop, unrolled)
-and counts the instructions there that move a vector register to or from the stack. A kernel's FMA loop must have none: one spilled accumulator
-costs a store and a reload on every step. GCC 13 spilled all 28 of the channel-vector kernel's when
-the loop called _mm_prefetch (the kernel ran at half speed), and nothing else showed it.
+Compiles src/cpu/gemm.c to assembly with GCC and the library's release flags. In every kernel named
+by --functions it finds the blocks between two labels that hold 16 or more FMAs (its FMA loop,
+unrolled) and counts the instructions there that move a vector register to or from the stack. A
+kernel's FMA loop must have none: one spilled accumulator costs a store and a reload on every
+step. GCC 13 spilled all 28 of the channel-vector kernel's when the loop called _mm_prefetch (the
+kernel ran at half speed), and nothing else showed it.
 
     python3 scripts/codegen_check.py [--cc gcc-13]
 
