@@ -205,8 +205,8 @@ static void fast_plane(const pool_job *j, int64_t t, float *col) {
 
 /* Global average/max over contiguous float32 planes. */
 static void fast_global(const pool_job *j, int64_t t) {
-    const float *x = (const float *)j->x + t * j->in_plane;
     int64_t n = j->in_plane;
+    const float *x = n ? (const float *)j->x + t * n : NULL; /* an empty plane may come with no data at all */
     float acc[8];
     for (int k = 0; k < 8; k++) acc[k] = j->type == KILN_POOL_MAX ? -INFINITY : 0.0f;
     int64_t i = 0;

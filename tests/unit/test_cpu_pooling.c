@@ -286,6 +286,22 @@ static void test_max_nan(void) {
     KT_CHECK(isnan(y[0]));
 }
 
+/* Global pooling over empty planes, with no data behind them (the fuzzer found [1, 3, 0, 5]: the
+ * float32 path offset the NULL pointer, which clang's UBSan reports): the average of nothing is
+ * NaN, the max -inf. */
+static void test_global_empty(void) {
+    for (int type = KILN_POOL_MAX; type <= KILN_POOL_AVERAGE; type++) {
+        pool_case g = {.ns = 2, .type = type, .global = 1, .n = 1, .c = 2, .in = {0, 5}};
+        float y[2] = {1, 1};
+        kiln__value in[1] = {{KILN_FLOAT32, {4, {1, 2, 0, 5}}, NULL, 0, KILN__LAYOUT_PLAIN}};
+        kiln__value out[1] = {{KILN_FLOAT32, {4, {1, 2, 1, 1}}, y, sizeof y, KILN__LAYOUT_PLAIN}};
+        kiln_layer l = make_layer(&g);
+        kiln__cpu_ctx ctx = {.pool = NULL, .alloc = &g_alloc};
+        KT_OK(kiln__cpu_pooling(&l, in, out, &ctx));
+        for (int i = 0; i < 2; i++) KT_CHECK(type == KILN_POOL_MAX ? y[i] == -INFINITY : isnan(y[i]));
+    }
+}
+
 /* 3x3 stride-2 max over wide rows (the AVX-512 path's 16-output blocks and their tails) with
  * NaNs anywhere, at every SIMD level, against the window's max written out here. */
 static void test_max_wide(void) {
@@ -461,6 +477,7 @@ int main(void) {
     test_kernels();
     test_known_values();
     test_max_nan();
+    test_global_empty();
     test_max_wide();
     test_infer_errors();
     test_api_and_engine();
