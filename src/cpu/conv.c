@@ -788,11 +788,15 @@ static bool blocked_ok(const conv_geom *g, bool x_blocked, bool y_blocked, bool 
     return cv_pointwise(g) && g->c % 16 == 0 && cv_applies(g, &unused, false, true);
 }
 
+bool kiln__cpu_blocked_pair(const kiln_layer *producer, const kiln_layer *reader) {
+    return producer->type == KILN_LAYER_CONVOLUTION && reader->type == KILN_LAYER_CONVOLUTION &&
+           producer->nb_outputs == 1;
+}
+
 bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
                             const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out) {
-    if (producer->type != KILN_LAYER_CONVOLUTION || reader->type != KILN_LAYER_CONVOLUTION ||
-        p_in[0].dtype != KILN_FLOAT32 || t->dtype != KILN_FLOAT32 || r_out[0].dtype != KILN_FLOAT32 ||
-        producer->nb_outputs != 1 || t->dims.nb_dims != 4 ||
+    if (!kiln__cpu_blocked_pair(producer, reader) || p_in[0].dtype != KILN_FLOAT32 || t->dtype != KILN_FLOAT32 ||
+        r_out[0].dtype != KILN_FLOAT32 || t->dims.nb_dims != 4 ||
         kiln__dims_volume(&r_out[0].dims) <= 0 || kiln__dims_volume(&t->dims) <= 0)
         return false;
     conv_geom gp, gr;

@@ -47,7 +47,10 @@ typedef kiln_status (*kiln__cpu_kernel_fn)(const kiln_layer *layer, const kiln__
 
 /* Whether tensor `t`, written by `producer` (inputs p_in) and read only by `reader` (as its first
  * input; inputs r_in, outputs r_out inferred), passes between their kernels in NCHW16C: both have
- * kernels for it and gain from it at these shapes. */
+ * kernels for it and gain from it at these shapes. kiln__cpu_blocked_pair says from the two layers
+ * alone whether it can (false: kiln__cpu_blocked_edge is false whatever the shapes), so callers
+ * skip inferring the reader's outputs for every other edge. */
+bool kiln__cpu_blocked_pair(const kiln_layer *producer, const kiln_layer *reader);
 bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
                             const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out);
 

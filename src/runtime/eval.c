@@ -110,7 +110,9 @@ static void layer_values(const kiln__eval *ev, const kiln_layer *l, kiln__value 
  * its sole reader's CPU kernels agree on it for these shapes, else plain. */
 static int32_t output_layout(const kiln__eval *ev, const kiln_layer *l, const kiln__value *in, int64_t t) {
     const kiln_layer *reader = ev->sole_reader[t];
-    if (!reader || reader->nb_inputs > MAX_INPUTS || reader->nb_outputs > MAX_OUTPUTS) return KILN__LAYOUT_PLAIN;
+    if (!reader || !kiln__cpu_blocked_pair(l, reader) || reader->nb_inputs > MAX_INPUTS ||
+        reader->nb_outputs > MAX_OUTPUTS)
+        return KILN__LAYOUT_PLAIN;
     kiln__value r_in[MAX_INPUTS], r_out[MAX_OUTPUTS];
     layer_values(ev, reader, r_in, r_out);
     const kiln__layer_ops *ops = kiln__layer_ops_for(reader->type);
