@@ -518,6 +518,19 @@ static bool cv_applies(const conv_geom *g, const direct_geom *dg, bool direct, b
     return (double)((lanes + 31) / 32 * 32) > CV_MAX_ROW_WASTE * (double)g->out_plane;
 }
 
+/* Stride-1 1x1 layers in NCHW with sums shorter than CV_POINTWISE_MIN_K run as one K block of the
+ * row GEMM, whose epilogue runs in registers: it wins even with a seventh of its lanes wasted
+ * (14x14 outputs, 1 thread: kiln__sgemm_cv 0.74 ms, the row GEMM 0.68 for 256->1024 with a
+ * residual, and 0.43 against 0.36 for 128->1024), not with a third (7x7). An NCHW16C input keeps
+ * kiln__sgemm_cv (blocked_ok), which reads it in place. */
+#define CV_POINTWISE_MIN_K 384
+#define CV_POINTWISE_ROW_WASTE 1.25
+
+static bool row_pointwise_wins(const conv_geom *g) {
+    return g->cg < CV_POINTWISE_MIN_K &&
+           (double)((g->out_plane + 31) / 32 * 32) <= CV_POINTWISE_ROW_WASTE * (double)g->out_plane;
+}
+
 /* A 1x1 stride-1 convolution: B is the input itself, one row of out_plane positions per image. */
 static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
@@ -660,7 +673,7 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
         j->pointwise = j->pointwise && g->s[i] == 1 && g->pb[i] == 0 && g->out[i] == g->in[i];
     direct_geom dg;
     bool direct = direct_geom_init(g, &dg);
-    bool cv = cv_applies(g, &dg, direct, j->pointwise);
+    bool cv = cv_applies(g, &dg, direct, j->pointwise) && !(j->pointwise && row_pointwise_wins(g));
     direct = direct && (cv || direct_grid_ok(g, &dg));
     if (kiln__winograd_applies(g) && (!direct || winograd_tiles(g) >= WINOGRAD_OVER_DIRECT_TILES))
         return kiln__winograd_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
