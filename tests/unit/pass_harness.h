@@ -139,8 +139,11 @@ static inline void finish(const char *name, kiln_tensor *y, int32_t want, const 
             float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
             to_float(got, g_dt, a, n);
             to_float(want_v->data, g_dt, b, n);
-            /* fp16: the fused activation rounds once where the chain rounded at every step. */
-            kt_close(name, a, b, n, g_dt == KILN_FLOAT16 ? 1e-2f : 1e-5f, g_dt == KILN_FLOAT16 ? 4e-3f : 1e-5f);
+            /* fp16: the fused layer rounds once where the chain rounded at every step, and its
+             * intermediates reach 8 (attention scores before their scaling), which float16 keeps
+             * to steps of 1/128: where a sum then nearly cancels, the two differ by about that
+             * much however small the result. */
+            kt_close(name, a, b, n, g_dt == KILN_FLOAT16 ? 1e-2f : 1e-5f, g_dt == KILN_FLOAT16 ? 1e-2f : 1e-5f);
             free(a);
             free(b);
         }
