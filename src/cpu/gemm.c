@@ -432,18 +432,20 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_
     kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2);
 }
 
-/* The sweep's full tiles (12 x 32 from one K block of packed B, C not read, no activation or a
- * clamp): the epilogue runs in registers as each row is stored. The generic one keeps the 24
- * accumulators in memory for its loop over a variable number of rows; with sums of 64 that
- * cost about a sixth of the time. The caller prefetches the tile's rows of C and the residual. */
+/* Full 12 x 32 tiles of C from a B panel whose rows are ldpb apart, when the last K block's
+ * epilogue is at most a clamp: the accumulators stay in registers while C is read back (after
+ * the first K block) and the epilogue runs, row by row as they are stored. The generic kernel
+ * keeps them in memory for its loop over a variable number of rows; with sums of 64 that cost
+ * about a sixth of the time. The caller prefetches the tile's rows of C and the residual. */
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const gemm_job *j, int64_t kc,
-                                                                          const float *pa, const float *pb, int64_t i,
-                                                                          int64_t col) {
+                                                                          const float *pa, const float *pb,
+                                                                          int64_t ldpb, int64_t i, int64_t col,
+                                                                          bool first, bool last) {
     __m512 c[2 * MR][2];
     for (int r = 0; r < 2 * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const float *row = pb + p * 2 * NR;
+        const float *row = pb + p * ldpb;
         __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
         for (int q = 0; q < 2; q++)
             for (int r = 0; r < MR; r++) {
@@ -452,14 +454,18 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const 
                 c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
             }
     }
-    bool clamp = j->act_mode == ACT_CLAMP;
-    __m512 lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
+    bool read_c = !first || j->load_c, clamp = last && j->act_mode == ACT_CLAMP;
+    __m512 beta = _mm512_set1_ps(first ? j->beta : 1.0f), lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
     int64_t ldc = j->ldc, ldr = j->ldr;
     float *cp = j->c + i * ldc + col;
-    const float *rp = j->res ? j->res + i * ldr + col : NULL, *bias = j->bias ? j->bias + i : NULL;
+    const float *rp = last && j->res ? j->res + i * ldr + col : NULL, *bias = last && j->bias ? j->bias + i : NULL;
 #pragma GCC unroll 12
     for (int r = 0; r < 2 * MR; r++) {
         __m512 v0 = c[r][0], v1 = c[r][1];
+        if (read_c) {
+            v0 = _mm512_fmadd_ps(beta, _mm512_loadu_ps(cp + r * ldc), v0);
+            v1 = _mm512_fmadd_ps(beta, _mm512_loadu_ps(cp + r * ldc + 16), v1);
+        }
         if (bias) {
             __m512 b = _mm512_set1_ps(bias[r]);
             v0 = _mm512_add_ps(v0, b);
@@ -530,18 +536,19 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             pk = j->apack + p0 * j->mpad + i0 * kc;
         else
             pack_a(j, i0, rows, p0, kc, pa);
+        /* kernel_12x32_full applies the last block's epilogue when it is at most a clamp. */
+        bool full_epilogue = !last || j->act_mode == ACT_NONE || j->act_mode == ACT_CLAMP;
         if (j->nr == 2 * NR && first && last && !j->b_direct) {
             /* One K block of packed B: each 12-row block sweeps the tile's columns, so C and the
              * residual are written and read as a few long runs rather than a panel's width of
              * every row in turn (B's block is then read from L2 instead of L1). */
-            bool full_epilogue = !j->load_c && (j->act_mode == ACT_NONE || j->act_mode == ACT_CLAMP);
             for (int64_t ir = 0; ir < rows; ir += 2 * MR) {
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
                 for (int64_t jr = 0; jr < cols; jr += j->nr) {
                     int c_n = (int)KILN__MIN(j->nr, cols - jr);
                     if (jr + j->nr < cols) prefetch_tile(j, i0 + ir, j0 + jr + j->nr, r_n, true); /* one call ahead */
                     if (r_n == 2 * MR && c_n == 2 * NR && full_epilogue)
-                        kernel_12x32_full(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr);
+                        kernel_12x32_full(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, true, true);
                     else if (r_n > MR)
                         kernel_12x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
                     else
@@ -586,7 +593,10 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                 if (next) prefetch_slice(next, kc * j->nr, call, calls);
                 if (next_direct) prefetch_rows(next_direct, j->ldb, roff, kc, call, calls);
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
-                if (roff && r_n > MR)
+                if (!roff && r_n == 2 * MR && c_n == 2 * NR && full_epilogue) {
+                    prefetch_tile(j, i0 + ir, j0 + jr, r_n, last);
+                    kernel_12x32_full(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, first, last);
+                } else if (roff && r_n > MR)
                     kernel_12x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (roff)
                     kernel_6x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
