@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-layer timing, kiln against ONNX Runtime: where a model's time goes, node by node.
 
-kiln has no per-layer profiler, so each node of the model is cut out into a one-node ONNX model
+Each node of the model is cut out into a one-node ONNX model
 (its weights kept as initializers, shape-like integer inputs frozen to the values they take in
 the full model, other inputs fed as graph inputs of the shapes they have at batch 1) and timed
 alone by `kiln bench --onnx` and by onnxruntime (intra_op_num_threads=N, sequential), median
