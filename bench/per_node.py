@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """Per-layer timing, kiln against ONNX Runtime: where a model's time goes, node by node.
 
-Each node of the model is cut out into a one-node ONNX model
-(its weights kept as initializers, shape-like integer inputs frozen to the values they take in
-the full model, other inputs fed as graph inputs of the shapes they have at batch 1) and timed
-alone by `kiln bench --onnx` and by onnxruntime (intra_op_num_threads=N, sequential), median
+Each node of the model is cut out into a one-node ONNX model (its weights kept as initializers,
+shape-like integer inputs frozen to the values they take in the full model, other inputs fed as
+graph inputs of the shapes they have at batch 1) and timed alone by `kiln bench --onnx` and by onnxruntime (intra_op_num_threads=N, sequential), median
 latency. Nodes with identical op, attributes, weights' shapes and input shapes are timed once and
 counted. Isolated nodes miss fusions (kiln and onnxruntime both fuse Conv + activation, and
 onnxruntime fuses much more), so the sum differs from the whole-model latency; the ranking shows
