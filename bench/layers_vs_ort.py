@@ -67,6 +67,12 @@ def describe(node, inits, dims):
     return node.op_type
 
 
+def layer_node(layer, nodes):
+    """The ONNX node a kiln layer comes from: kiln names a node's second and later layers "<node>:<i>"."""
+    base, sep, index = layer.rpartition(":")
+    return nodes.get(layer) or (nodes.get(base) if sep and index.isdigit() else None)
+
+
 def owner(name, nodes, producer, layers):
     """The kiln layer an onnxruntime node's time belongs to, or None."""
     node = nodes.get(name)
@@ -147,11 +153,11 @@ def main():
     groups = {(rt, t): collections.defaultdict(float) for rt, t in best}
     counts = collections.Counter()
     for name in layers:
-        counts[describe(nodes.get(name), inits, dims)] += 1
+        counts[describe(layer_node(name, nodes), inits, dims)] += 1
     for (rt, t), times in best.items():
         for name, ms in times.items():
             layer = name if rt == "kiln" else owner(name, nodes, producer, layers)
-            key = describe(nodes.get(layer), inits, dims) if layer else "other"
+            key = describe(layer_node(layer, nodes), inits, dims) if layer else "other"
             if rt == "ort" and name.startswith("Reorder"):
                 key = "onnxruntime layout reorders"
             groups[rt, t][key] += ms
