@@ -23,9 +23,13 @@ kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_poi
  * block) into the matmul's c input (beta 1) when the matmul has none; *fused counts the Adds.
  * pts as for kiln__pass_fuse. */
 kiln_status kiln__pass_fuse_matmul_add(kiln_network *net, const kiln__shape_points *pts, int32_t *fused);
-/* Runs the four passes above in the order that lets kiln__pass_fuse then put the activation
+/* Merges a reshape-only shuffle into the transpose-only shuffle that reads it, or a
+ * transpose-only shuffle into the reshape-only one that reads it, when the tensor between them
+ * has no other reader; *fused counts the layers absorbed. */
+kiln_status kiln__pass_fuse_shuffles(kiln_network *net, int32_t *fused);
+/* Runs the five passes above in the order that lets kiln__pass_fuse then put the activation
  * into the matmul's epilogue: folding first (patterns then see constants), then activations,
- * then biases, then other adds. *changed counts the rewrites. */
+ * then biases, then other adds; shuffles last. *changed counts the rewrites. */
 kiln_status kiln__pass_simplify(kiln_network *net, const kiln__shape_points *pts, int32_t *changed);
 
 #endif

@@ -77,7 +77,7 @@ static inline void to_float(const void *data, kiln_dtype dt, float *out, int64_t
 
 /* Marks `y` as the output, builds the engine, checks it has `want` compute layers whose
  * descriptions contain `expect` (when not NULL), and that it computes what the unfused network
- * does. Frees the network. */
+ * does, with the same dims. Frees the network. */
 static inline void finish(const char *name, kiln_tensor *y, int32_t want, const char *expect) {
     KT_OK(kiln_network_mark_output(g_net, y));
     int32_t nb_in = kiln_network_num_inputs(g_net);
@@ -135,6 +135,10 @@ static inline void finish(const char *name, kiln_tensor *y, int32_t want, const 
         KT_OK(kiln_context_get_tensor_address(ctx, kiln_tensor_name(y), &got));
         const kiln__value *want_v = &ev.values[y->index];
         int64_t n = kiln__dims_volume(&want_v->dims);
+        kiln_dims got_dims = {0, {0}};
+        KT_OK(kiln_context_get_tensor_shape(ctx, kiln_tensor_name(y), &got_dims));
+        KT_CHECK(got_dims.nb_dims == want_v->dims.nb_dims &&
+                 !memcmp(got_dims.d, want_v->dims.d, (size_t)got_dims.nb_dims * sizeof *got_dims.d));
         if (got && want_v->data) {
             float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
             to_float(got, g_dt, a, n);
