@@ -214,6 +214,13 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {1, 1, 1, false, false, 1, 0, false, false, -1, 0},
         {1, 300, 70, false, false, 1, 0, true, false, KILN_ACT_RELU, 0},  /* m = 1 */
         {300, 1, 70, false, true, 1, 0.5f, false, true, -1, 0},           /* n = 1 */
+        /* one row (a linear layer on one vector, and the row after full blocks of 12): over K
+         * blocks and in one, packed or read in place, partial panels, every epilogue */
+        {1, 1000, 2048, false, true, 1, 0, true, false, -1, 0},
+        {1, 77, 301, false, false, 1, 0.5f, true, true, KILN_ACT_GELU_TANH, 0},
+        {13, 70, 600, false, false, 1, 1, true, true, KILN_ACT_SOFTPLUS, 0},
+        {25, 45, 200, false, true, 1, 0, false, true, KILN_ACT_CLIP, 0},
+        {37, 300, 129, false, false, 1, 0, true, false, KILN_ACT_RELU, 0},
         {37, 45, 1, true, false, 2, 0, true, true, KILN_ACT_CLIP, 0},      /* k = 1 */
         {13, 17, 0, false, false, 1, 0, true, true, KILN_ACT_SIGMOID, 0},  /* k = 0: epilogue only */
         {9, 11, 0, false, false, 1, 0.5f, false, false, -1, 0},            /* k = 0: beta * C */
