@@ -16,9 +16,11 @@ int32_t kiln__pool_threads(const kiln__pool *pool);
  * context), the work runs on the calling thread alone. pool may be NULL (serial). */
 typedef void (*kiln__range_fn)(void *arg, int64_t begin, int64_t end);
 void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_fn fn, void *arg);
-/* fn(arg, s, s + 1) for each slot s < n on thread s of the pool (the caller is thread 0), so that
- * layers split the same way in a row each read on one core what that core wrote. n at most the
- * pool's threads; serial (fn(arg, 0, n)) where kiln__parallel_for would be. */
+/* fn(arg, s, s + 1) once for each slot s < n, on thread s of the pool (the caller is thread 0),
+ * so that layers split the same way in a row each read on one core what that core wrote. A slot
+ * whose thread has not joined the call by the time another thread is free runs on that one
+ * instead (a worker the system is not running does not hold the call up). n at most the pool's
+ * threads; serial (fn(arg, 0, n)) where kiln__parallel_for would be. */
 void kiln__parallel_slots(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg);
 
 typedef struct kiln__cpu_ctx {

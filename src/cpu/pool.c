@@ -2,7 +2,13 @@
  * short loop after another (tens to hundreds per inference), so waking a sleeping thread through
  * the kernel for each would cost more than many of the loops: workers and the caller spin a
  * little while (SPIN_ROUNDS rounds, about a millisecond) on atomics before they sleep on
- * a condition variable. Chunks are claimed with an atomic counter. */
+ * a condition variable. Chunks are claimed with an atomic counter.
+ *
+ * A worker joins a loop only while the loop is open; once the caller has done its share it
+ * closes the loop and waits for the workers that joined, not for the others. A worker the system
+ * has not run for a while (a loaded host, more threads than cores) thus costs a loop nothing but
+ * its share, which the threads present take over, instead of the whole loop waiting until the
+ * system runs it again. */
 #include "cpu.h"
 
 #include <cblas.h>
@@ -20,6 +26,13 @@ typedef struct pool_worker {
     pthread_t thread;
 } pool_worker;
 
+/* The loop state word: the loop's generation in the high 32 bits, LOOP_CLOSED, and below it the
+ * number of workers in the loop. Joining (a compare-and-swap that sees the loop open) and
+ * closing (setting the bit) are ordered on this one word, so no worker enters a closed loop. */
+#define LOOP_CLOSED (UINT64_C(1) << 31)
+#define LOOP_MEMBERS (LOOP_CLOSED - 1)
+#define LOOP_GENERATION(state) ((state) >> 32)
+
 struct kiln__pool {
     kiln__alloc alloc;
     int32_t nb_threads; /* including the caller */
@@ -29,15 +42,15 @@ struct kiln__pool {
     pthread_mutex_t lock; /* guards the sleeps: work_ready and work_done */
     pthread_cond_t work_ready;
     pthread_cond_t work_done;
-    atomic_uint_fast64_t generation; /* bumped (under lock) to publish a loop */
+    atomic_uint_fast64_t state; /* the loop state word; a new generation publishes a loop */
     atomic_bool stopping;
-    /* The current loop, written before generation is bumped. */
+    /* The current loop, written before its generation is published. */
     kiln__range_fn fn;
     void *arg;
     int64_t n, chunk;
-    bool pinned; /* item i runs on thread i (kiln__parallel_slots) */
+    bool pinned; /* item i runs on thread i if that thread joins in time (kiln__parallel_slots) */
     atomic_int_fast64_t next;
-    atomic_int active; /* workers still in the current loop */
+    atomic_bool *claimed; /* pinned: item i taken (nb_threads flags) */
 };
 
 /* One round of spinning; every 64th gives the core away, so that on an oversubscribed machine
@@ -52,10 +65,14 @@ static inline void spin_round(int i) {
 #endif
 }
 
-/* Takes chunks until none are left; thread `index`'s own item when pinned. */
+/* Takes chunks until none are left. Pinned: the thread's own item first, then any item no
+ * thread has taken (its thread has not joined). */
 static void run_chunks(kiln__pool *pool, int32_t index) {
     if (pool->pinned) {
-        if (index < pool->n) pool->fn(pool->arg, index, index + 1);
+        for (int64_t k = 0; k < pool->n; k++) {
+            int64_t i = (index + k) % pool->n;
+            if (!atomic_exchange_explicit(&pool->claimed[i], true, memory_order_relaxed)) pool->fn(pool->arg, i, i + 1);
+        }
         return;
     }
     for (;;) {
@@ -66,8 +83,20 @@ static void run_chunks(kiln__pool *pool, int32_t index) {
 }
 
 static bool new_loop(kiln__pool *pool, uint64_t seen) {
-    return atomic_load_explicit(&pool->generation, memory_order_acquire) != seen ||
+    return LOOP_GENERATION(atomic_load_explicit(&pool->state, memory_order_acquire)) != seen ||
            atomic_load_explicit(&pool->stopping, memory_order_relaxed);
+}
+
+/* Joins the loop after generation `seen` if it is still open; *seen becomes its generation. */
+static bool join_loop(kiln__pool *pool, uint64_t *seen) {
+    uint64_t s = atomic_load_explicit(&pool->state, memory_order_acquire);
+    for (;;) {
+        *seen = LOOP_GENERATION(s);
+        if (s & LOOP_CLOSED) return false;
+        if (atomic_compare_exchange_weak_explicit(&pool->state, &s, s + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return true;
+    }
 }
 
 static void *worker_main(void *p) {
@@ -82,11 +111,12 @@ static void *worker_main(void *p) {
             pthread_mutex_unlock(&pool->lock);
         }
         if (atomic_load(&pool->stopping)) break;
-        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (!join_loop(pool, &seen)) continue;
         run_chunks(pool, self->index);
-        /* The last one out wakes the caller, under the lock so the wake cannot fall between the
-         * caller's check and its sleep. */
-        if (atomic_fetch_sub_explicit(&pool->active, 1, memory_order_acq_rel) == 1) {
+        /* The last one out of a closed loop wakes the caller, under the lock so the wake cannot
+         * fall between the caller's check and its sleep. */
+        uint64_t left = atomic_fetch_sub_explicit(&pool->state, 1, memory_order_acq_rel) - 1;
+        if ((left & LOOP_CLOSED) && (left & LOOP_MEMBERS) == 0) {
             pthread_mutex_lock(&pool->lock);
             pthread_cond_signal(&pool->work_done);
             pthread_mutex_unlock(&pool->lock);
@@ -108,16 +138,19 @@ kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln
     if (!pool) return KILN_OUT_OF_MEMORY;
     pool->alloc = *alloc;
     pool->nb_threads = nb_threads;
-    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->state, LOOP_CLOSED);
     atomic_init(&pool->stopping, false);
     atomic_init(&pool->next, 0);
-    atomic_init(&pool->active, 0);
     if (nb_threads > 1) {
         pool->workers = kiln__calloc(alloc, (size_t)nb_threads - 1, sizeof *pool->workers);
-        if (!pool->workers) {
+        pool->claimed = kiln__calloc(alloc, (size_t)nb_threads, sizeof *pool->claimed);
+        if (!pool->workers || !pool->claimed) {
+            kiln__free(alloc, pool->workers);
+            kiln__free(alloc, pool->claimed);
             kiln__free(alloc, pool);
             return KILN_OUT_OF_MEMORY;
         }
+        for (int32_t i = 0; i < nb_threads; i++) atomic_init(&pool->claimed[i], true);
     }
     pthread_mutex_init(&pool->busy, NULL);
     pthread_mutex_init(&pool->lock, NULL);
@@ -148,31 +181,37 @@ void kiln__pool_destroy(kiln__pool *pool) {
     pthread_mutex_destroy(&pool->busy);
     kiln__alloc alloc = pool->alloc;
     kiln__free(&alloc, pool->workers);
+    kiln__free(&alloc, pool->claimed);
     kiln__free(&alloc, pool);
 }
 
 int32_t kiln__pool_threads(const kiln__pool *pool) { return pool ? pool->nb_threads : 1; }
 
-/* Publishes a loop to the workers, takes the caller's share, waits for the rest. */
+static bool loop_empty(kiln__pool *pool) {
+    return (atomic_load_explicit(&pool->state, memory_order_acquire) & LOOP_MEMBERS) == 0;
+}
+
+/* Publishes a loop to the workers, takes the caller's share, closes the loop and waits for the
+ * workers that joined it. */
 static void run_loop(kiln__pool *pool, int64_t n, int64_t chunk, bool pinned, kiln__range_fn fn, void *arg) {
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
     pool->chunk = chunk;
     pool->pinned = pinned;
+    for (int64_t i = 0; pinned && i < n; i++) atomic_store_explicit(&pool->claimed[i], false, memory_order_relaxed);
     atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->active, pool->nb_workers, memory_order_relaxed);
+    uint64_t generation = LOOP_GENERATION(atomic_load_explicit(&pool->state, memory_order_relaxed)) + 1;
     pthread_mutex_lock(&pool->lock);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    atomic_store_explicit(&pool->state, generation << 32, memory_order_release);
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     run_chunks(pool, 0);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool->active, memory_order_acquire) > 0; i++)
-        spin_round(i);
-    if (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) {
+    atomic_fetch_or_explicit(&pool->state, LOOP_CLOSED, memory_order_acq_rel);
+    for (int i = 0; i < SPIN_ROUNDS && !loop_empty(pool); i++) spin_round(i);
+    if (!loop_empty(pool)) {
         pthread_mutex_lock(&pool->lock);
-        while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0)
-            pthread_cond_wait(&pool->work_done, &pool->lock);
+        while (!loop_empty(pool)) pthread_cond_wait(&pool->work_done, &pool->lock);
         pthread_mutex_unlock(&pool->lock);
     }
     pthread_mutex_unlock(&pool->busy);

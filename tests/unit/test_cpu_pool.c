@@ -1,30 +1,75 @@
 /* The CPU thread pool: kiln__parallel_for covers every item exactly once, and
- * kiln__parallel_slots runs slot s on the same thread in every call (the caller's thread for
- * slot 0), one slot per thread. */
+ * kiln__parallel_slots runs every slot exactly once per call, each on its own thread while the
+ * pool's threads keep up. A worker that joins a loop late (the system has not run it: here
+ * more threads than this machine has cores) must neither run a share twice nor lose one, and a
+ * loop closed without it must not be joined afterwards. */
 #include "cpu/cpu.h"
 #include "kt.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
-enum { THREADS = 4, ITEMS = 1000, CALLS = 200 };
+enum { THREADS = 4, MANY_THREADS = 9, ITEMS = 1000, CALLS = 200, STRESS_CALLS = 3000 };
 
 static atomic_int g_hits[ITEMS];
+static atomic_int g_calls_running; /* loops whose items are still running: must be 0 between calls */
 
 static void count_items(void *arg, int64_t begin, int64_t end) {
     (void)arg;
+    atomic_fetch_add(&g_calls_running, 1);
     for (int64_t i = begin; i < end; i++) atomic_fetch_add(&g_hits[i], 1);
+    atomic_fetch_sub(&g_calls_running, 1);
 }
 
-static pthread_t g_slot_thread[THREADS];
-static atomic_int g_slot_runs[THREADS];
+static pthread_t g_slot_thread[MANY_THREADS];
+static atomic_int g_slot_runs[MANY_THREADS];
 
+static double now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+/* arg: NULL, or microseconds each slot keeps its thread busy. */
 static void record_slot(void *arg, int64_t begin, int64_t end) {
-    (void)arg;
+    atomic_fetch_add(&g_calls_running, 1);
+    if (arg)
+        for (double until = now_us() + *(const double *)arg; now_us() < until;) continue;
     for (int64_t s = begin; s < end; s++) {
         g_slot_thread[s] = pthread_self();
         atomic_fetch_add(&g_slot_runs[s], 1);
     }
+    atomic_fetch_sub(&g_calls_running, 1);
+}
+
+static int items_wrong(int64_t n) {
+    int wrong = 0;
+    for (int64_t i = 0; i < n; i++) wrong += atomic_load(&g_hits[i]) != 1;
+    return wrong;
+}
+
+/* Random loops of both kinds, checked one by one: exactly once, and nothing still running when
+ * the call returns. Sleeps now and then let the workers fall asleep, so that they wake late. */
+static void stress(kiln__pool *pool) {
+    int wrong = 0, running = 0;
+    for (int call = 0; call < STRESS_CALLS; call++) {
+        if (call % 500 == 499) nanosleep(&(struct timespec){0, 3000000}, NULL);
+        if (call % 3 == 0) {
+            int64_t n = kt_randi(2, kiln__pool_threads(pool));
+            for (int64_t s = 0; s < n; s++) atomic_store(&g_slot_runs[s], 0);
+            kiln__parallel_slots(pool, n, record_slot, NULL);
+            for (int64_t s = 0; s < n; s++) wrong += atomic_load(&g_slot_runs[s]) != 1;
+        } else {
+            int64_t n = kt_randi(1, ITEMS);
+            for (int64_t i = 0; i < n; i++) atomic_store(&g_hits[i], 0);
+            kiln__parallel_for(pool, n, kt_randi(1, 40), count_items, NULL);
+            wrong += items_wrong(n);
+        }
+        running += atomic_load(&g_calls_running) != 0;
+    }
+    KT_CHECK(wrong == 0);
+    KT_CHECK(running == 0);
 }
 
 int main(void) {
@@ -37,36 +82,25 @@ int main(void) {
     for (int grain = 1; grain <= 64; grain *= 4) {
         for (int i = 0; i < ITEMS; i++) atomic_store(&g_hits[i], 0);
         kiln__parallel_for(pool, ITEMS, grain, count_items, NULL);
-        int wrong = 0;
-        for (int i = 0; i < ITEMS; i++) wrong += atomic_load(&g_hits[i]) != 1;
-        KT_CHECK(wrong == 0);
+        KT_CHECK(items_wrong(ITEMS) == 0);
     }
 
-    /* Each slot on one thread across calls, different threads for different slots. */
-    pthread_t first[THREADS];
-    int moved = 0;
+    /* Every slot once per call; across calls, slots go to more than one thread: with slots that
+     * take a while, the workers join in time to take theirs. */
+    bool other_thread = false;
+    const double slot_us = 20;
     for (int call = 0; call < CALLS; call++) {
-        kiln__parallel_slots(pool, THREADS, record_slot, NULL);
-        for (int s = 0; s < THREADS; s++) {
-            if (call == 0)
-                first[s] = g_slot_thread[s];
-            else
-                moved += !pthread_equal(first[s], g_slot_thread[s]);
-        }
+        kiln__parallel_slots(pool, THREADS, record_slot, (void *)&slot_us);
+        for (int s = 0; s < THREADS; s++) other_thread |= !pthread_equal(g_slot_thread[s], pthread_self());
     }
-    KT_CHECK(moved == 0);
-    KT_CHECK(pthread_equal(first[0], pthread_self()));
-    for (int s = 0; s < THREADS; s++) {
-        KT_CHECK(atomic_load(&g_slot_runs[s]) == CALLS);
-        for (int t = s + 1; t < THREADS; t++) KT_CHECK(!pthread_equal(first[s], first[t]));
-    }
+    KT_CHECK(other_thread);
+    for (int s = 0; s < THREADS; s++) KT_CHECK(atomic_load(&g_slot_runs[s]) == CALLS);
 
     /* Fewer slots than threads; and more than the pool has: serial on the caller. */
     for (int s = 0; s < THREADS; s++) atomic_store(&g_slot_runs[s], 0);
     kiln__parallel_slots(pool, 2, record_slot, NULL);
     KT_CHECK(atomic_load(&g_slot_runs[0]) == 1 && atomic_load(&g_slot_runs[1]) == 1 &&
              atomic_load(&g_slot_runs[2]) == 0);
-    KT_CHECK(pthread_equal(g_slot_thread[1], first[1]));
     kiln__pool *small = NULL;
     KT_OK(kiln__pool_create(&alloc, 2, &small));
     for (int s = 0; s < THREADS; s++) atomic_store(&g_slot_runs[s], 0);
@@ -75,10 +109,16 @@ int main(void) {
         KT_CHECK(atomic_load(&g_slot_runs[s]) == 1);
         KT_CHECK(pthread_equal(g_slot_thread[s], pthread_self()));
     }
+    stress(small);
     kiln__pool_destroy(small);
     kiln__parallel_slots(NULL, 3, record_slot, NULL);
     KT_CHECK(pthread_equal(g_slot_thread[2], pthread_self()));
 
+    stress(pool);
     kiln__pool_destroy(pool);
+    kiln__pool *many = NULL;
+    KT_OK(kiln__pool_create(&alloc, MANY_THREADS, &many));
+    stress(many);
+    kiln__pool_destroy(many);
     return kt_summary("test_cpu_pool");
 }
