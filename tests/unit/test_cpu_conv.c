@@ -577,12 +577,14 @@ static void test_depthwise_shapes(void) {
         big = c2d(1, 2, 2, 30, 100, 3, 2, 0, 1, 2); /* inputs wider than the outputs need */
         big.k[0] = 1;
         run_case("depthwise valid stride 2", &big, KILN_FLOAT32, NULL);
-        /* Blocks of 16 channels on small planes: a partial last block, strides, dilation, 5x5,
-         * asymmetric pads, batch 2, a residual and activations. */
+        /* Blocks of 16 channels on small planes, and at stride 1 on planes up to 56x56: a partial
+         * last block, strides, dilation, 5x5, asymmetric pads, batch 2, a residual and
+         * activations. */
         conv_case blocks[] = {
             c2d(1, 40, 40, 7, 7, 3, 1, 1, 1, 40),   c2d(2, 24, 24, 14, 14, 3, 2, 1, 1, 24),
             c2d(1, 17, 17, 11, 9, 5, 1, 4, 2, 17),  c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 32),
-            c2d(1, 16, 16, 6, 13, 3, 2, 0, 1, 16),
+            c2d(1, 16, 16, 6, 13, 3, 2, 0, 1, 16),  c2d(1, 48, 48, 56, 56, 3, 1, 1, 1, 48),
+            c2d(2, 20, 20, 30, 41, 3, 1, 1, 1, 20),
         };
         blocks[2].pe[1] = 1;
         blocks[4].pe[0] = 2;
