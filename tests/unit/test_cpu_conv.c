@@ -30,6 +30,7 @@ static double ref_act(int kind, double x) {
     case KILN_ACT_LEAKY_RELU: return x >= 0 ? x : 0.1 * x;
     case KILN_ACT_SIGMOID: return 1 / (1 + exp(-x));
     case KILN_ACT_ELU: return x >= 0 ? x : 0.1 * (exp(x) - 1);
+    case KILN_ACT_CLIP: return x < -0.4f ? -0.4f : x > 0.6f ? 0.6f : x;
     default: return x;
     }
 }
@@ -59,6 +60,10 @@ static kiln_layer make_layer(const conv_case *cc, int nb_inputs) {
     p->has_output_shape = cc->has_os;
     p->act.kind = cc->act;
     p->act.alpha = 0.1f;
+    if (cc->act == KILN_ACT_CLIP) { /* bounds that clip some of the outputs on each side */
+        p->act.alpha = -0.4f;
+        p->act.beta = 0.6f;
+    }
     for (int i = 0; i < cc->ns && i < 3; i++) {
         p->kernel[i] = cc->k[i];
         p->stride[i] = cc->s[i];
@@ -966,6 +971,35 @@ static void blocked_chain(int64_t n, int64_t c, int64_t m, int64_t c2, int64_t h
     for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
 }
 
+/* A depthwise layer reading NCHW16C (copied on small stride-1 planes, else in place, its windows
+ * crossing the padding on every side; strides, dilation, 5x5, batch 2), writing NCHW (with a
+ * residual) or NCHW16C: what it computes from the NCHW input. */
+static void blocked_depthwise(conv_case cc, bool res, bool y_blocked) {
+    char label[160];
+    snprintf(label, sizeof label, "NCHW16C depthwise %lld@%lldx%lld k%lld s%lld d%lld%s%s", (long long)cc.c,
+             (long long)cc.in[0], (long long)cc.in[1], (long long)cc.k[0], (long long)cc.s[0], (long long)cc.d[0],
+             res ? " res" : "", y_blocked ? " to NCHW16C" : "");
+    cc.act = res ? KILN_ACT_CLIP : y_blocked ? KILN_ACT_SIGMOID : KILN_ACT_RELU;
+    kiln_layer l = make_layer(&cc, res ? 4 : 3);
+    int64_t c = cc.c, ho = (cc.in[0] + cc.pb[0] + cc.pe[0] - cc.d[0] * (cc.k[0] - 1) - 1) / cc.s[0] + 1;
+    int64_t wo = (cc.in[1] + cc.pb[1] + cc.pe[1] - cc.d[1] * (cc.k[1] - 1) - 1) / cc.s[1] + 1;
+    kiln__value in[4] = {f32_value((kiln_dims){4, {cc.n, c, cc.in[0], cc.in[1]}}, true),
+                         f32_value((kiln_dims){4, {c, 1, cc.k[0], cc.k[1]}}, true),
+                         f32_value((kiln_dims){1, {c}}, true), {0}};
+    if (res) in[3] = f32_value((kiln_dims){4, {cc.n, c, ho, wo}}, true);
+    kiln__value y = f32_value((kiln_dims){4, {cc.n, c, ho, wo}}, false), yb = f32_value(y.dims, false);
+    kiln__cpu_ctx ctx = {.pool = g_pool, .alloc = &g_alloc};
+    KT_OK(kiln__cpu_conv(&l, in, &y, &ctx));
+    kiln__value xb = blocked_copy(&in[0], true), want = blocked_copy(&y, y_blocked);
+    kiln__value bin[4] = {xb, in[1], in[2], in[3]};
+    yb.layout = y_blocked ? KILN__LAYOUT_NCHW16C : KILN__LAYOUT_PLAIN;
+    memset(yb.data, 0xff, yb.bytes); /* NaNs: every output must be written */
+    KT_OK(kiln__cpu_conv(&l, bin, &yb, &ctx));
+    kt_close(label, yb.data, want.data, kiln__dims_volume(&y.dims), 1e-5f, 1e-5f);
+    kiln__value *all[] = {&in[0], &in[1], &in[2], &in[3], &y, &yb, &xb, &want};
+    for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
+}
+
 static void test_blocked_edges(void) {
     bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
     blocked_chain(1, 96, 576, 96, 14, 1, KILN_ACT_CLIP, false, avx512, avx512);
@@ -980,6 +1014,21 @@ static void test_blocked_edges(void) {
     blocked_chain(1, 96, 80, 96, 14, 1, KILN_ACT_RELU, false, false, avx512);  /* 80 maps: 96 lanes waste too many;
                                                                                   80 channels read in blocks */
     blocked_chain(1, 96, 576, 24, 14, 1, KILN_ACT_RELU, false, avx512, false); /* 24 projected maps: 32 lanes */
+    if (!avx512) return;
+    conv_case dws[] = {c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 32), c2d(2, 16, 16, 6, 13, 3, 2, 0, 1, 16),
+                       c2d(1, 32, 32, 11, 9, 5, 1, 4, 2, 32), c2d(1, 48, 48, 56, 56, 3, 2, 1, 1, 48),
+                       c2d(1, 16, 16, 3, 2, 3, 1, 1, 1, 16),   c2d(1, 16, 16, 28, 29, 5, 1, 3, 2, 16),
+                       c2d(2, 32, 32, 23, 19, 5, 2, 4, 2, 32)};
+    dws[1].pe[0] = 2;
+    dws[2].pe[1] = 1;
+    dws[5].pe[0] = 1;
+    dws[5].pe[1] = 5;
+    dws[6].pe[0] = 1;
+    for (size_t i = 0; i < KILN__ARRAY_LEN(dws); i++) {
+        blocked_depthwise(dws[i], false, false);
+        blocked_depthwise(dws[i], true, false);
+        blocked_depthwise(dws[i], false, true);
+    }
 }
 
 int main(void) {
