@@ -556,10 +556,11 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_outputs_in_place_any
 }
 
 /* An NCHW16C input is read in place at stride 2 and on planes from 28x28 on, where copying it
- * was most of the layer's time (MobileNetV2, 1 thread: 144 maps from 56x56 at stride 2, 0.128 ->
- * 0.070 ms; 192 from 28x28 at stride 2, 0.033 -> 0.019). On 14x14 and 7x7 at stride 1 a third to
- * a half of the windows cross the padding, and the copy (into L1) is cheaper than checking their
- * taps (384 maps on 14x14: 0.025 ms copied, 0.031 in place). */
+ * was most of the layer's time (MobileNetV2, 1 thread: 144 maps from 56x56 at stride 2, 0.130 ->
+ * 0.065 ms; 192 from 28x28 at stride 2, 0.033 -> 0.016; 192 on 28x28, 0.076 -> 0.060). On 14x14
+ * and 7x7 at stride 1 a third to a half of the windows cross the padding, and the copy (into L1)
+ * is cheaper than checking their taps (576 maps on 14x14: 0.040 ms copied, 0.047 in place; 960
+ * on 7x7: 0.025 against 0.031). */
 static bool dwc_in_place(const conv_geom *g, bool x_blocked) {
     return x_blocked && (g->s[1] > 1 || g->s[2] > 1 || g->in_plane >= 784);
 }
