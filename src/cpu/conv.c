@@ -543,7 +543,7 @@ static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
         st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, g->c, j->wpack, j->x + n * g->c * g->in_plane, off,
                             g->out_plane, g->out_plane, j->y + first, g->out_plane,
-                            j->y_blocked ? KILN__CV_C_BLOCKED : j->x_blocked ? KILN__CV_B_BLOCKED : 0, &ep);
+                            (j->x_blocked ? KILN__CV_B_BLOCKED : 0) | (j->y_blocked ? KILN__CV_C_BLOCKED : 0), &ep);
     }
     kiln__free(ctx->alloc, off);
     return st;
@@ -784,7 +784,8 @@ static void conv64_range(void *arg, int64_t begin, int64_t end) {
  * transposes), the depthwise kernel reads them without transposing its input (it otherwise
  * transposes 16 input positions per block for each output position, four at stride 2) and writes
  * its outputs untransposed, and the pointwise layer after it reads them with B's columns 16 floats
- * apart. */
+ * apart. A pointwise layer between two others that take blocks (a projection feeding the next
+ * expansion) reads and writes them both. */
 static bool cv_pointwise(const conv_geom *g) {
     return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->groups == 1 && g->kvol == 1 && g->k[0] == 1 &&
            g->in[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[1] == 0 && g->pb[2] == 0 &&
@@ -795,9 +796,8 @@ static bool cv_pointwise(const conv_geom *g) {
 static bool blocked_ok(const conv_geom *g, bool x_blocked, bool y_blocked, bool has_res) {
     if (g->groups == g->c && g->m == g->c) /* depthwise */
         return g->c % 16 == 0 && kiln__conv_depthwise_blocked_ok(g) && !(y_blocked && has_res);
-    if (x_blocked && y_blocked) return false;
-    if (y_blocked) return cv_pointwise(g) && g->m % 16 == 0 && !has_res;
-    direct_geom unused;
+    if (y_blocked) return cv_pointwise(g) && g->m % 16 == 0 && (!x_blocked || g->c % 16 == 0) && !has_res;
+    direct_geom unused = {0};
     return cv_pointwise(g) && g->c % 16 == 0 && cv_applies(g, &unused, false, true);
 }
 

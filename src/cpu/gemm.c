@@ -1079,6 +1079,10 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void cv
     __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_bblocked_##nb(                              \
         const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
         cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_B_BLOCKED);                                                \
+    }                                                                                                             \
+    __attribute__((target("avx512f,avx2,fma"))) static void cv_kernel_bcblocked_##nb(                             \
+        const gemm_job *j, const float *pa, int64_t i0, cv_block blk, cv_prefetch pf) {                           \
+        cv_kernel(j, pa, i0, blk, pf, nb, nb, KILN__CV_B_BLOCKED | KILN__CV_C_BLOCKED);                           \
     }
 CV_KERNEL(1) CV_KERNEL(2) CV_KERNEL(3) CV_KERNEL(4) CV_KERNEL(5) CV_KERNEL(6) CV_KERNEL(7)
 CV_KERNEL(8) CV_KERNEL(9) CV_KERNEL(10) CV_KERNEL(11) CV_KERNEL(12) CV_KERNEL(13) CV_KERNEL(14)
@@ -1094,8 +1098,8 @@ static const cv_kernel_fn cv_kernels[CV_NB + 1] = {
      cv_kernel_##kind##_4,  cv_kernel_##kind##_5,  cv_kernel_##kind##_6,  cv_kernel_##kind##_7,                   \
      cv_kernel_##kind##_8,  cv_kernel_##kind##_9,  cv_kernel_##kind##_10, cv_kernel_##kind##_11,                  \
      cv_kernel_##kind##_12, cv_kernel_##kind##_13, cv_kernel_##kind##_14}
-static const cv_kernel_fn cv_kernels_blocked[2][CV_NB + 1] = {CV_BLOCKED_KERNELS(bblocked),
-                                                               CV_BLOCKED_KERNELS(cblocked)};
+static const cv_kernel_fn cv_kernels_blocked[3][CV_NB + 1] = {
+    CV_BLOCKED_KERNELS(bblocked), CV_BLOCKED_KERNELS(cblocked), CV_BLOCKED_KERNELS(bcblocked)};
 #undef CV_BLOCKED_KERNELS
 
 #define CV_ROWS_KERNEL(wo, rows)                                                                                  \
@@ -1201,8 +1205,7 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
     if (wo < 1 || wq < wo || n % wo != 0)
         return kiln__error(KILN_INTERNAL_ERROR, "channel-vector GEMM: %lld columns in rows of %lld of %lld",
                            (long long)n, (long long)wo, (long long)wq);
-    if (blocked == (KILN__CV_B_BLOCKED | KILN__CV_C_BLOCKED) ||
-        (blocked == KILN__CV_C_BLOCKED && (m % 16 != 0 || k <= 0 || (ep && ep->res))))
+    if ((blocked & KILN__CV_C_BLOCKED) && (m % 16 != 0 || k <= 0 || (ep && ep->res)))
         return kiln__error(KILN_INTERNAL_ERROR,
                            "channel-vector GEMM: no kernel for layout %d, %lld maps, %lld long sums%s", blocked,
                            (long long)m, (long long)k, ep && ep->res ? " with a residual" : "");

@@ -971,6 +971,54 @@ static void blocked_chain(int64_t n, int64_t c, int64_t m, int64_t c2, int64_t h
     for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
 }
 
+/* Three pointwise layers c -> m -> m2 -> c3: the middle one, where both its edges are chosen
+ * (want_1, want_2), reads and writes NCHW16C, and the chain computes what it computes in NCHW. */
+static void blocked_pointwise_chain(int64_t n, int64_t c, int64_t m, int64_t m2, int64_t c3, int64_t hw, int act,
+                                    bool want_1, bool want_2) {
+    char label[160];
+    snprintf(label, sizeof label, "NCHW16C pointwise chain %lld->%lld->%lld->%lld @%lld act %d", (long long)c,
+             (long long)m, (long long)m2, (long long)c3, (long long)hw, act);
+    conv_case cs[3] = {c2d(n, c, m, hw, hw, 1, 1, 0, 1, 1), c2d(n, m, m2, hw, hw, 1, 1, 0, 1, 1),
+                       c2d(n, m2, c3, hw, hw, 1, 1, 0, 1, 1)};
+    int64_t chans[4] = {c, m, m2, c3};
+    kiln_layer ls[3];
+    kiln__value in[3][3], out[3], outb[3], want[3];
+    for (int i = 0; i < 3; i++) {
+        cs[i].act = act;
+        ls[i] = make_layer(&cs[i], 3);
+        in[i][0] = f32_value((kiln_dims){4, {n, chans[i], hw, hw}}, i == 0);
+        in[i][1] = f32_value((kiln_dims){4, {chans[i + 1], chans[i], 1, 1}}, true);
+        in[i][2] = f32_value((kiln_dims){1, {chans[i + 1]}}, true);
+        out[i] = f32_value((kiln_dims){4, {n, chans[i + 1], hw, hw}}, false);
+    }
+    kiln__cpu_ctx ctx = {.pool = g_pool, .alloc = &g_alloc};
+    bool chosen[2];
+    for (int i = 0; i < 3; i++) { /* NCHW all the way; the edges as the evaluator would choose them */
+        if (i > 0) memcpy(in[i][0].data, out[i - 1].data, out[i - 1].bytes);
+        if (i > 0) in[i][0].layout = chosen[i - 1] ? KILN__LAYOUT_NCHW16C : KILN__LAYOUT_PLAIN;
+        if (i < 2) chosen[i] = kiln__cpu_blocked_edge(&ls[i], in[i], &out[i], &ls[i + 1], in[i + 1], &out[i + 1]);
+        in[i][0].layout = KILN__LAYOUT_PLAIN;
+        KT_OK(kiln__cpu_conv(&ls[i], in[i], &out[i], &ctx));
+    }
+    KT_CHECK(chosen[0] == want_1 && chosen[1] == want_2);
+    if (chosen[0] != want_1 || chosen[1] != want_2) fprintf(stderr, "%s: chosen %d %d\n", label, chosen[0], chosen[1]);
+    for (int i = 0; i < 3; i++) { /* through the chosen layouts: each output against the NCHW one, converted */
+        bool y_blocked = i < 2 && chosen[i];
+        want[i] = blocked_copy(&out[i], y_blocked);
+        outb[i] = blocked_copy(&out[i], y_blocked);
+        memset(outb[i].data, 0xff, outb[i].bytes); /* NaNs: every output must be written */
+        kiln__value x = i == 0 ? in[0][0] : outb[i - 1], bin[3] = {x, in[i][1], in[i][2]};
+        KT_OK(kiln__cpu_conv(&ls[i], bin, &outb[i], &ctx));
+        kt_close(label, outb[i].data, want[i].data, kiln__dims_volume(&out[i].dims), 1e-5f, 1e-5f);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 3; k++) free(in[i][k].data);
+        free(out[i].data);
+        free(outb[i].data);
+        free(want[i].data);
+    }
+}
+
 /* A depthwise layer reading NCHW16C (copied on small stride-1 planes, else in place, its windows
  * crossing the padding on every side; strides, dilation, 5x5, batch 2), writing NCHW (with a
  * residual) or NCHW16C: what it computes from the NCHW input. */
@@ -1014,6 +1062,10 @@ static void test_blocked_edges(void) {
     blocked_chain(1, 96, 80, 96, 14, 1, KILN_ACT_RELU, false, false, avx512);  /* 80 maps: 96 lanes waste too many;
                                                                                   80 channels read in blocks */
     blocked_chain(1, 96, 576, 24, 14, 1, KILN_ACT_RELU, false, avx512, false); /* 24 projected maps: 32 lanes */
+    blocked_pointwise_chain(1, 64, 512, 256, 64, 14, KILN_ACT_RELU, avx512, avx512);
+    blocked_pointwise_chain(2, 48, 256, 512, 32, 7, KILN_ACT_SIGMOID, avx512, avx512);
+    blocked_pointwise_chain(1, 32, 256, 96, 48, 28, -1, avx512, false); /* 96 channels at 28x28: rows win */
+    blocked_pointwise_chain(1, 32, 256, 40, 48, 14, KILN_ACT_CLIP, false, false); /* 40 maps: no blocks */
     if (!avx512) return;
     conv_case dws[] = {c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 32), c2d(2, 16, 16, 6, 13, 3, 2, 0, 1, 16),
                        c2d(1, 32, 32, 11, 9, 5, 1, 4, 2, 32), c2d(1, 48, 48, 56, 56, 3, 2, 1, 1, 48),
