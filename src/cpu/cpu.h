@@ -56,6 +56,9 @@ bool kiln__cpu_blocked_pair(const kiln_layer *producer, const kiln_layer *reader
 bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
                             const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out);
 
+/* Whether a pooling layer (inputs in, outputs out inferred) reads its input in NCHW16C. */
+bool kiln__cpu_pool_blocked_ok(const kiln_layer *layer, const kiln__value *in, const kiln__value *out);
+
 /* NULL when the CPU backend has no kernel for the type. */
 kiln__cpu_kernel_fn kiln__cpu_kernel_for(kiln_layer_type type);
 

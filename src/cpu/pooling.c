@@ -4,6 +4,7 @@
  * run through float32. */
 #include "cpu.h"
 #include "gemm.h"
+#include "vmath.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -247,7 +248,9 @@ static void pool_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-kiln_status kiln__cpu_pooling(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
+/* The job's geometry (window, strides, pads: SAME resolved) and its planes (images x channels). */
+static void pool_geom(const kiln_layer *layer, const kiln__value *in, const kiln__value *out, pool_job *jp,
+                      int64_t *planes_out) {
     const kiln__pool_params *p = &layer->p.pool;
     const kiln_dims *xd = &in[0].dims, *yd = &out[0].dims;
     pool_job j = {.type = p->type, .count_include_pad = p->count_include_pad, .global = p->global,
@@ -285,6 +288,83 @@ kiln_status kiln__cpu_pooling(const kiln_layer *layer, const kiln__value *in, ki
             }
             j.kvol *= j.k[a];
         }
+    }
+    *jp = j;
+    *planes_out = planes;
+}
+
+/* ---------------------------------------------------------------- NCHW16C input */
+
+/* A convolution that writes NCHW16C (kiln__cpu_blocked_edge) hands it to max or average pooling
+ * over 2-D windows: each output position is then a few vector loads of 16 channels, with no
+ * rows to reduce and no lanes to shuffle; 16 positions at a time are transposed in registers
+ * into the NCHW output. */
+bool kiln__cpu_pool_blocked_ok(const kiln_layer *layer, const kiln__value *in, const kiln__value *out) {
+    const kiln__pool_params *p = &layer->p.pool;
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512 || in[0].dtype != KILN_FLOAT32 || in[0].dims.nb_dims != 4 ||
+        layer->nb_outputs != 1 || p->global || (p->type != KILN_POOL_MAX && p->type != KILN_POOL_AVERAGE) ||
+        in[0].dims.d[1] % 16 != 0)
+        return false;
+    pool_job j;
+    int64_t planes;
+    pool_geom(layer, in, out, &j, &planes);
+    return j.d[1] == 1 && j.d[2] == 1 && j.pb[1] >= 0 && j.pb[2] >= 0;
+}
+
+/* Output rows [begin, end) of all (image, channel block) pairs: row t is row t % oh of block
+ * t / oh, written to the block's 16 channel planes. */
+__attribute__((target("avx512f"))) static void blocked_rows(void *arg, int64_t begin, int64_t end) {
+    const pool_job *j = arg;
+    int64_t ih = j->in[1], iw = j->in[2], oh = j->out[1], ow = j->out[2];
+    int64_t kh = j->k[1], kw = j->k[2], sh = j->s[1], sw = j->s[2], pt = j->pb[1], pl = j->pb[2];
+    bool is_max = j->type == KILN_POOL_MAX;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t oy = t % oh, blk = t / oh;
+        const float *x = (const float *)j->x + blk * j->in_plane * 16;
+        float *y = (float *)j->y + blk * 16 * j->out_plane + oy * ow;
+        int64_t y0 = oy * sh - pt, ky0 = KILN__MAX(0, -y0), ky1 = KILN__MIN(kh, ih - y0);
+        int64_t rows_pad = KILN__MIN(kh, ih + j->pe[1] - y0) - KILN__MAX(0, -pt - y0);
+        for (int64_t ox0 = 0; ox0 < ow; ox0 += 16) {
+            int nx = (int)KILN__MIN(16, ow - ox0);
+            __m512 r[16];
+            for (int q = 0; q < 16; q++) {
+                r[q] = _mm512_setzero_ps();
+                if (q >= nx) continue;
+                int64_t x0 = (ox0 + q) * sw - pl, kx0 = KILN__MAX(0, -x0), kx1 = KILN__MIN(kw, iw - x0);
+                __m512 acc = is_max ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+                for (int64_t ky = ky0; ky < ky1; ky++)
+                    for (int64_t kx = kx0; kx < kx1; kx++) {
+                        __m512 v = _mm512_loadu_ps(x + ((y0 + ky) * iw + x0 + kx) * 16);
+                        acc = is_max ? max_nan16(acc, v) : _mm512_add_ps(acc, v);
+                    }
+                if (!is_max) { /* the divisor counts the window inside the input, or inside the padding too */
+                    int64_t cols_pad = KILN__MIN(kw, iw + j->pe[2] - x0) - KILN__MAX(0, -pl - x0);
+                    int64_t count = j->count_include_pad ? rows_pad * cols_pad
+                                                         : KILN__MAX(0, ky1 - ky0) * KILN__MAX(0, kx1 - kx0);
+                    acc = count > 0 ? _mm512_mul_ps(acc, _mm512_set1_ps(1.0f / (float)count)) : _mm512_setzero_ps();
+                }
+                r[q] = acc;
+            }
+            kiln__vm_transpose16(r);
+            __mmask16 keep = (__mmask16)((1u << nx) - 1);
+            for (int l = 0; l < 16; l++) _mm512_mask_storeu_ps(y + l * j->out_plane + ox0, keep, r[l]);
+        }
+    }
+}
+
+kiln_status kiln__cpu_pooling(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {
+    const kiln__pool_params *p = &layer->p.pool;
+    pool_job j;
+    int64_t planes;
+    pool_geom(layer, in, out, &j, &planes);
+    if (in[0].layout == KILN__LAYOUT_NCHW16C) {
+        if (!kiln__cpu_pool_blocked_ok(layer, in, out))
+            return kiln__layer_error(layer, KILN_INTERNAL_ERROR, "no kernel for this pooling in NCHW16C");
+        j.x = in[0].data;
+        j.y = out[0].data;
+        int64_t rows = planes / 16 * j.out[1];
+        if (rows > 0) kiln__parallel_for(ctx->pool, rows, KILN__MAX(1, 64 / KILN__MAX(1, j.out[2] / 16)), blocked_rows, &j);
+        return KILN_OK;
     }
     int64_t nx = planes * j.in_plane, ny = planes * j.out_plane;
     if (ny == 0) return KILN_OK;

@@ -9,6 +9,7 @@
  * are weak); the tests also check that the registry returns them. */
 kiln_status kiln__cpu_conv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 kiln_status kiln__cpu_deconv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
+kiln_status kiln__cpu_pooling(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 
 /* A value of random data in [-1, 1); ref gets the values as stored (rounded to the dtype). */
 static kiln__value rand_value(kiln_dtype t, kiln_dims dims, double **ref) {
@@ -1048,6 +1049,73 @@ static void blocked_depthwise(conv_case cc, bool res, bool y_blocked) {
     for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
 }
 
+/* A convolution into 2-D max or average pooling (window k, stride s, pads pb/pe, ceil mode by
+ * the output size ho): NCHW16C between them where chosen (want), and the same outputs as in NCHW. */
+static void blocked_conv_pool(conv_case cc, int type, int64_t k, int64_t s, int64_t pb, int64_t pe, int cip,
+                              int64_t ho, bool indices, bool want) {
+    char label[160];
+    snprintf(label, sizeof label, "NCHW16C conv %lld->%lld k%lld s%lld into %s %lldx%lld s%lld cip %d", (long long)cc.c,
+             (long long)cc.m, (long long)cc.k[0], (long long)cc.s[0], type == KILN_POOL_MAX ? "max" : "average",
+             (long long)k, (long long)k, (long long)s, cip);
+    cc.act = KILN_ACT_RELU;
+    kiln_layer cl = make_layer(&cc, 3), pl;
+    memset(&pl, 0, sizeof pl);
+    pl.type = KILN_LAYER_POOLING;
+    pl.name = "pool_t";
+    pl.nb_inputs = 1;
+    pl.nb_outputs = indices ? 2 : 1;
+    kiln__pool_params *pp = &pl.p.pool;
+    pp->type = type;
+    pp->nb_spatial = 2;
+    pp->count_include_pad = cip;
+    for (int i = 0; i < 2; i++) {
+        pp->window[i] = k;
+        pp->stride[i] = s;
+        pp->dilation[i] = 1;
+        pp->pad_begin[i] = pb;
+        pp->pad_end[i] = pe;
+    }
+    int64_t h = (cc.in[0] + cc.pb[0] + cc.pe[0] - cc.k[0]) / cc.s[0] + 1;
+    kiln__value c_in[3] = {f32_value((kiln_dims){4, {cc.n, cc.c, cc.in[0], cc.in[1]}}, true),
+                           f32_value((kiln_dims){4, {cc.m, cc.c, cc.k[0], cc.k[1]}}, true),
+                           f32_value((kiln_dims){1, {cc.m}}, true)};
+    kiln__value t = f32_value((kiln_dims){4, {cc.n, cc.m, h, h}}, false);
+    kiln__value y[2] = {f32_value((kiln_dims){4, {cc.n, cc.m, ho, ho}}, false),
+                        f32_value((kiln_dims){4, {cc.n, cc.m, ho, ho}}, false)};
+    kiln__value yb = f32_value(y[0].dims, false);
+    kiln__cpu_ctx ctx = {.pool = g_pool, .alloc = &g_alloc};
+    KT_OK(kiln__cpu_conv(&cl, c_in, &t, &ctx));
+    bool chosen = kiln__cpu_blocked_edge(&cl, c_in, &t, &pl, &t, y);
+    KT_CHECK(chosen == want);
+    if (chosen != want) fprintf(stderr, "%s: chosen %d\n", label, chosen);
+    if (indices) { /* int64: twice the floats' bytes */
+        free(y[1].data);
+        y[1].dtype = KILN_INT64;
+        y[1].bytes *= 2;
+        y[1].data = calloc(1, y[1].bytes);
+    }
+    KT_OK(kiln__cpu_pooling(&pl, &t, y, &ctx));
+    kiln__value tb = blocked_copy(&t, chosen), want_t = blocked_copy(&t, chosen);
+    memset(tb.data, 0xff, tb.bytes); /* NaNs: every output must be written */
+    memset(yb.data, 0xff, yb.bytes);
+    KT_OK(kiln__cpu_conv(&cl, c_in, &tb, &ctx));
+    kt_close(label, tb.data, want_t.data, kiln__dims_volume(&t.dims), 1e-5f, 1e-5f);
+    if (!indices) {
+        KT_OK(kiln__cpu_pooling(&pl, &tb, &yb, &ctx));
+        kt_close(label, yb.data, y[0].data, kiln__dims_volume(&y[0].dims), 1e-5f, 1e-5f);
+    }
+    if (chosen) { /* NaNs propagate as in NCHW */
+        for (int i = 0; i < 8; i++) ((float *)t.data)[kt_randi(0, kiln__dims_volume(&t.dims) - 1)] = NAN;
+        KT_OK(kiln__cpu_pooling(&pl, &t, y, &ctx));
+        free(tb.data);
+        tb = blocked_copy(&t, true);
+        KT_OK(kiln__cpu_pooling(&pl, &tb, &yb, &ctx));
+        kt_close(label, yb.data, y[0].data, kiln__dims_volume(&y[0].dims), 1e-5f, 1e-5f);
+    }
+    kiln__value *all[] = {&c_in[0], &c_in[1], &c_in[2], &t, &y[0], &y[1], &yb, &tb, &want_t};
+    for (size_t i = 0; i < KILN__ARRAY_LEN(all); i++) free(all[i]->data);
+}
+
 static void test_blocked_edges(void) {
     bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
     blocked_chain(1, 96, 576, 96, 14, 1, KILN_ACT_CLIP, false, avx512, avx512);
@@ -1066,6 +1134,18 @@ static void test_blocked_edges(void) {
     blocked_pointwise_chain(2, 48, 256, 512, 32, 7, KILN_ACT_SIGMOID, avx512, avx512);
     blocked_pointwise_chain(1, 32, 256, 96, 48, 28, -1, avx512, false); /* 96 channels at 28x28: rows win */
     blocked_pointwise_chain(1, 32, 256, 40, 48, 14, KILN_ACT_CLIP, false, false); /* 40 maps: no blocks */
+    blocked_conv_pool(c2d(1, 3, 32, 72, 72, 7, 2, 3, 1, 1), KILN_POOL_MAX, 3, 2, 1, 1, 0, 18, false, avx512);
+    blocked_conv_pool(c2d(2, 16, 32, 17, 17, 3, 2, 1, 1, 1), KILN_POOL_AVERAGE, 2, 2, 0, 1, 0, 5, false, avx512);
+    blocked_conv_pool(c2d(1, 16, 32, 17, 17, 3, 2, 1, 1, 1), KILN_POOL_AVERAGE, 3, 1, 1, 1, 1, 9, false, avx512);
+    blocked_conv_pool(c2d(1, 64, 32, 14, 14, 1, 1, 0, 1, 1), KILN_POOL_MAX, 2, 2, 0, 0, 0, 7, false, avx512);
+    blocked_conv_pool(c2d(1, 3, 32, 33, 33, 3, 2, 1, 1, 1), KILN_POOL_MAX, 3, 2, 1, 1, 0, 9, false, false); /* 27
+                                                                                           long sums: rows */
+    blocked_conv_pool(c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 1), KILN_POOL_MAX, 2, 2, 0, 0, 0, 14, false, false); /*
+                                                                                           Winograd's */
+    blocked_conv_pool(c2d(1, 48, 40, 15, 15, 3, 2, 1, 1, 1), KILN_POOL_MAX, 2, 2, 0, 0, 0, 4, false, false); /* 40
+                                                                                           maps */
+    blocked_conv_pool(c2d(1, 3, 32, 72, 72, 7, 2, 3, 1, 1), KILN_POOL_MAX, 3, 2, 1, 1, 0, 18, true, false); /*
+                                                                                           with indices */
     if (!avx512) return;
     conv_case dws[] = {c2d(1, 32, 32, 28, 28, 3, 1, 1, 1, 32), c2d(2, 16, 16, 6, 13, 3, 2, 0, 1, 16),
                        c2d(1, 32, 32, 11, 9, 5, 1, 4, 2, 32), c2d(1, 48, 48, 56, 56, 3, 2, 1, 1, 48),
