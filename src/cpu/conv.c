@@ -807,7 +807,8 @@ static void conv64_range(void *arg, int64_t begin, int64_t end) {
 static bool direct_blocked_ok(const conv_geom *g) {
     direct_geom dg;
     return !cv_pointwise(g) && direct_geom_init(g, &dg) && !kiln__winograd_applies(g) && g->m % 16 == 0 &&
-           g->cg * g->kvol >= DIRECT_BLOCKED_MIN_K && (double)((g->m + 31) / 32 * 32) <= CV_MAX_MAP_WASTE * (double)g->m;
+           g->cg * g->kvol >= DIRECT_BLOCKED_MIN_K &&
+           (double)((g->m + 31) / 32 * 32) <= CV_MAX_MAP_WASTE * (double)g->m;
 }
 
 static bool blocked_ok(const conv_geom *g, bool x_blocked, bool y_blocked, bool has_res) {

@@ -362,8 +362,9 @@ kiln_status kiln__cpu_pooling(const kiln_layer *layer, const kiln__value *in, ki
             return kiln__layer_error(layer, KILN_INTERNAL_ERROR, "no kernel for this pooling in NCHW16C");
         j.x = in[0].data;
         j.y = out[0].data;
-        int64_t rows = planes / 16 * j.out[1];
-        if (rows > 0) kiln__parallel_for(ctx->pool, rows, KILN__MAX(1, 64 / KILN__MAX(1, j.out[2] / 16)), blocked_rows, &j);
+        int64_t rows = planes / 16 * j.out[1], groups_per_row = (j.out[2] + 15) / 16;
+        if (rows > 0) /* chunks of about 64 groups of 16 positions */
+            kiln__parallel_for(ctx->pool, rows, KILN__MAX(1, 64 / groups_per_row), blocked_rows, &j);
         return KILN_OK;
     }
     int64_t nx = planes * j.in_plane, ny = planes * j.out_plane;
