@@ -76,6 +76,7 @@ typedef struct gemm_job {
     float lo, hi;         /* ACT_CLAMP: the bounds; ACT_LEAKY: lo is the slope */
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
+    int64_t pack_cols; /* columns of B per piece packed before the tiles */
     int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts */
     bool by_blocks; /* the static split: by positions (else by maps) */
     int cv_blocked; /* channel-vector GEMM: KILN__CV_* (kiln__sgemm_cv) */
@@ -821,14 +822,15 @@ static void prepack_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-/* Pieces (K block, column chunk) of B packed whole before the tiles, in kiln__sgemm_pack_b's
- * layout. */
+/* Pieces (K block, pack_cols columns) of B packed whole before the tiles, in kiln__sgemm_pack_b's
+ * layout (panel after panel within a K block). */
 static void prepack_b_range(void *arg, int64_t begin, int64_t end) {
     const gemm_job *j = arg;
     float *dst = (float *)j->bpack;
+    int64_t chunks = (j->n + j->pack_cols - 1) / j->pack_cols;
     for (int64_t t = begin; t < end; t++) {
-        int64_t p0 = t / j->tiles_n * j->kc, j0 = t % j->tiles_n * j->nc, kc = KILN__MIN(j->kc, j->k - p0);
-        int64_t cols = KILN__MIN(j->nc, j->n - j0);
+        int64_t p0 = t / chunks * j->kc, j0 = t % chunks * j->pack_cols, kc = KILN__MIN(j->kc, j->k - p0);
+        int64_t cols = KILN__MIN(j->pack_cols, j->n - j0);
         float *d = dst + p0 * j->npad + j0 * kc;
         if (j->pack_b_fn)
             j->pack_b_fn(j->pack_b_arg, p0, kc, j0, cols, j->nr, d);
@@ -877,6 +879,12 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         else
             break;
     }
+    /* Tiles of equal size (to MR rows and nr columns): with MC = 144, 1024 rows were 7 tiles of 144
+     * and one of 16, and two threads took 576 and 448 of them. */
+    int64_t tiles_m = (m + j->mc - 1) / j->mc;
+    j->mc = ((m + tiles_m - 1) / tiles_m + MR - 1) / MR * MR;
+    j->tiles_n = (n + j->nc - 1) / j->nc;
+    j->nc = ((n + j->tiles_n - 1) / j->tiles_n + j->nr - 1) / j->nr * j->nr;
     j->tiles_n = (n + j->nc - 1) / j->nc;
     j->tiles = ((m + j->mc - 1) / j->mc) * j->tiles_n;
     /* Several tiles across would each pack the same rows of A: pack them once instead. */
@@ -898,7 +906,13 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
             return KILN_OUT_OF_MEMORY;
         }
         j->bpack = prepacked_b;
-        int64_t pieces = (k + j->kc - 1) / j->kc * j->tiles_n;
+        /* By tile columns; by fewer panels where that leaves threads idle (one K block, one tile
+         * across: the whole of B packed by one thread while the others wait). */
+        int64_t kblocks = (k + j->kc - 1) / j->kc;
+        j->pack_cols = j->nc;
+        if (kblocks * j->tiles_n < 2 * threads)
+            j->pack_cols = KILN__MAX(j->nr, ((n + 2 * threads - 1) / (2 * threads) + j->nr - 1) / j->nr * j->nr);
+        int64_t pieces = kblocks * ((n + j->pack_cols - 1) / j->pack_cols);
         kiln__parallel_for(threads > 1 && pieces > 1 ? pool : NULL, pieces, 1, prepack_b_range, j);
     }
     int64_t slots = KILN__MIN(threads, j->tiles);

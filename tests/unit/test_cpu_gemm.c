@@ -240,6 +240,9 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         /* 1024 -> 256 on 14x14 with a residual: tiles of A panels taken in turn, each prefetching the
          * next one's panels and rows of C and the residual */
         {256, 196, 1024, false, false, 1, 0, true, true, KILN_ACT_RELU, 14},
+        /* 256 -> 1024 on 14x14: row tiles of equal size; B, one K block and one tile across, packed
+         * by groups of panels on several threads */
+        {1024, 196, 256, false, false, 1, 0, true, true, KILN_ACT_RELU, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }
