@@ -15,13 +15,36 @@ typedef struct select_job {
     size_t es;
 } select_job;
 
+/* The step combinations of exported models get loops of their own that the compiler vectorizes:
+ * a mask against two scalars, and a scalar against a tensor on either side (transformers'
+ * attention zeroes NaN scores with where(isnan(p), 0, p)). Both sides are loaded before the
+ * pick, since a load under the condition is control flow to the vectorizer. Element by element,
+ * that where cost as much as the softmax before it. */
 static void select_run_f32(const uint8_t *c, int64_t ic, const float *a, int64_t ia, const float *b, int64_t ib,
                            float *y, int64_t n) {
     if (ic && ia && ib) {
-        for (int64_t i = 0; i < n; i++) y[i] = c[i] ? a[i] : b[i];
-        return;
+        for (int64_t i = 0; i < n; i++) {
+            float av = a[i], bv = b[i];
+            y[i] = c[i] ? av : bv;
+        }
+    } else if (ic && !ia && ib) {
+        const float av = a[0];
+        for (int64_t i = 0; i < n; i++) {
+            float bv = b[i];
+            y[i] = c[i] ? av : bv;
+        }
+    } else if (ic && ia && !ib) {
+        const float bv = b[0];
+        for (int64_t i = 0; i < n; i++) {
+            float av = a[i];
+            y[i] = c[i] ? av : bv;
+        }
+    } else if (ic && !ia && !ib) {
+        const float av = a[0], bv = b[0];
+        for (int64_t i = 0; i < n; i++) y[i] = c[i] ? av : bv;
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = c[i * ic] ? a[i * ia] : b[i * ib];
     }
-    for (int64_t i = 0; i < n; i++) y[i] = c[i * ic] ? a[i * ia] : b[i * ib];
 }
 
 static void select_range(void *arg, int64_t begin, int64_t end) {
@@ -42,23 +65,6 @@ static void select_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-/* Whether an operand with these strides moves with step `step` (1: contiguous, 0: broadcast)
- * over output dims [d, nb_dims). */
-static bool uniform_run(const kiln_dims *out, const int64_t *stride, int32_t d, int64_t step) {
-    int64_t want = step;
-    for (int32_t i = out->nb_dims - 1; i >= d; i--) {
-        if (stride[i] != want && out->d[i] != 1) return false;
-        want *= step ? out->d[i] : 1;
-    }
-    return true;
-}
-
-/* The step of an operand over dims [d, nb_dims): 1, 0, or -1 when it is neither. */
-static int64_t run_step(const kiln_dims *out, const int64_t *stride, int32_t d) {
-    if (uniform_run(out, stride, d, 1)) return 1;
-    return uniform_run(out, stride, d, 0) ? 0 : -1;
-}
-
 kiln_status kiln__cpu_select(const kiln_layer *layer, const kiln__value *inputs, kiln__value *outputs,
                              kiln__cpu_ctx *ctx) {
     (void)layer;
@@ -73,7 +79,8 @@ kiln_status kiln__cpu_select(const kiln_layer *layer, const kiln__value *inputs,
     int32_t d = j.out->nb_dims;
     j.ic = j.ia = j.ib = 1;
     while (d > 0) {
-        int64_t ic = run_step(j.out, j.sc, d - 1), ia = run_step(j.out, j.sa, d - 1), ib = run_step(j.out, j.sb, d - 1);
+        int64_t ic = kiln__run_step(j.out, j.sc, d - 1), ia = kiln__run_step(j.out, j.sa, d - 1),
+                ib = kiln__run_step(j.out, j.sb, d - 1);
         if (ic < 0 || ia < 0 || ib < 0) break;
         j.ic = ic;
         j.ia = ia;

@@ -43,6 +43,23 @@ static inline int64_t kiln__offset_of(int64_t e, const kiln_dims *out, const int
     return off;
 }
 
+/* Whether an operand with these strides moves with step `step` (1: contiguous, 0: broadcast)
+ * over output dims [d, nb_dims). */
+static inline bool kiln__uniform_run(const kiln_dims *out, const int64_t *stride, int32_t d, int64_t step) {
+    int64_t want = step;
+    for (int32_t i = out->nb_dims - 1; i >= d; i--) {
+        if (stride[i] != want && out->d[i] != 1) return false;
+        want *= step ? out->d[i] : 1;
+    }
+    return true;
+}
+
+/* The step of an operand over output dims [d, nb_dims): 1, 0, or -1 when it is neither. */
+static inline int64_t kiln__run_step(const kiln_dims *out, const int64_t *stride, int32_t d) {
+    if (kiln__uniform_run(out, stride, d, 1)) return 1;
+    return kiln__uniform_run(out, stride, d, 0) ? 0 : -1;
+}
+
 /* A scalar input read as int64 (int32/int64). */
 static inline int64_t kiln__scalar_i64(const kiln__value *v) { return kiln__value_int(v, 0); }
 

@@ -1,7 +1,8 @@
 /* MatMul followed by the Add of a constant bias along the last dim (every exported Linear layer
  * whose input has more than two dims: BERT, ViT) becomes the matmul's c input with beta 1; a
  * Mul or Div by a scalar constant right after a matmul without c (attention's scores / sqrt(d))
- * becomes its alpha. */
+ * or on an input read by the matmul alone (transformers' scaled_dot_product_attention export
+ * scales q and k^T by sqrt(1/sqrt(d)) each) becomes its alpha. */
 #include "graph.h"
 #include "passes.h"
 
@@ -19,6 +20,28 @@ static bool bias_along_last_dim(const kiln_dims *b, const kiln_dims *out) {
     return last == 1 || (out_last >= 0 && last == out_last);
 }
 
+/* Whether `scaling` multiplies or divides one operand by a scalar constant without changing its
+ * dims or dtype; *x gets that operand and *factor what the result is x times. */
+static bool scalar_scaling(const kiln_layer *scaling, kiln_tensor **x, double *factor) {
+    if (!scaling || scaling->type != KILN_LAYER_ELEMENTWISE || scaling->nb_inputs != 2) return false;
+    kiln_tensor *a = scaling->inputs[0], *b = scaling->inputs[1], *y = scaling->outputs[0];
+    double s;
+    if (!a || !b || !float_dtype(y->dtype)) return false;
+    if (scaling->p.ew.op == KILN_EW_MUL && a->dtype == y->dtype && kiln__graph_scalar(b, a->dims.nb_dims, &s)) {
+        *x = a;
+    } else if (scaling->p.ew.op == KILN_EW_MUL && b->dtype == y->dtype && kiln__graph_scalar(a, b->dims.nb_dims, &s)) {
+        *x = b;
+    } else if (scaling->p.ew.op == KILN_EW_DIV && a->dtype == y->dtype && kiln__graph_scalar(b, a->dims.nb_dims, &s) &&
+               s != 0) {
+        *x = a;
+        s = 1.0 / s;
+    } else {
+        return false;
+    }
+    *factor = s;
+    return true;
+}
+
 kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_points *pts, int32_t *fused) {
     *fused = 0;
     kiln__shape_facts facts;
@@ -31,10 +54,21 @@ kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_poi
     }
     for (int64_t i = 0; st == KILN_OK && i < net->nb_layers; i++) {
         kiln_layer *mm = net->layers[i];
-        if (mm->type != KILN_LAYER_MATMUL || (mm->nb_inputs > 2 && mm->inputs[2]) || mm->p.matmul.act.kind >= 0)
-            continue;
+        if (mm->type != KILN_LAYER_MATMUL || !float_dtype(mm->outputs[0]->dtype)) continue;
+        /* alpha scales op(a) op(b) alone, so this holds with c and an activation too. */
+        for (int32_t k = 0; k < 2; k++) {
+            kiln_tensor *in = mm->inputs[k], *x;
+            double f;
+            if (kiln__graph_private(consumers, in) && scalar_scaling(in->producer, &x, &f)) {
+                mm->inputs[k] = x; /* the scaling layer is left without readers: tidying drops it */
+                consumers[x->index]++;
+                consumers[in->index]--;
+                mm->p.matmul.alpha = (float)(mm->p.matmul.alpha * f);
+                ++*fused;
+            }
+        }
+        if ((mm->nb_inputs > 2 && mm->inputs[2]) || mm->p.matmul.act.kind >= 0) continue;
         kiln_tensor *y = mm->outputs[0];
-        if (!float_dtype(y->dtype)) continue;
         kiln_layer *add = kiln__graph_sole_consumer(net, consumers, y);
         double s;
         if (add && add->type == KILN_LAYER_ELEMENTWISE && add->nb_inputs == 2 && add->outputs[0]->dtype == y->dtype &&

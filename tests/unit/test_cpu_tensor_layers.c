@@ -93,6 +93,26 @@ static void test_select(void) {
         free(a);
         free(b);
     }
+    /* float32 with a scalar on one side or both, as exported attention uses them */
+    for (int it = 0; it < 12; it++) {
+        kiln_dims out = rand_dims((int32_t)kt_randi(1, 4), 2, 9), one = {1, {1}};
+        kiln_dims da = it % 3 == 1 ? out : one, db = it % 3 == 0 ? out : one;
+        int64_t n = kiln__dims_volume(&out), na = kiln__dims_volume(&da), nb = kiln__dims_volume(&db);
+        uint8_t *c = malloc((size_t)n);
+        for (int64_t i = 0; i < n; i++) c[i] = (uint8_t)kt_randi(0, 1);
+        float *a = rand_floats(na), *b = rand_floats(nb), *ref = malloc(sizeof(float) * (size_t)n);
+        for (int64_t e = 0; e < n; e++) ref[e] = c[e] ? a[na == 1 ? 0 : e] : b[nb == 1 ? 0 : e];
+        kiln_layer l = lh_layer(KILN_LAYER_SELECT, 3);
+        kiln__value in[3] = {lh_val(KILN_BOOL, out, c), lh_val(KILN_FLOAT32, da, a), lh_val(KILN_FLOAT32, db, b)}, y;
+        KT_OK(lh_run(&l, in, &y));
+        KT_CHECK(kiln__dims_equal(&y.dims, &out));
+        if (kiln__dims_equal(&y.dims, &out)) kt_close("select scalar side", y.data, ref, n, 0, 0);
+        free(y.data);
+        free(ref);
+        free(c);
+        free(a);
+        free(b);
+    }
     /* 8-byte elements (int64) take the generic copy; shapes with runs of every kind */
     for (int it = 0; it < 60; it++) {
         kiln_dims out = rand_dims((int32_t)kt_randi(1, 5), 1, 6);
@@ -181,6 +201,32 @@ static void test_expand_tile(void) {
         KT_CHECK(bad == 0);
         free(y.data);
         free(t);
+        free(x);
+    }
+    /* Elements of 1, 4 and 8 bytes over larger shapes: runs copied whole or one element repeated
+     * (the attention mask [1, 1, 1, n] to [1, h, n, n]; a column [r, 1] to [r, n]). */
+    for (int it = 0; it < 60; it++) {
+        kiln_dims out = it == 0 ? (kiln_dims){4, {1, 3, 9, 9}} : rand_dims((int32_t)kt_randi(1, 5), 1, 7);
+        kiln_dims dx = it == 0 ? (kiln_dims){4, {1, 1, 1, 9}} : bcast_of(&out);
+        const kiln_dtype types[3] = {KILN_BOOL, KILN_FLOAT32, KILN_INT64};
+        kiln_dtype t = types[it % 3];
+        size_t es = kiln__elem_bytes(t);
+        int64_t nx = kiln__dims_volume(&dx), shape[KILN_MAX_DIMS];
+        uint8_t *x = malloc(es * (size_t)nx);
+        for (int64_t i = 0; i < nx * (int64_t)es; i++) x[i] = (uint8_t)kt_randi(t == KILN_BOOL ? 0 : 1, t == KILN_BOOL ? 1 : 255);
+        for (int32_t i = 0; i < out.nb_dims; i++) shape[i] = out.d[i];
+        kiln_layer l = lh_layer(KILN_LAYER_EXPAND, 2);
+        kiln__value in[2] = {lh_val(t, dx, x), lh_val(KILN_INT64, DIMS(out.nb_dims), shape)}, y;
+        KT_OK(lh_run(&l, in, &y));
+        KT_CHECK(kiln__dims_equal(&y.dims, &out));
+        int64_t n = kiln__dims_volume(&out), co[KILN_MAX_DIMS], bad = 0;
+        for (int64_t e = 0; e < n && kiln__dims_equal(&y.dims, &out); e++) {
+            lh_unravel(e, &out, co);
+            bad += memcmp((const uint8_t *)y.data + e * (int64_t)es, x + bcast_off(co, out.nb_dims, &dx) * (int64_t)es,
+                          es) != 0;
+        }
+        KT_CHECK(bad == 0);
+        free(y.data);
         free(x);
     }
     kiln_layer l = lh_layer(KILN_LAYER_EXPAND, 2);

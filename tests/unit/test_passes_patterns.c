@@ -75,6 +75,17 @@ static void positive_cases(kiln_dtype dt) {
     finish(name, ew(cst(0.125f), KILN_EW_MUL, matmul(input("x", &XD), cst_dims(&(kiln_dims){2, {16, 8}}, -1, 1))), 1,
            "alpha=0.125");
 
+    /* transformers' attention export: q and k^T each scaled before the matmul (a Div on one side
+     * here); both scalings and the one after it become alpha. */
+    begin(dt);
+    snprintf(name, sizeof name, "matmul scaled inputs%s", tag);
+    kiln_tensor *q = ew(input("q", &XD), KILN_EW_MUL, cst(0.5f));
+    kiln_tensor *kt = ew(input("k", &(kiln_dims){3, {2, 16, 8}}), KILN_EW_DIV, cst(4));
+    finish(name, ew(matmul(q, kt), KILN_EW_MUL, cst(3)), 1, "alpha=0.375");
+    begin(dt);
+    snprintf(name, sizeof name, "linear scaled input%s", tag);
+    finish(name, linear(ew(cst(0.25f), KILN_EW_MUL, input("x", &XD)), 16, 8, false), 1, "alpha=0.25 beta=1 c=1");
+
     begin(dt);
     kiln_tensor *x = input("x", &XD);
     snprintf(name, sizeof name, "silu%s", tag);
@@ -156,6 +167,14 @@ static void negative_cases(void) {
     x = input("x", &XD);
     y = matmul(x, cst_dims(&(kiln_dims){2, {16, 8}}, 0.5f, 1));
     finish("scalar over matmul", ew(cst(4), KILN_EW_DIV, y), 2, NULL);
+    /* The scaled input is also a network output, or is the scalar over it: the scaling stays. */
+    begin(KILN_FLOAT32);
+    kiln_tensor *q = ew(input("q", &XD), KILN_EW_MUL, cst(0.5f));
+    KT_OK(kiln_network_mark_output(g_net, q));
+    finish("scaled input second reader", matmul(q, input("k", &(kiln_dims){3, {2, 16, 8}})), 2, NULL);
+    begin(KILN_FLOAT32);
+    q = ew(cst(2), KILN_EW_DIV, input("q", &XD));
+    finish("scalar over input", matmul(q, input("k", &(kiln_dims){3, {2, 16, 8}})), 2, NULL);
     /* The matmul's result is read twice: the Add stays. */
     begin(KILN_FLOAT32);
     x = input("x", &XD);
