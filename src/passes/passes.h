@@ -16,9 +16,8 @@ kiln_status kiln__pass_fold_constants(kiln_network *net, int32_t *folded);
  * layer each; *fused counts the activations made. */
 kiln_status kiln__pass_fuse_activations(kiln_network *net, int32_t *fused);
 /* Moves a Mul/Div by a scalar constant after a matmul, or on an input only the matmul reads, into
- * its alpha, and the Add of a constant
- * bias along the last dim into its c input (beta 1); *fused counts the layers absorbed. pts as
- * for kiln__pass_fuse. */
+ * its alpha, and the Add of a constant bias along the last dim into its c input (beta 1); *fused
+ * counts the layers absorbed. pts as for kiln__pass_fuse. */
 kiln_status kiln__pass_fuse_matmul_bias(kiln_network *net, const kiln__shape_points *pts, int32_t *fused);
 /* Moves the Add of a tensor with rows as wide as a matmul's result (attention's mask, a residual
  * block) into the matmul's c input (beta 1) when the matmul has none; *fused counts the Adds.
