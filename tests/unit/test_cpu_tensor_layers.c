@@ -213,7 +213,8 @@ static void test_expand_tile(void) {
         size_t es = kiln__elem_bytes(t);
         int64_t nx = kiln__dims_volume(&dx), shape[KILN_MAX_DIMS];
         uint8_t *x = malloc(es * (size_t)nx);
-        for (int64_t i = 0; i < nx * (int64_t)es; i++) x[i] = (uint8_t)kt_randi(t == KILN_BOOL ? 0 : 1, t == KILN_BOOL ? 1 : 255);
+        for (int64_t i = 0; i < nx * (int64_t)es; i++)
+            x[i] = (uint8_t)(t == KILN_BOOL ? kt_randi(0, 1) : kt_randi(1, 255));
         for (int32_t i = 0; i < out.nb_dims; i++) shape[i] = out.d[i];
         kiln_layer l = lh_layer(KILN_LAYER_EXPAND, 2);
         kiln__value in[2] = {lh_val(t, dx, x), lh_val(KILN_INT64, DIMS(out.nb_dims), shape)}, y;
