@@ -6,12 +6,14 @@ Both runtimes run the full model with their own profilers on: kiln through `kiln
 (median per node over the profiled runs). Each onnxruntime node is charged to the kiln layer it
 belongs to: the layer of the same name, else the first ONNX node up its inputs that names a kiln
 layer (onnxruntime's NCHWc and fused nodes are named after the output of an activation that kiln
-fused into the convolution before it). Layers are then grouped by what they compute: a
-convolution by its shape, anything else by its ONNX op. Per group, the sum of per-layer minimums
-over the rounds (rounds alternate the two runtimes, so a drift of the machine reaches both).
+fused into the convolution before it). A node of onnxruntime's own making starts that walk from
+the node whose name its name extends ("<node>/MatMulScaleFusion/", attention's scaled QK^T), or
+else from the node computing its first input in onnxruntime's optimized graph ("BiasGelu_token_3"
+after a linear layer). Layers are then grouped by what they compute: a convolution by its shape,
+anything else by its ONNX op. Per group, the sum of per-layer minimums over the rounds (rounds
+alternate the two runtimes, so a drift of the machine reaches both).
 
-onnxruntime nodes that lead to no kiln layer (its transformer fusions, named after none of
-the model's nodes) are summed under "other".
+onnxruntime nodes that still lead to no kiln layer are summed under "other".
 
 Unlike bench/per_node.py, which times every node cut out alone, this keeps what the model does
 to the caches: a layer whose input its producer left in L2, weights that come from memory.
@@ -73,11 +75,18 @@ def layer_node(layer, nodes):
     return nodes.get(layer) or (nodes.get(base) if sep and index.isdigit() else None)
 
 
-def owner(name, nodes, producer, layers):
-    """The kiln layer an onnxruntime node's time belongs to, or None."""
+def owner(name, nodes, producer, layers, ort_inputs):
+    """The kiln layer an onnxruntime node's time belongs to, or None. ort_inputs: the input names
+    of each node of onnxruntime's optimized graph."""
     node = nodes.get(name)
     if node is None and name.endswith("_nchwc"):
         node = nodes.get(name[: -len("_nchwc")]) or producer.get(name[: -len("_nchwc")])
+    prefix = name.rstrip("/")
+    while node is None and "/" in prefix:
+        prefix = prefix.rpartition("/")[0]
+        node = nodes.get(prefix)
+    if node is None:
+        node = next((producer[i] for i in ort_inputs.get(name, []) if i in producer), None)
     for _ in range(WALK_UP):
         if node is None:
             return None
@@ -128,6 +137,16 @@ def ort_profile(path, threads, runs, warmup):
     return {k: float(np.median(v[warmup:] or v)) for k, v in per.items()}
 
 
+def ort_node_inputs(path):
+    """The input names of each node of onnxruntime's optimized graph (its fused nodes included)."""
+    so = ort.SessionOptions()
+    with tempfile.TemporaryDirectory() as tmp:
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    return {n.name: list(n.input) for n in optimized.graph.node}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("onnx")
@@ -140,6 +159,7 @@ def main():
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     nodes, producer, inits, dims = graph_index(args.onnx)
+    ort_inputs = ort_node_inputs(args.onnx)
 
     best = {(rt, t): collections.defaultdict(lambda: float("inf")) for rt in ("kiln", "ort") for t in threads}
     for _ in range(args.rounds):
@@ -156,7 +176,7 @@ def main():
         counts[describe(layer_node(name, nodes), inits, dims)] += 1
     for (rt, t), times in best.items():
         for name, ms in times.items():
-            layer = name if rt == "kiln" else owner(name, nodes, producer, layers)
+            layer = name if rt == "kiln" else owner(name, nodes, producer, layers, ort_inputs)
             key = describe(layer_node(layer, nodes), inits, dims) if layer else "other"
             if rt == "ort" and name.startswith("Reorder"):
                 key = "onnxruntime layout reorders"
