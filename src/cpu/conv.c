@@ -567,8 +567,8 @@ typedef struct direct_job {
     int64_t n;         /* the image */
 } direct_job;
 
-/* n zeros at dst: the padding around a phase plane's row is a float or two, for which a call to
- * memset per row cost more than the stores. */
+/* n zeros at dst: the padding around a phase plane's row is a float or two (and a padding row
+ * of a small plane one vector), for which a call to memset per row cost more than the stores. */
 __attribute__((target("avx512f"))) static inline void zero_floats(float *dst, int64_t n) {
     if (n > 16) {
         memset(dst, 0, (size_t)n * sizeof *dst);
@@ -595,12 +595,15 @@ __attribute__((target("avx512f"))) static void direct_copy_range(void *arg, int6
         for (int64_t t = 0; t < dg->hq; t++, dst += dg->wq) {
             int64_t iy = t * dg->sy + py - g->pb[1];
             if (iy < 0 || iy >= g->in[1] || hi <= lo) {
-                memset(dst, 0, (size_t)dg->wq * sizeof *dst);
+                zero_floats(dst, dg->wq);
                 continue;
             }
             const float *row = xc + iy * g->in[2] + px - g->pb[2];
             zero_floats(dst, lo);
-            if (dg->sx == 1) {
+            if (dg->sx == 1 && hi - lo <= 16) { /* 14x14 and 7x7 planes: a row is one vector */
+                __mmask16 keep = (__mmask16)((1u << (hi - lo)) - 1);
+                _mm512_mask_storeu_ps(dst + lo, keep, _mm512_maskz_loadu_ps(keep, row + lo));
+            } else if (dg->sx == 1) {
                 memcpy(dst + lo, row + lo, (size_t)(hi - lo) * sizeof *dst);
             } else { /* stride 2: the even ones of 32 inputs; the loads end before row[2 * (hi - 1)] */
                 int64_t u = lo;
