@@ -433,28 +433,11 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_
     kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2);
 }
 
-/* Full 12 x 32 tiles of C from a B panel whose rows are ldpb apart, when the last K block's
- * epilogue is at most a clamp: the accumulators stay in registers while C is read back (after
- * the first K block) and the epilogue runs, row by row as they are stored. The generic kernel
- * keeps them in memory for its loop over a variable number of rows; with sums of 64 that cost
- * 7-9% of the time. The caller prefetches the tile's rows of C and the residual. */
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const gemm_job *j, int64_t kc,
-                                                                          const float *pa, const float *pb,
-                                                                          int64_t ldpb, int64_t i, int64_t col,
-                                                                          bool first, bool last) {
-    __m512 c[2 * MR][2];
-    for (int r = 0; r < 2 * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
-        const float *row = pb + p * ldpb;
-        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
-        for (int q = 0; q < 2; q++)
-            for (int r = 0; r < MR; r++) {
-                __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
-                c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
-                c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
-            }
-    }
+/* The epilogue of a full 12 x 32 tile (at most a clamp), its accumulators in registers. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void store_12x32(const gemm_job *j,
+                                                                                         __m512 c[2 * MR][2],
+                                                                                         int64_t i, int64_t col,
+                                                                                         bool first, bool last) {
     bool read_c = !first || j->load_c, clamp = last && j->act_mode == ACT_CLAMP;
     __m512 beta = _mm512_set1_ps(first ? j->beta : 1.0f), lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
     int64_t ldc = j->ldc, ldr = j->ldr;
@@ -483,6 +466,72 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const 
         _mm512_storeu_ps(cp + r * ldc, v0);
         _mm512_storeu_ps(cp + r * ldc + 16, v1);
     }
+}
+
+/* Full 12 x 32 tiles of C from a B panel whose rows are ldpb apart, when the last K block's
+ * epilogue is at most a clamp: the accumulators stay in registers while C is read back (after
+ * the first K block) and the epilogue runs, row by row as they are stored. The generic kernel
+ * keeps them in memory for its loop over a variable number of rows; with sums of 64 that cost
+ * 7-9% of the time. The caller prefetches the tile's rows of C and the residual. */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const gemm_job *j, int64_t kc,
+                                                                          const float *pa, const float *pb,
+                                                                          int64_t ldpb, int64_t i, int64_t col,
+                                                                          bool first, bool last) {
+    __m512 c[2 * MR][2];
+    for (int r = 0; r < 2 * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++) {
+        const float *row = pb + p * ldpb;
+        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+        for (int q = 0; q < 2; q++)
+            for (int r = 0; r < MR; r++) {
+                __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
+                c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
+                c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
+            }
+    }
+    store_12x32(j, c, i, col, first, last);
+}
+
+/* kernel_12x32_full for a B panel read in place (rows ldpb apart) over a sum of at least
+ * SPREAD_MIN_K, which also prefetches rows [r0, r1) of the next panel (at next, rows ldpb apart)
+ * into L2, a few every PF_CHUNK steps. Issued at once, as prefetch_rows does, a panel's share of
+ * rows (two lines each) fills the core's line fill buffers, and the loads of B the FMAs wait on
+ * queue behind them: a 1x1 layer 144->24 on 56x56 with its input in L3, 1 thread, 0.20-0.22 ms
+ * with the rows prefetched at the start of each call, 0.15-0.17 spread (0.135 with the input in
+ * L2). Short sums keep the burst: their calls are too short to spread over, and the bookkeeping
+ * in the loop cost sums of 16 and 27 a third of their time. */
+#define SPREAD_MIN_K 64
+#define SPREAD_MIN_B (1 << 18) /* floats: a B this large (1 MiB) comes from L3; from L2, spreading
+                                * cost 7-10% (32x192x784) */
+#define PF_CHUNK 8
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_spread(const gemm_job *j, int64_t kc,
+                                                                            const float *pa, const float *pb,
+                                                                            int64_t ldpb, int64_t i, int64_t col,
+                                                                            bool first, bool last, const float *next,
+                                                                            int64_t r0, int64_t r1) {
+    __m512 c[2 * MR][2];
+    for (int r = 0; r < 2 * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    const int64_t chunks = (kc + PF_CHUNK - 1) / PF_CHUNK, per_chunk = (r1 - r0 + chunks - 1) / chunks;
+    int64_t pf_row = r0, p = 0;
+    for (int64_t ci = 0; ci < chunks; ci++) {
+        for (int64_t end = KILN__MIN(r1, pf_row + per_chunk); pf_row < end; pf_row++) {
+            prefetch_l2(next + pf_row * ldpb);
+            prefetch_l2(next + pf_row * ldpb + 16);
+        }
+#pragma GCC unroll 8
+        for (const int64_t p1 = KILN__MIN(kc, p + PF_CHUNK); p < p1; p++) {
+            const float *row = pb + p * ldpb;
+            __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+            for (int q = 0; q < 2; q++)
+                for (int r = 0; r < MR; r++) {
+                    __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
+                    c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
+                    c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
+                }
+        }
+    }
+    store_12x32(j, c, i, col, first, last);
 }
 
 /* One row of C from a B panel whose rows are ldpb apart. In a GEMV (a linear layer on one
@@ -635,9 +684,17 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             int64_t calls = (rows + 2 * MR - 1) / (2 * MR), call = 0; /* 12-row calls, the last maybe 6 */
             for (int64_t ir = 0; ir < rows; ir += 2 * MR, call++) {
                 if (next) prefetch_slice(next, next_floats, call, calls);
-                if (next_direct) prefetch_rows(next_direct, j->ldb, roff, kc, call, calls);
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
-                if (!roff && r_n == 2 * MR && c_n == 2 * NR && full_epilogue) {
+                bool full = !roff && r_n == 2 * MR && c_n == 2 * NR && full_epilogue;
+                if (full && next_direct && kc >= SPREAD_MIN_K && j->k * j->n >= SPREAD_MIN_B) {
+                    int64_t per = (kc + calls - 1) / calls;
+                    prefetch_tile(j, i0 + ir, j0 + jr, r_n, last);
+                    kernel_12x32_spread(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, first, last,
+                                        next_direct, KILN__MIN(kc, call * per), KILN__MIN(kc, call * per + per));
+                    continue;
+                }
+                if (next_direct) prefetch_rows(next_direct, j->ldb, roff, kc, call, calls);
+                if (full) {
                     prefetch_tile(j, i0 + ir, j0 + jr, r_n, last);
                     kernel_12x32_full(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, first, last);
                 } else if (roff && r_n > MR)

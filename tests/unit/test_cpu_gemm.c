@@ -243,6 +243,12 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         /* 256 -> 1024 on 14x14: row tiles of equal size; B, one K block and one tile across, packed
          * by groups of panels on several threads */
         {1024, 196, 256, false, false, 1, 0, true, true, KILN_ACT_RELU, 0},
+        /* B read in place from 1 MiB or more, sums of 64 or more: the next panel's rows prefetched
+         * spread over the 12-row calls (144 -> 24 on 56x56; with beta and a residual; over three
+         * K blocks, 12 + 8 rows) */
+        {24, 3136, 144, false, false, 1, 0, true, false, KILN_ACT_RELU, 0},
+        {30, 2100, 200, false, false, 1, 0.5f, true, true, KILN_ACT_CLIP, 0},
+        {20, 800, 600, false, false, 1, 1, true, true, KILN_ACT_RELU, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
 }
