@@ -468,6 +468,20 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void st
     }
 }
 
+/* One step of a 12 x 32 tile's sum: row p of the B panel (rows ldpb apart) times K value p of
+ * two 6-row panels of A. */
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void fma_step_12x32(
+    __m512 c[2 * MR][2], const float *pa, const float *pb, int64_t ldpb, int64_t kc, int64_t p) {
+    const float *row = pb + p * ldpb;
+    __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+    for (int q = 0; q < 2; q++)
+        for (int r = 0; r < MR; r++) {
+            __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
+            c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
+            c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
+        }
+}
+
 /* Full 12 x 32 tiles of C from a B panel whose rows are ldpb apart, when the last K block's
  * epilogue is at most a clamp: the accumulators stay in registers while C is read back (after
  * the first K block) and the epilogue runs, row by row as they are stored. The generic kernel
@@ -480,16 +494,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_full(const 
     __m512 c[2 * MR][2];
     for (int r = 0; r < 2 * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
-        const float *row = pb + p * ldpb;
-        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
-        for (int q = 0; q < 2; q++)
-            for (int r = 0; r < MR; r++) {
-                __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
-                c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
-                c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
-            }
-    }
+    for (int64_t p = 0; p < kc; p++) fma_step_12x32(c, pa, pb, ldpb, kc, p);
     store_12x32(j, c, i, col, first, last);
 }
 
@@ -520,16 +525,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_spread(cons
             prefetch_l2(next + pf_row * ldpb + 16);
         }
 #pragma GCC unroll 8
-        for (const int64_t p1 = KILN__MIN(kc, p + PF_CHUNK); p < p1; p++) {
-            const float *row = pb + p * ldpb;
-            __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
-            for (int q = 0; q < 2; q++)
-                for (int r = 0; r < MR; r++) {
-                    __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
-                    c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
-                    c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
-                }
-        }
+        for (const int64_t p1 = KILN__MIN(kc, p + PF_CHUNK); p < p1; p++) fma_step_12x32(c, pa, pb, ldpb, kc, p);
     }
     store_12x32(j, c, i, col, first, last);
 }
