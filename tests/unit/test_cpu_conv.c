@@ -1119,8 +1119,10 @@ static void blocked_conv_pool(conv_case cc, int type, int64_t k, int64_t s, int6
 static void test_blocked_edges(void) {
     bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
     blocked_chain(1, 96, 576, 96, 14, 1, KILN_ACT_CLIP, false, avx512, avx512);
-    blocked_chain(2, 24, 144, 32, 56, 2, KILN_ACT_RELU, false, avx512, false); /* 144 maps: a half panel; the
-                                                                                  projection's plane suits rows */
+    blocked_chain(2, 24, 144, 32, 56, 2, KILN_ACT_RELU, false, avx512, avx512); /* 144 maps: a half panel; 32
+                                                                                   projected maps from blocks */
+    blocked_chain(1, 32, 192, 32, 28, 1, KILN_ACT_CLIP, false, avx512, avx512);
+    blocked_chain(1, 32, 192, 96, 28, 1, KILN_ACT_CLIP, false, avx512, false); /* 96 projected maps: rows win */
     blocked_chain(1, 160, 960, 160, 7, 1, -1, false, avx512, avx512);
     blocked_chain(1, 32, 192, 64, 28, 2, KILN_ACT_LEAKY_RELU, false, avx512, avx512);
     blocked_chain(1, 16, 32, 32, 2, 1, KILN_ACT_SIGMOID, false, avx512, avx512); /* 4 positions: no row blocks */
