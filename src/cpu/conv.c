@@ -836,7 +836,7 @@ static bool direct_blocked_ok(const conv_geom *g) {
  * in NCHW reads its few rows of A against B rows strided a plane apart. Measured with the input
  * in L3, 1 thread: 192->32 on 28x28 0.069 ms against 0.088, 144->32 0.052 against 0.066, 192->64
  * on 14x14 0.032 against 0.039; with more maps the row GEMM keeps the lead (256->128 on 56x56
- * 1.44-1.85 ms against 1.36-1.45, 128->512 on 28x28 0.81-0.92 against 0.61-0.64). */
+ * 1.44-1.85 ms against 1.26-1.45, 128->512 on 28x28 0.81-0.92 against 0.61-0.64). */
 #define CV_BLOCKED_MAX_MAPS 64
 #define CV_BLOCKED_MIN_K 128
 
