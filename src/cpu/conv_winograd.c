@@ -19,6 +19,13 @@
 #define BLOCK_BYTES (1 << 20)
 #define BLOCK_TILES 48
 #define HEADER_OFFSET 64
+/* With this many tiles per thread or more, each thread runs the three steps over its own tile
+ * rows (split_range) instead of all threads sharing each step of each block: V and M then stay
+ * in the core that wrote them, and a layer is one parallel loop instead of three per block.
+ * ResNet-50's 3x3 layers on 56x56 (196 tiles), 2 threads, inside the network (per-layer medians,
+ * the two ways alternating in one process): 0.92 -> 0.80, 0.89 -> 0.75, 0.88 -> 0.73 ms. Fewer
+ * tiles per thread would make the GEMMs too narrow (28x28 has 49 in all). */
+#define SPLIT_MIN_TILES 48
 /* Smaller convolutions run faster through im2col + GEMM (measured, 1 thread, AVX-512): with few
  * tiles the 4x larger transformed weights cost more to read than the multiplications saved, and
  * with few channels the transforms outweigh the GEMMs. */
@@ -286,6 +293,38 @@ static void output_range(void *arg, int64_t b, int64_t e) {
 
 /* ---------------------------------------------------------------- driver */
 
+/* One thread's pipeline (kiln__winograd_conv's split by tile rows): tile rows [r0, r1) in blocks
+ * of at most block_rows, each through the three steps on this thread alone, with this slot's
+ * scratch. */
+typedef struct wino_split {
+    const wino_job *j;
+    int64_t rows, block_rows, slots;
+    float *v, *mo; /* per slot: vfloats and mfloats */
+    int64_t vfloats, mfloats;
+    atomic_int status;
+} wino_split;
+
+static void split_range(void *arg, int64_t b, int64_t e) {
+    wino_split *sp = arg;
+    const kiln__conv_geom *g = sp->j->g;
+    for (int64_t s = b; s < e; s++) {
+        wino_job t = {.g = g, .x = sp->j->x, .bias = sp->j->bias, .res = sp->j->res, .y = sp->j->y,
+                      .act = sp->j->act, .upack = sp->j->upack, .ustride = sp->j->ustride,
+                      .v = sp->v + s * sp->vfloats, .mo = sp->mo + s * sp->mfloats, .ty = sp->j->ty,
+                      .tx = sp->j->tx, .alloc = sp->j->alloc};
+        atomic_init(&t.status, KILN_OK);
+        int64_t r1 = (s + 1) * sp->rows / sp->slots;
+        for (t.r0 = s * sp->rows / sp->slots; t.r0 < r1; t.r0 += sp->block_rows) {
+            t.nt = KILN__MIN(sp->block_rows, r1 - t.r0) * t.tx;
+            input_range(&t, 0, g->c);
+            gemm_range(&t, 0, NPTS);
+            if (atomic_load(&t.status) != KILN_OK) break;
+            output_range(&t, 0, g->m);
+        }
+        if (atomic_load(&t.status) != KILN_OK) atomic_store(&sp->status, atomic_load(&t.status));
+    }
+}
+
 kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
                                 const float *bias, const float *res, const kiln__act *act, float *y,
                                 kiln__cpu_ctx *ctx, const kiln_layer *layer) {
@@ -305,6 +344,29 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
         !kiln__mul_size((size_t)(NPTS * g->m), (size_t)(block_rows * j.tx) * sizeof(float), &mbytes)) {
         kiln__free(ctx->alloc, owned);
         return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+    }
+    int64_t threads = kiln__pool_threads(ctx->pool);
+    if (threads > 1 && rows * j.tx / threads >= SPLIT_MIN_TILES) {
+        wino_split sp = {.j = &j, .rows = rows, .slots = KILN__MIN(threads, rows)};
+        sp.block_rows = KILN__MIN(block_rows, (rows + sp.slots - 1) / sp.slots);
+        sp.vfloats = (NPTS * g->c * sp.block_rows * j.tx + 15) / 16 * 16;
+        sp.mfloats = (NPTS * g->m * sp.block_rows * j.tx + 15) / 16 * 16;
+        atomic_init(&sp.status, KILN_OK);
+        size_t bytes;
+        if (!kiln__mul_size((size_t)(sp.vfloats + sp.mfloats), (size_t)sp.slots * sizeof(float), &bytes)) {
+            kiln__free(ctx->alloc, owned);
+            return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+        }
+        sp.v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+        st = sp.v ? KILN_OK : KILN_OUT_OF_MEMORY;
+        if (st == KILN_OK) {
+            sp.mo = sp.v + sp.slots * sp.vfloats;
+            kiln__parallel_slots(ctx->pool, sp.slots, split_range, &sp);
+            st = atomic_load(&sp.status);
+        }
+        kiln__free(ctx->alloc, sp.v);
+        kiln__free(ctx->alloc, owned);
+        return st;
     }
     j.v = kiln__malloc_aligned(ctx->alloc, vbytes, 64);
     j.mo = kiln__malloc_aligned(ctx->alloc, mbytes, 64);

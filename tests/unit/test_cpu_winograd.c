@@ -184,11 +184,30 @@ static void test_applies(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
+/* Enough tiles per thread that each thread runs its own tile rows: rows split unevenly, across
+ * the images of a batch, in several blocks per thread, and a single tile row (one slot). */
+static void test_split_rows(void) {
+    if (kiln__cpu_simd() == KILN__SIMD_NONE) return;
+    kiln__pool *two = NULL;
+    KT_OK(kiln__pool_create(&g_alloc, 2, &two));
+    kiln__act relu = {KILN_ACT_RELU, 0, 0}, none = {-1, 0, 0};
+    kiln__conv_geom g56 = geom(1, 24, 20, 56, 56, 1, 1, 1, 1), gb = geom(2, 20, 36, 40, 44, 1, 0, 2, 1);
+    kiln__conv_geom wide = geom(1, 16, 24, 3, 400, 1, 1, 1, 1), big = geom(1, 64, 32, 120, 96, 1, 1, 1, 1);
+    run_case("split rows", &g56, true, true, &relu, two, NULL, NULL);
+    run_case("split rows", &g56, true, false, &none, g_pool, NULL, NULL);
+    run_case("split rows", &gb, false, true, &relu, two, NULL, NULL);
+    run_case("split rows", &gb, true, true, &none, g_pool, NULL, NULL);
+    run_case("split rows", &wide, true, false, &relu, two, NULL, NULL);
+    run_case("split rows", &big, true, true, &relu, two, NULL, NULL);
+    kiln__pool_destroy(two);
+}
+
 int main(void) {
     ck_init();
     test_applies();
     test_random();
     test_foreign_slot();
+    test_split_rows();
     ck_done();
     return kt_summary("test_cpu_winograd");
 }
