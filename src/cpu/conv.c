@@ -551,7 +551,9 @@ static kiln_status conv_cv_pointwise(conv_job *j, kiln__cpu_ctx *ctx) {
         kiln__gemm_epilogue ep = {j->bias, j->res ? j->res + first : NULL, g->out_plane, j->act};
         st = kiln__sgemm_cv(ctx->pool, g->m, g->out_plane, g->c, j->wpack, j->x + n * g->c * g->in_plane, off,
                             g->out_plane, g->out_plane, j->y + first, g->out_plane,
-                            (j->x_blocked ? KILN__CV_B_BLOCKED : 0) | (j->y_blocked ? KILN__CV_C_BLOCKED : 0), &ep);
+                            KILN__CV_STREAM_B | (j->x_blocked ? KILN__CV_B_BLOCKED : 0) |
+                                (j->y_blocked ? KILN__CV_C_BLOCKED : 0),
+                            &ep);
     }
     kiln__free(ctx->alloc, off);
     return st;

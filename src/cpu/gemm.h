@@ -63,8 +63,10 @@ kiln_status kiln__sgemm_packed_rows(kiln__pool *pool, const kiln__alloc *alloc, 
  * i % 16] (m a multiple of 16, no residual): a layer's NCHW16C output. KILN__CV_B_BLOCKED: B's
  * columns are 16 floats apart, column j of row p at b[row_offsets[p] + 16 * j] (an NCHW16C input,
  * whose 16 channels of a block then share each position's cache line). Both together: a
- * pointwise layer from NCHW16C to NCHW16C. */
-enum { KILN__CV_B_BLOCKED = 1, KILN__CV_C_BLOCKED = 2 };
+ * pointwise layer from NCHW16C to NCHW16C. KILN__CV_STREAM_B (with either): blocks of columns
+ * share no rows of B (a 1x1 layer's input, not a window's), so where B is likely out of L2
+ * each block's rows are prefetched while the block before it runs. */
+enum { KILN__CV_B_BLOCKED = 1, KILN__CV_C_BLOCKED = 2, KILN__CV_STREAM_B = 4 };
 int64_t kiln__sgemm_cv_packed_floats(int64_t m, int64_t k);
 void kiln__sgemm_cv_pack(int64_t m, int64_t k, const float *a, int64_t lda, float *dst);
 kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, const float *packed_a, const float *b,

@@ -144,7 +144,8 @@ static void run(const char *what, const gcase *g, kiln__pool *pool) {
         }
         kiln__sgemm_cv_pack(m, k, a, lda, pa);
         memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
-        KT_OK(kiln__sgemm_cv(pool, m, n, k, pa, rows, off, wq, wo, c, ldc, false, &ep));
+        KT_OK(kiln__sgemm_cv(pool, m, n, k, pa, rows, off, wq, wo, c, ldc, kt_randi(0, 1) ? KILN__CV_STREAM_B : 0,
+                             &ep));
         char pname[300];
         snprintf(pname, sizeof pname, "channel-vector wo=%lld wq=%lld: %s", (long long)wo, (long long)wq, name);
         kt_close(pname, c, want, m * ldc, 1e-4f, 1e-4f * (float)KILN__MAX(1, k) + 1e-5f);
