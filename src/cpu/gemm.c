@@ -386,12 +386,13 @@ static inline void prefetch_tile(const gemm_job *j, int64_t i, int64_t col, int 
     }
 }
 
-/* The AVX-512 micro-kernel: (6 * panels) x 32 from `panels` consecutive 6-row panels of A
- * ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12 rows)
- * double the FMAs per load of B; one serves the last rows. */
+/* The AVX-512 micro-kernel: (6 * panels) x (16 * halves) from `panels` consecutive 6-row panels
+ * of A ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12
+ * rows) double the FMAs per load of B; one serves the last rows. One half: the panel's first 16
+ * columns only. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void kernel_x32(
     const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, const int64_t *roff, int64_t i,
-    int64_t col, int rows, int cols, bool first, bool last, const int panels) {
+    int64_t col, int rows, int cols, bool first, bool last, const int panels, const int halves) {
     __m512 c[2 * MR][2];
     for (int r = 0; r < panels * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (!(roff && j->grid_wq)) /* the tile's rows of C and the residual arrive while the sums run */
@@ -399,12 +400,12 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         const float *row = roff ? pb + roff[p] : pb + p * ldpb;
-        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+        __m512 b0 = _mm512_loadu_ps(row), b1 = halves == 2 ? _mm512_loadu_ps(row + 16) : b0;
         for (int q = 0; q < panels; q++)
             for (int r = 0; r < MR; r++) {
                 __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
                 c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
-                c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
+                if (halves == 2) c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
             }
     }
     if (roff && j->grid_wq) {
@@ -424,14 +425,32 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_j
                                                                     const float *pb, int64_t ldpb, int64_t i,
                                                                     int64_t col, int rows, int cols, bool first,
                                                                     bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1);
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1, 2);
 }
 
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_job *j, int64_t kc, const float *pa,
                                                                      const float *pb, int64_t ldpb, int64_t i,
                                                                      int64_t col, int rows, int cols, bool first,
                                                                      bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2);
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2, 2);
+}
+
+/* A panel's last columns, 16 or fewer, from the first half of its 32: planes of 196 positions
+ * (14x14) end in 4 columns, of 784 in 16; with the whole panel's FMAs the 4 cost as much as 32.
+ * ResNet-50's 256->1024 on 14x14 (6 layers) inside the network (per-layer medians, with and
+ * without alternating in one process): 0.81 -> 0.76 ms at 1 thread, 0.43 -> 0.40 at 2. */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_half(const gemm_job *j, int64_t kc,
+                                                                         const float *pa, const float *pb,
+                                                                         int64_t ldpb, int64_t i, int64_t col,
+                                                                         int rows, int cols, bool first, bool last) {
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1, 1);
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_half(const gemm_job *j, int64_t kc,
+                                                                          const float *pa, const float *pb,
+                                                                          int64_t ldpb, int64_t i, int64_t col,
+                                                                          int rows, int cols, bool first, bool last) {
+    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2, 1);
 }
 
 /* The epilogue of a full 12 x 32 tile (at most a clamp), its accumulators in registers. */
@@ -564,14 +583,14 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_rows(const g
                                                                          const float *pa, const float *pb,
                                                                          const int64_t *roff, int64_t i, int64_t col,
                                                                          int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1);
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1, 2);
 }
 
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const gemm_job *j, int64_t kc,
                                                                           const float *pa, const float *pb,
                                                                           const int64_t *roff, int64_t i, int64_t col,
                                                                           int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2);
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2, 2);
 }
 
 /* The next B panel streams from memory while the current one is reused from L1 by every row
@@ -624,8 +643,12 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     if (jr + j->nr < cols) prefetch_tile(j, i0 + ir, j0 + jr + j->nr, r_n, true); /* one call ahead */
                     if (r_n == 2 * MR && c_n == 2 * NR && full_epilogue)
                         kernel_12x32_full(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, true, true);
+                    else if (r_n > MR && c_n <= NR)
+                        kernel_12x32_half(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
                     else if (r_n > MR)
                         kernel_12x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
+                    else if (r_n > 1 && c_n <= NR)
+                        kernel_6x32_half(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
                     else if (r_n == 1)
                         kernel_1x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, c_n, true, true);
                     else
@@ -698,8 +721,12 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     kernel_12x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (roff)
                     kernel_6x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else if (r_n > MR && c_n <= NR)
+                    kernel_12x32_half(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (r_n > MR)
                     kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                else if (r_n > 1 && c_n <= NR)
+                    kernel_6x32_half(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (r_n == 1)
                     kernel_1x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, c_n, first, last);
                 else
