@@ -22,6 +22,16 @@ void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_
  * instead (a worker the system is not running does not hold the call up). n at most the pool's
  * threads; serial (fn(arg, 0, n)) where kiln__parallel_for would be. */
 void kiln__parallel_slots(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg);
+/* fn(arg, i, i + 1) once for each item i < n: with T = min(n, the pool's threads), thread t takes
+ * items [t * n / T, (t + 1) * n / T) in order, so that layers split the same way in a row mostly
+ * read on one core what that core wrote; a thread done with its own items takes those the others
+ * have not started, from the front of their ranges (a slow or absent thread holds the call up by
+ * one item at most). Serial (fn(arg, 0, n)) where kiln__parallel_for would be. */
+void kiln__parallel_ranges(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg);
+/* The index of the pool thread running the calling item (0: the caller), for scratch per thread
+ * when items move between threads. Outside a parallel loop it is stale, at most some pool's
+ * thread count - 1: callers clamp it to their scratch slots (a serial run uses one). */
+int32_t kiln__pool_thread(void);
 
 typedef struct kiln__cpu_ctx {
     kiln__pool *pool;          /* may be NULL */

@@ -48,9 +48,13 @@ struct kiln__pool {
     kiln__range_fn fn;
     void *arg;
     int64_t n, chunk;
-    bool pinned; /* item i runs on thread i if that thread joins in time (kiln__parallel_slots) */
+    /* Ranges (kiln__parallel_ranges): thread t owns items [t * n / parts, (t + 1) * n / parts) and
+     * takes them in order through range_next[t]; done with its own, a thread takes the items
+     * other threads have not started, from the front of their ranges. */
+    bool ranges;
+    int64_t parts;
     atomic_int_fast64_t next;
-    atomic_bool *claimed; /* pinned: item i taken (nb_threads flags) */
+    atomic_int_fast64_t *range_next; /* nb_threads counters */
 };
 
 /* One round of spinning; every 64th gives the core away, so that on an oversubscribed machine
@@ -65,13 +69,22 @@ static inline void spin_round(int i) {
 #endif
 }
 
-/* Takes chunks until none are left. Pinned: the thread's own item first, then any item no
- * thread has taken (its thread has not joined). */
+static _Thread_local int32_t current_thread;
+
+int32_t kiln__pool_thread(void) { return current_thread; }
+
+/* Takes chunks until none are left. Ranges: the thread's own range first, then what is left of
+ * the others' (their threads have not joined, or are behind). */
 static void run_chunks(kiln__pool *pool, int32_t index) {
-    if (pool->pinned) {
-        for (int64_t k = 0; k < pool->n; k++) {
-            int64_t i = (index + k) % pool->n;
-            if (!atomic_exchange_explicit(&pool->claimed[i], true, memory_order_relaxed)) pool->fn(pool->arg, i, i + 1);
+    current_thread = index;
+    if (pool->ranges) {
+        for (int64_t k = 0; k < pool->parts; k++) {
+            int64_t t = (index + k) % pool->parts, end = (t + 1) * pool->n / pool->parts;
+            for (;;) {
+                int64_t i = atomic_fetch_add_explicit(&pool->range_next[t], 1, memory_order_relaxed);
+                if (i >= end) break;
+                pool->fn(pool->arg, i, i + 1);
+            }
         }
         return;
     }
@@ -143,14 +156,14 @@ kiln_status kiln__pool_create(const kiln__alloc *alloc, int32_t nb_threads, kiln
     atomic_init(&pool->next, 0);
     if (nb_threads > 1) {
         pool->workers = kiln__calloc(alloc, (size_t)nb_threads - 1, sizeof *pool->workers);
-        pool->claimed = kiln__calloc(alloc, (size_t)nb_threads, sizeof *pool->claimed);
-        if (!pool->workers || !pool->claimed) {
+        pool->range_next = kiln__calloc(alloc, (size_t)nb_threads, sizeof *pool->range_next);
+        if (!pool->workers || !pool->range_next) {
             kiln__free(alloc, pool->workers);
-            kiln__free(alloc, pool->claimed);
+            kiln__free(alloc, pool->range_next);
             kiln__free(alloc, pool);
             return KILN_OUT_OF_MEMORY;
         }
-        for (int32_t i = 0; i < nb_threads; i++) atomic_init(&pool->claimed[i], true);
+        for (int32_t i = 0; i < nb_threads; i++) atomic_init(&pool->range_next[i], 0);
     }
     pthread_mutex_init(&pool->busy, NULL);
     pthread_mutex_init(&pool->lock, NULL);
@@ -181,7 +194,7 @@ void kiln__pool_destroy(kiln__pool *pool) {
     pthread_mutex_destroy(&pool->busy);
     kiln__alloc alloc = pool->alloc;
     kiln__free(&alloc, pool->workers);
-    kiln__free(&alloc, pool->claimed);
+    kiln__free(&alloc, pool->range_next);
     kiln__free(&alloc, pool);
 }
 
@@ -193,13 +206,15 @@ static bool loop_empty(kiln__pool *pool) {
 
 /* Publishes a loop to the workers, takes the caller's share, closes the loop and waits for the
  * workers that joined it. */
-static void run_loop(kiln__pool *pool, int64_t n, int64_t chunk, bool pinned, kiln__range_fn fn, void *arg) {
+static void run_loop(kiln__pool *pool, int64_t n, int64_t chunk, bool ranges, kiln__range_fn fn, void *arg) {
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
     pool->chunk = chunk;
-    pool->pinned = pinned;
-    for (int64_t i = 0; pinned && i < n; i++) atomic_store_explicit(&pool->claimed[i], false, memory_order_relaxed);
+    pool->ranges = ranges;
+    pool->parts = KILN__MIN(n, (int64_t)pool->nb_threads);
+    for (int64_t t = 0; ranges && t < pool->parts; t++)
+        atomic_store_explicit(&pool->range_next[t], t * n / pool->parts, memory_order_relaxed);
     atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
     uint64_t generation = LOOP_GENERATION(atomic_load_explicit(&pool->state, memory_order_relaxed)) + 1;
     pthread_mutex_lock(&pool->lock);
@@ -232,8 +247,16 @@ void kiln__parallel_for(kiln__pool *pool, int64_t n, int64_t grain, kiln__range_
 
 void kiln__parallel_slots(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg) {
     if (n <= 0) return;
-    if (!pool || pool->nb_workers == 0 || n > pool->nb_threads || n == 1 ||
-        pthread_mutex_trylock(&pool->busy) != 0) {
+    if (!pool || n > pool->nb_threads) {
+        fn(arg, 0, n);
+        return;
+    }
+    kiln__parallel_ranges(pool, n, fn, arg);
+}
+
+void kiln__parallel_ranges(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg) {
+    if (n <= 0) return;
+    if (!pool || pool->nb_workers == 0 || n == 1 || pthread_mutex_trylock(&pool->busy) != 0) {
         fn(arg, 0, n);
         return;
     }
