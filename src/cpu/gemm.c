@@ -78,7 +78,8 @@ typedef struct gemm_job {
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
     int64_t pack_cols; /* columns of B per piece packed before the tiles */
-    int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts */
+    int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts;
+                    * row GEMM split by columns: its items */
     bool by_blocks; /* the static split: by positions (else by maps) */
     int64_t work_slots; /* row GEMM: the packing buffers in work, one per thread */
     bool cv_prefetch_b; /* channel-vector GEMM: the next block's B rows prefetched (CV_STREAM_MIN_K) */
@@ -742,17 +743,15 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
         for (int64_t r = 0; r < rows; r++) kiln__apply_act_f32(j->act, j->c + (i0 + r) * j->ldc + j0, cols);
 }
 
-/* Items [begin, end) of the split by columns (kiln__parallel_ranges): item i is its share of the
- * 32-column panels, all rows. */
+/* Items [begin, end) of the split by columns (kiln__parallel_ranges, one row tile): item i is its
+ * share of the 32-column panels. */
 static void column_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
     int64_t s = KILN__MIN(kiln__pool_thread(), j->work_slots - 1), units = (j->n + j->nr - 1) / j->nr;
     float *pa = j->work + s * j->work_per_slot, *pb = j->apack ? pa : pa + j->mc * j->kc;
     for (int64_t item = begin; item < end; item++) {
         int64_t c0 = item * units / j->slots * j->nr, c1 = KILN__MIN(j->n, (item + 1) * units / j->slots * j->nr);
-        for (int64_t i0 = 0; i0 < j->m; i0 += j->mc)
-            for (int64_t j0 = c0; j0 < c1; j0 += j->nc)
-                run_tile(j, i0, KILN__MIN(j->mc, j->m - i0), j0, KILN__MIN(j->nc, c1 - j0), pa, pb);
+        for (int64_t j0 = c0; j0 < c1; j0 += j->nc) run_tile(j, 0, j->m, j0, KILN__MIN(j->nc, c1 - j0), pa, pb);
     }
 }
 

@@ -32,11 +32,16 @@ static double now_us(void) {
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
 }
 
-/* arg: NULL, or microseconds each slot keeps its thread busy. */
-static void record_slot(void *arg, int64_t begin, int64_t end) {
-    atomic_fetch_add(&g_calls_running, 1);
+/* arg: NULL, or microseconds to keep the thread busy. */
+static void busy_for(const void *arg) {
     if (arg)
         for (double until = now_us() + *(const double *)arg; now_us() < until;) continue;
+}
+
+/* arg: as busy_for's, per call of the slots. */
+static void record_slot(void *arg, int64_t begin, int64_t end) {
+    atomic_fetch_add(&g_calls_running, 1);
+    busy_for(arg);
     for (int64_t s = begin; s < end; s++) {
         g_slot_thread[s] = pthread_self();
         atomic_fetch_add(&g_slot_runs[s], 1);
@@ -50,8 +55,7 @@ static atomic_int g_item_order[ITEMS], g_order, g_item_index[ITEMS];
 
 static void record_item(void *arg, int64_t begin, int64_t end) {
     atomic_fetch_add(&g_calls_running, 1);
-    if (arg)
-        for (double until = now_us() + *(const double *)arg; now_us() < until;) continue;
+    busy_for(arg);
     for (int64_t i = begin; i < end; i++) {
         g_item_thread[i] = pthread_self();
         atomic_store(&g_item_order[i], atomic_fetch_add(&g_order, 1));
