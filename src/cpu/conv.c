@@ -63,11 +63,6 @@ static void im2col(const conv_geom *g, const float *x, float *col, int64_t r0, i
     }
 }
 
-/* Adds bias and residual and applies the activation to output maps [m0, m1) of image n. */
-static void epilogue(const conv_job *j, int64_t n, int64_t m0, int64_t m1) {
-    kiln__conv_epilogue(&j->g, j->y, j->bias, j->res, j->act, n, m0, m1);
-}
-
 /* ---------------------------------------------------------------- implicit im2col */
 
 /* With SIMD the GEMM packs the col matrix of one (image, group) straight from its input through
@@ -384,14 +379,19 @@ static void narrow_rows(void *arg, int64_t m0, int64_t m1) {
     const conv_job *j = no->j;
     int64_t plane = j->g.out_plane, m = j->g.m;
     float *y0 = j->y + no->image * m * plane;
+    const float *r0 = j->res ? j->res + no->image * m * plane : NULL;
     for (int64_t mb = m0; mb < m1; mb += NARROW_BLOCK) {
         int64_t nb = KILN__MIN(NARROW_BLOCK, m1 - mb);
         for (int64_t p = 0; p < plane; p++) {
             const float *t = no->t + p * m + mb;
-            for (int64_t i = 0; i < nb; i++) y0[(mb + i) * plane + p] = t[i];
+            if (r0)
+                for (int64_t i = 0; i < nb; i++) y0[(mb + i) * plane + p] = t[i] + r0[(mb + i) * plane + p];
+            else
+                for (int64_t i = 0; i < nb; i++) y0[(mb + i) * plane + p] = t[i];
         }
     }
-    epilogue(j, no->image, m0, m1);
+    /* the residual went in with the copy: y may be the residual's memory */
+    kiln__conv_epilogue(&j->g, j->y, j->bias, NULL, j->act, no->image, m0, m1);
 }
 
 static kiln_status conv_narrow(conv_job *j, const float *wt_pack, kiln__cpu_ctx *ctx) {
@@ -630,11 +630,20 @@ __attribute__((target("avx512f"))) static void direct_copy_range(void *arg, int6
 static void direct_out_range(void *arg, int64_t m0, int64_t m1) {
     const direct_job *dj = arg;
     const conv_geom *g = &dj->j->g;
+    const float *res = dj->j->res ? dj->j->res + dj->n * g->m * g->out_plane : NULL;
     for (int64_t m = m0; m < m1; m++)
-        for (int64_t oy = 0; oy < g->out[1]; oy++)
-            memcpy(dj->y + m * g->out_plane + oy * g->out[2], dj->grid + m * dj->dg->grid + oy * dj->dg->wq,
-                   (size_t)g->out[2] * sizeof(float));
-    epilogue(dj->j, dj->n, m0, m1);
+        for (int64_t oy = 0; oy < g->out[1]; oy++) {
+            float *y = dj->y + m * g->out_plane + oy * g->out[2];
+            const float *src = dj->grid + m * dj->dg->grid + oy * dj->dg->wq;
+            if (res) {
+                const float *r = res + m * g->out_plane + oy * g->out[2];
+                for (int64_t x = 0; x < g->out[2]; x++) y[x] = src[x] + r[x];
+            } else {
+                memcpy(y, src, (size_t)g->out[2] * sizeof(float));
+            }
+        }
+    /* the residual went in with the copy: y may be the residual's memory */
+    kiln__conv_epilogue(g, dj->j->y, dj->j->bias, NULL, dj->j->act, dj->n, m0, m1);
 }
 
 /* cv: through the channel-vector GEMM, which reads only the grid's first Wo columns of each row. */
@@ -871,6 +880,15 @@ bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in,
     if (direct_blocked_ok(&gp)) return false;
     kiln__conv_geom_init(reader, r_in, r_out, &gr);
     return blocked_ok(&gr, true, false, kiln__conv_optional(reader, r_in, 3) != NULL);
+}
+
+bool kiln__cpu_conv_inplace_ok(const kiln_layer *layer, const kiln__value *in, const kiln__value *out) {
+    if (layer->type != KILN_LAYER_CONVOLUTION || layer->nb_inputs <= 3 || in[0].dtype != KILN_FLOAT32 ||
+        in[3].dtype != KILN_FLOAT32 || out[0].dtype != KILN_FLOAT32 || !kiln__dims_equal(&in[3].dims, &out[0].dims))
+        return false;
+    conv_geom g;
+    kiln__conv_geom_init(layer, in, out, &g);
+    return !(g.groups == g.c && g.m == g.c);
 }
 
 kiln_status kiln__cpu_conv(const kiln_layer *layer, const kiln__value *in, kiln__value *out, kiln__cpu_ctx *ctx) {

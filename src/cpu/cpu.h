@@ -66,6 +66,13 @@ bool kiln__cpu_blocked_pair(const kiln_layer *producer, const kiln_layer *reader
 bool kiln__cpu_blocked_edge(const kiln_layer *producer, const kiln__value *p_in, const kiln__value *t,
                             const kiln_layer *reader, const kiln__value *r_in, const kiln__value *r_out);
 
+/* Whether a convolution with a residual input (in[3]; dims and dtypes suffice) may write its
+ * output over the residual where that is the residual's last read: the stores then go to lines
+ * the residual's loads have just brought in, not to others they must fetch first. Its float32
+ * kernels other than the depthwise ones read each residual element before storing the output
+ * element at the same place (the GEMMs take a residual that is C itself as C's initial value). */
+bool kiln__cpu_conv_inplace_ok(const kiln_layer *layer, const kiln__value *in, const kiln__value *out);
+
 /* Whether a pooling layer (inputs in, outputs out inferred) reads its input in NCHW16C. */
 bool kiln__cpu_pool_blocked_ok(const kiln_layer *layer, const kiln__value *in, const kiln__value *out);
 

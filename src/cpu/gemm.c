@@ -344,7 +344,8 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void gr
             if (!m) continue;
             float *cq = c + runs->run[q].at[h];
             __m512 v = h ? v1 : v0;
-            if (!first) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cq));
+            if (!first || j->load_c)
+                v = _mm512_fmadd_ps(_mm512_set1_ps(first ? j->beta : 1.0f), _mm512_maskz_loadu_ps(m, cq), v);
             if (last) {
                 if (j->bias) v = _mm512_add_ps(v, _mm512_set1_ps(j->bias[i]));
                 if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + runs->run[q].at[h]));
@@ -942,6 +943,13 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
         j->bias = ep->bias;
         j->res = ep->res;
         j->ldr = ep->ldr;
+    }
+    /* The residual in C itself (a convolution written over its residual, kiln__cpu_conv_inplace_ok):
+     * the first K block reads it as C, before any block has stored over it. */
+    if (j->res && j->res == j->c && j->ldr == j->ldc) {
+        j->beta = j->load_c ? j->beta + 1.0f : 1.0f;
+        j->load_c = true;
+        j->res = NULL;
     }
     set_act(j, ep);
     if (k <= 0) {

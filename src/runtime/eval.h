@@ -20,7 +20,8 @@ typedef struct kiln__arena_plan {
 
 /* Plans the arena from a SHAPES-mode run's values for the same input dims: every non-constant
  * tensor with known dims gets an offset; tensors whose lifetimes (producer .. last reader;
- * network outputs to the end) overlap never share bytes. */
+ * network outputs to the end) overlap never share bytes, but for a convolution's output written
+ * over the residual it reads last (kiln__cpu_conv_inplace_ok). */
 kiln_status kiln__arena_plan_make(const kiln_network *net, const kiln__value *shapes, const kiln__alloc *alloc,
                                   kiln__arena_plan *plan);
 void kiln__arena_plan_free(const kiln__alloc *alloc, kiln__arena_plan *plan);

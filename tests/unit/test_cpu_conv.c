@@ -11,6 +11,8 @@ kiln_status kiln__cpu_conv(const kiln_layer *, const kiln__value *, kiln__value 
 kiln_status kiln__cpu_deconv(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 kiln_status kiln__cpu_pooling(const kiln_layer *, const kiln__value *, kiln__value *, kiln__cpu_ctx *);
 
+static int g_inplace_runs; /* cases run with the output over the residual */
+
 /* A value of random data in [-1, 1); ref gets the values as stored (rounded to the dtype). */
 static kiln__value rand_value(kiln_dtype t, kiln_dims dims, double **ref) {
     kiln__value v = {.dtype = t, .dims = dims};
@@ -216,19 +218,31 @@ static void run_case_seeded(const char *what, const conv_case *cc, kiln_dtype t,
     double *ry = malloc(sizeof(double) * (size_t)ny);
     reference(cc, out, pb, rx, rw, rb, rr, ry);
     float *got = malloc(sizeof(float) * (size_t)ny), *want = malloc(sizeof(float) * (size_t)ny);
-    for (int run = 0; run < (cache ? 2 : 1); run++) {
-        memset(o[0].data, 0xff, o[0].bytes); /* NaNs: every output must be written */
-        KT_OK(kiln__cpu_kernel_for(l.type)(&l, in, o, &ctx));
+    float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
+    /* float32 sums of many products round more with Winograd (3x3 stride 1): grows with sqrt(K) */
+    double k_len = (double)(cc->c / cc->groups) * (double)cc->k[0] * (cc->ns > 1 ? (double)cc->k[1] : 1.0) *
+                   (cc->ns > 2 ? (double)cc->k[2] : 1.0);
+    float atol = t == KILN_FLOAT32 ? KILN__MAX(tol, 4e-5f * (float)sqrt(k_len)) : tol;
+    /* Where the planner may put the output over the residual, also run with the two one buffer. */
+    bool inplace = cc->res && !cc->deconv && kiln__cpu_conv_inplace_ok(&l, in, o);
+    kiln__value in_place[4];
+    memcpy(in_place, in, sizeof in);
+    in_place[3].data = o[0].data;
+    for (int run = 0; run < (cache ? 2 : 1) + inplace; run++) {
+        bool over_res = inplace && run == (cache ? 2 : 1);
+        if (over_res)
+            memcpy(o[0].data, in[3].data, o[0].bytes);
+        else
+            memset(o[0].data, 0xff, o[0].bytes); /* NaNs: every output must be written */
+        KT_OK(kiln__cpu_kernel_for(l.type)(&l, over_res ? in_place : in, o, &ctx));
         for (int64_t i = 0; i < ny; i++) {
             got[i] = (float)ck_load(o[0].data, t, i);
             want[i] = (float)ry[i];
         }
-        float tol = t == KILN_FLOAT64 ? 1e-6f : t == KILN_FLOAT32 ? 1e-4f : t == KILN_FLOAT16 ? 1e-2f : 3e-2f;
-        /* float32 sums of many products round more with Winograd (3x3 stride 1): grows with sqrt(K) */
-        double k_len = (double)(cc->c / cc->groups) * (double)cc->k[0] * (cc->ns > 1 ? (double)cc->k[1] : 1.0) *
-                       (cc->ns > 2 ? (double)cc->k[2] : 1.0);
-        float atol = t == KILN_FLOAT32 ? KILN__MAX(tol, 4e-5f * (float)sqrt(k_len)) : tol;
-        kt_close(label, got, want, ny, tol, atol);
+        char run_label[180];
+        snprintf(run_label, sizeof run_label, "%s%s", label, over_res ? " over its residual" : "");
+        kt_close(run_label, got, want, ny, tol, atol);
+        g_inplace_runs += over_res;
     }
     free(got);
     free(want);
@@ -525,6 +539,43 @@ static void test_channel_vector(void) {
     cases[5].pb[0] = 1;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int v = 0; v < 4; v++) run_epilogue_variant("channel-vector", i, v, cases[i]);
+}
+
+/* run_case_seeded also runs every case with a residual that kiln__cpu_conv_inplace_ok allows with
+ * the output over the residual. These add sums cut into several K blocks, whose first block would
+ * store over the residual before the last one reads it, at every SIMD level; depthwise layers
+ * are not allowed. */
+static void test_inplace_residual(void) {
+    int before = g_inplace_runs;
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
+        kiln__cpu_set_simd(simd);
+        conv_case cases[] = {
+            c2d(1, 600, 40, 9, 11, 1, 1, 0, 1, 1),  /* pointwise: the row GEMM */
+            c2d(1, 600, 40, 28, 28, 1, 2, 0, 1, 1), /* 1x1 stride 2: B read in place */
+            c2d(2, 70, 40, 10, 12, 3, 2, 1, 1, 1),  /* implicit im2col */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            cases[i].bias = cases[i].res = 1;
+            cases[i].act = KILN_ACT_RELU;
+            char what[64];
+            snprintf(what, sizeof what, "long sums %zu, simd %d", i, simd);
+            run_case(what, &cases[i], KILN_FLOAT32, i % 2 ? g_pool : NULL);
+        }
+    }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+    KT_CHECK(g_inplace_runs == before + 9);
+    conv_case dw = c2d(1, 8, 8, 6, 6, 3, 1, 1, 1, 8);
+    kiln_layer l = make_layer(&dw, 4);
+    kiln__value in[4] = {{.dtype = KILN_FLOAT32, .dims = {4, {1, 8, 6, 6}}},
+                         {.dtype = KILN_FLOAT32, .dims = {4, {8, 1, 3, 3}}},
+                         {.dtype = KILN_FLOAT32, .dims = {1, {8}}},
+                         {.dtype = KILN_FLOAT32, .dims = {4, {1, 8, 6, 6}}}};
+    kiln__value out = {.dtype = KILN_FLOAT32, .dims = {4, {1, 8, 6, 6}}};
+    KT_CHECK(!kiln__cpu_conv_inplace_ok(&l, in, &out));
+    dw.groups = 1; /* the same as a full convolution */
+    l = make_layer(&dw, 4);
+    in[1].dims.d[1] = 8;
+    KT_CHECK(kiln__cpu_conv_inplace_ok(&l, in, &out));
 }
 
 /* Constant weights packed once into the layer's slot and reused; rebuilt when the layer's
@@ -1176,12 +1227,14 @@ int main(void) {
     test_narrow_planes();
     test_direct();
     test_channel_vector();
+    test_inplace_residual();
     test_depthwise_shapes();
     test_blocked_edges();
     test_deconv_kernels();
     test_infer();
     test_oom();
     test_api_and_engine();
+    KT_CHECK(g_inplace_runs > 50); /* the residual cases above, over their residual */
     ck_done();
     return kt_summary("test_cpu_conv");
 }
