@@ -597,8 +597,9 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const 
     kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2, 2);
 }
 
-/* The next B panel streams from memory while the current one is reused from L1 by every row
- * block: it is prefetched into L2 in equal slices, one per row block. */
+/* Data the next calls need streams from memory while the current calls run: prefetched into L2
+ * in equal slices, one per call (the next B panel while every row block reuses the current one
+ * from L1; the next row block's A while the current one sweeps the columns). */
 static inline void prefetch_slice(const float *panel, int64_t floats, int64_t slice, int64_t slices) {
     int64_t lines = (floats + 15) / 16, per = (lines + slices - 1) / slices;
     for (int64_t l = slice * per, end = KILN__MIN(lines, l + per); l < end; l++)
@@ -640,10 +641,16 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             /* One K block of packed B: each 12-row block sweeps the tile's columns, so C and the
              * residual are written and read as a few long runs rather than a panel's width of
              * every row in turn (B's block is then read from L2 instead of L1). */
+            int64_t panels_n = (cols + j->nr - 1) / j->nr;
             for (int64_t ir = 0; ir < rows; ir += 2 * MR) {
                 int r_n = (int)KILN__MIN(2 * MR, rows - ir);
+                /* A packed ahead (a layer's weights) comes from memory: the next row block's share
+                 * streams into L2 in slices, one per call, while this block sweeps (ResNet-50's
+                 * expansions inside the network, 1 and 2 threads: 1-4.6% faster each). */
+                int64_t a_next = j->apack ? KILN__MIN(2 * MR, rows - ir - 2 * MR) * kc : 0;
                 for (int64_t jr = 0; jr < cols; jr += j->nr) {
                     int c_n = (int)KILN__MIN(j->nr, cols - jr);
+                    if (a_next > 0) prefetch_slice(pk + (ir + 2 * MR) * kc, a_next, jr / j->nr, panels_n);
                     if (jr + j->nr < cols) prefetch_tile(j, i0 + ir, j0 + jr + j->nr, r_n, true); /* one call ahead */
                     if (r_n == 2 * MR && c_n == 2 * NR && full_epilogue)
                         kernel_12x32_full(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, true, true);
