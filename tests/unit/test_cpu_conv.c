@@ -223,7 +223,7 @@ static void run_case_seeded(const char *what, const conv_case *cc, kiln_dtype t,
     double k_len = (double)(cc->c / cc->groups) * (double)cc->k[0] * (cc->ns > 1 ? (double)cc->k[1] : 1.0) *
                    (cc->ns > 2 ? (double)cc->k[2] : 1.0);
     float atol = t == KILN_FLOAT32 ? KILN__MAX(tol, 4e-5f * (float)sqrt(k_len)) : tol;
-    /* Where the planner may put the output over the residual, also run with the two one buffer. */
+    /* Where the planner may put the output over the residual, also run with the two in one buffer. */
     bool inplace = cc->res && !cc->deconv && kiln__cpu_conv_inplace_ok(&l, in, o);
     kiln__value in_place[4];
     memcpy(in_place, in, sizeof in);
