@@ -1303,7 +1303,7 @@ static void cv_tile(const gemm_job *j, int64_t p0, int64_t p1, int64_t b0, int64
         cv_block blk = cv_block_at(j, bi), nx = bi + 1 < b1 ? cv_block_at(j, bi + 1) : blk;
         for (int64_t pi = p0; pi < p1; pi++, call++) {
             int64_t first = call * per_call, count = KILN__MIN(per_call, lines - first);
-            cv_prefetch pf = {count > 0 ? next + first * 64 : NULL, KILN__MAX(count, 0), NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, 0};
+            cv_prefetch pf = {.a = count > 0 ? next + first * 64 : NULL, .a_lines = KILN__MAX(count, 0)};
             if (bi == b0 && pi + 1 < p1) {
                 pf.panel = (const char *)(j->apack + (pi + 1) * CV_MR * j->k);
                 pf.panel_lines = CV_MR * j->k * (int64_t)sizeof(float) / 64;
@@ -1419,12 +1419,11 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
          * CV_STATIC_BLOCKS_MAX_MAPS times as many maps as positions. With more, the maps are split
          * (statically, or tiles in turn cut along the maps where the sums are longer than the
          * positions), and the depthwise layer after, split by channels, reads mostly what its own
-         * core wrote: MobileNetV2
-         * at 2 threads (per-layer medians, the two splits alternating in one process), 576 maps
-         * on 14x14 into stride 2 0.017 -> 0.011 ms, on 14x14 0.034 -> 0.030, the 960-map
-         * expansions on 7x7 0.069 -> 0.059; the network 1.1% faster. Layers whose weights
-         * dominate keep the tiles in turn: split statically, ResNet-50 at 2 threads measured
-         * 38-46 ms against 37-40. */
+         * core wrote: MobileNetV2 at 2 threads (per-layer medians, the two splits alternating in
+         * one process), 576 maps on 14x14 into stride 2 0.017 -> 0.011 ms, on 14x14 0.034 ->
+         * 0.030, the 960-map expansions on 7x7 0.069 -> 0.059; the network 1.1% faster. Layers
+         * whose weights dominate keep the tiles in turn: split statically, ResNet-50 at 2 threads
+         * measured 38-46 ms against 37-40. */
         j.slots = threads;
         j.cv_prefetch_b = j.cv_prefetch_b || (stream_b && !j.by_blocks);
         kiln__parallel_slots(pool, threads, cv_static_range, &j);
