@@ -308,10 +308,9 @@ static void split_range(void *arg, int64_t b, int64_t e) {
     wino_split *sp = arg;
     const kiln__conv_geom *g = sp->j->g;
     for (int64_t s = b; s < e; s++) {
-        wino_job t = {.g = g, .x = sp->j->x, .bias = sp->j->bias, .res = sp->j->res, .y = sp->j->y,
-                      .act = sp->j->act, .upack = sp->j->upack, .ustride = sp->j->ustride,
-                      .v = sp->v + s * sp->vfloats, .mo = sp->mo + s * sp->mfloats, .ty = sp->j->ty,
-                      .tx = sp->j->tx, .alloc = sp->j->alloc};
+        wino_job t = *sp->j; /* the layer's job with this slot's scratch and status */
+        t.v = sp->v + s * sp->vfloats;
+        t.mo = sp->mo + s * sp->mfloats;
         atomic_init(&t.status, KILN_OK);
         int64_t r1 = (s + 1) * sp->rows / sp->slots;
         for (t.r0 = s * sp->rows / sp->slots; t.r0 < r1; t.r0 += sp->block_rows) {
