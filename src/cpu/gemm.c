@@ -390,13 +390,13 @@ static inline void prefetch_tile(const gemm_job *j, int64_t i, int64_t col, int 
     }
 }
 
-/* The AVX-512 micro-kernel: (6 * panels) x (16 * halves) from `panels` consecutive 6-row panels
- * of A ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed). Two panels (12
- * rows) double the FMAs per load of B; one serves the last rows. One half: the panel's first 16
- * columns only. */
+/* The AVX-512 micro-kernel: up to (6 * panels) x (16 * halves) from `panels` consecutive 6-row
+ * panels of A ([kc][6] each) and a B panel whose rows are ldpb apart (32 when packed), of whose
+ * last panel only the first last_rows rows are computed. Two panels (12 rows) double the FMAs
+ * per load of B; one serves the last rows. One half: the panel's first 16 columns only. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void kernel_x32(
     const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, const int64_t *roff, int64_t i,
-    int64_t col, int rows, int cols, bool first, bool last, const int panels, const int halves) {
+    int64_t col, int rows, int cols, bool first, bool last, const int panels, const int halves, const int last_rows) {
     __m512 c[2 * MR][2];
     for (int r = 0; r < panels * MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     if (!(roff && j->grid_wq)) /* the tile's rows of C and the residual arrive while the sums run */
@@ -406,7 +406,7 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
         const float *row = roff ? pb + roff[p] : pb + p * ldpb;
         __m512 b0 = _mm512_loadu_ps(row), b1 = halves == 2 ? _mm512_loadu_ps(row + 16) : b0;
         for (int q = 0; q < panels; q++)
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < (q == panels - 1 ? last_rows : MR); r++) {
                 __m512 a = _mm512_set1_ps(pa[q * kc * MR + p * MR + r]);
                 c[q * MR + r][0] = _mm512_fmadd_ps(a, b0, c[q * MR + r][0]);
                 if (halves == 2) c[q * MR + r][1] = _mm512_fmadd_ps(a, b1, c[q * MR + r][1]);
@@ -425,36 +425,31 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
     for (int r = 0; r < rows; r++) store_row512(j, c[r][0], c[r][1], cp + r * j->ldc, i + r, col, cols, first, last);
 }
 
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32(const gemm_job *j, int64_t kc, const float *pa,
+/* A tile of 2 to 12 rows and up to 32 columns that is not a full 12 x 32 one: the rows are
+ * computed rounded up to even, not to a whole 6-row panel, and a panel's last columns, 16 or
+ * fewer, from the first half of its 32.
+ * Rows: 128 (BERT's sequence, a layer of 128 maps) is 10 blocks of 12 and one of 8, whose 12
+ * rows' worth of FMAs were 3% of the layer's (128 x 768 x 768, weights from memory, 1 thread,
+ * the two ways alternating in one process: 1.64 -> 1.56 ms; 128 x 3072 x 768 6.36 -> 6.13).
+ * Columns: planes of 196 positions (14x14) end in 4 columns, of 784 in 16; with the whole
+ * panel's FMAs the 4 cost as much as 32 (ResNet-50's 256->1024 on 14x14, 6 layers, inside the
+ * network: 0.81 -> 0.76 ms at 1 thread, 0.43 -> 0.40 at 2). */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_part(const gemm_job *j, int64_t kc, const float *pa,
                                                                     const float *pb, int64_t ldpb, int64_t i,
                                                                     int64_t col, int rows, int cols, bool first,
                                                                     bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1, 2);
-}
-
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32(const gemm_job *j, int64_t kc, const float *pa,
-                                                                     const float *pb, int64_t ldpb, int64_t i,
-                                                                     int64_t col, int rows, int cols, bool first,
-                                                                     bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2, 2);
-}
-
-/* A panel's last columns, 16 or fewer, from the first half of its 32: planes of 196 positions
- * (14x14) end in 4 columns, of 784 in 16; with the whole panel's FMAs the 4 cost as much as 32.
- * ResNet-50's 256->1024 on 14x14 (6 layers) inside the network (per-layer medians, with and
- * without alternating in one process): 0.81 -> 0.76 ms at 1 thread, 0.43 -> 0.40 at 2. */
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_half(const gemm_job *j, int64_t kc,
-                                                                         const float *pa, const float *pb,
-                                                                         int64_t ldpb, int64_t i, int64_t col,
-                                                                         int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 1, 1);
-}
-
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_half(const gemm_job *j, int64_t kc,
-                                                                          const float *pa, const float *pb,
-                                                                          int64_t ldpb, int64_t i, int64_t col,
-                                                                          int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, 2, 1);
+#define KERNEL_PART(panels, last_rows)                                                                               \
+    (cols <= NR ? kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, panels, 1, last_rows)       \
+                : kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, panels, 2, last_rows))
+    switch ((rows + 1) / 2) {
+    case 1: KERNEL_PART(1, 2); break;
+    case 2: KERNEL_PART(1, 4); break;
+    case 3: KERNEL_PART(1, 6); break;
+    case 4: KERNEL_PART(2, 2); break;
+    case 5: KERNEL_PART(2, 4); break;
+    default: KERNEL_PART(2, 6); break;
+    }
+#undef KERNEL_PART
 }
 
 /* The epilogue of a full 12 x 32 tile (at most a clamp), its accumulators in registers. */
@@ -587,14 +582,14 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_rows(const g
                                                                          const float *pa, const float *pb,
                                                                          const int64_t *roff, int64_t i, int64_t col,
                                                                          int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1, 2);
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1, 2, MR);
 }
 
 __attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const gemm_job *j, int64_t kc,
                                                                           const float *pa, const float *pb,
                                                                           const int64_t *roff, int64_t i, int64_t col,
                                                                           int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2, 2);
+    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2, 2, MR);
 }
 
 /* Data the next calls need streams from memory while the current calls run: prefetched into L2
@@ -654,16 +649,10 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     if (jr + j->nr < cols) prefetch_tile(j, i0 + ir, j0 + jr + j->nr, r_n, true); /* one call ahead */
                     if (r_n == 2 * MR && c_n == 2 * NR && full_epilogue)
                         kernel_12x32_full(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, true, true);
-                    else if (r_n > MR && c_n <= NR)
-                        kernel_12x32_half(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
-                    else if (r_n > MR)
-                        kernel_12x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
-                    else if (r_n > 1 && c_n <= NR)
-                        kernel_6x32_half(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
                     else if (r_n == 1)
                         kernel_1x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, c_n, true, true);
                     else
-                        kernel_6x32(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
+                        kernel_part(j, kc, pk + ir * kc, pbk + jr * kc, 2 * NR, i0 + ir, j0 + jr, r_n, c_n, true, true);
                 }
             }
             continue;
@@ -732,16 +721,10 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                     kernel_12x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (roff)
                     kernel_6x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
-                else if (r_n > MR && c_n <= NR)
-                    kernel_12x32_half(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
-                else if (r_n > MR)
-                    kernel_12x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
-                else if (r_n > 1 && c_n <= NR)
-                    kernel_6x32_half(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (r_n == 1)
                     kernel_1x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, c_n, first, last);
                 else
-                    kernel_6x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                    kernel_part(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, r_n, c_n, first, last);
             }
         }
     }

@@ -252,6 +252,16 @@ static void fixed_cases(kiln__pool *pool, const char *what) {
         {20, 800, 600, false, false, 1, 1, true, true, KILN_ACT_RELU, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run(what, &cases[i], pool);
+    /* every row count of a tile's last block (1 to 12, computed rounded up to even) after full
+     * blocks of 12, with a last panel of 16 columns or fewer and of more; packed B over K blocks
+     * and in one (BERT's 128 rows end in a block of 8) */
+    for (int64_t rows = 1; rows <= 12; rows++) {
+        gcase part = {24 + rows, 45 + 7 * rows, 300, false, rows % 2 == 0, 1, 0, true, true, KILN_ACT_GELU_ERF, 0};
+        run(what, &part, pool);
+        part.k = 100;
+        part.n = 80;
+        run(what, &part, pool);
+    }
 }
 
 int main(void) {
