@@ -612,6 +612,39 @@ static void test_packed_weights(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
+/* Large depthwise planes (AVX-512: a ring of padded input rows, split into even and odd columns
+ * at stride 2): strides 1 and 2 along x with other strides along y, dilation, kernels that are
+ * not square, pads wider than the kernel or none with inputs wider than the outputs reach, rows
+ * narrower than one vector and rows ending in every vector count, batch 2, a residual and
+ * activations in registers and over the rows; the last case spans more rows than the ring holds
+ * and takes the row kernels. */
+static void test_depthwise_padded_rows(void) {
+    conv_case cases[] = {
+        c2d(1, 3, 3, 112, 112, 3, 1, 1, 1, 3), c2d(2, 5, 5, 70, 90, 3, 2, 1, 1, 5),
+        c2d(1, 3, 3, 80, 75, 5, 2, 4, 2, 3),   c2d(1, 2, 2, 900, 9, 3, 2, 1, 1, 2),
+        c2d(1, 4, 4, 60, 130, 3, 1, 1, 1, 4),  c2d(1, 2, 2, 50, 97, 3, 2, 0, 1, 2),
+        c2d(1, 3, 3, 64, 64, 7, 1, 3, 1, 3),   c2d(1, 2, 2, 90, 71, 3, 2, 5, 1, 2),
+        c2d(1, 2, 2, 100, 60, 9, 1, 8, 2, 2),
+    };
+    cases[1].s[0] = 1; /* x stride 2, y stride 1 */
+    cases[3].s[0] = 3;
+    cases[4].s[0] = 2; /* x stride 1, y stride 2 */
+    cases[5].pe[1] = 1;
+    cases[6].k[1] = 1; /* 7x1 */
+    cases[6].pb[1] = cases[6].pe[1] = 0;
+    cases[7].pe[0] = 1;
+    static const int acts[] = {KILN_ACT_RELU, -1, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
+    for (size_t i = 0; i < KILN__ARRAY_LEN(cases); i++) {
+        conv_case cc = cases[i];
+        cc.bias = i != 2;
+        cc.res = i % 2 == 0;
+        cc.act = acts[i % KILN__ARRAY_LEN(acts)];
+        char what[64];
+        snprintf(what, sizeof what, "depthwise padded rows %zu", i);
+        run_case(what, &cc, KILN_FLOAT32, i % 2 ? g_pool : NULL);
+    }
+}
+
 /* Depthwise rows of every width class and stride (the padded, phase-split copy), with 1 and 2
  * output rows per pass, at every SIMD level. */
 static void test_depthwise_shapes(void) {
@@ -1229,6 +1262,7 @@ int main(void) {
     test_channel_vector();
     test_inplace_residual();
     test_depthwise_shapes();
+    test_depthwise_padded_rows();
     test_blocked_edges();
     test_deconv_kernels();
     test_infer();
