@@ -444,13 +444,12 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void ke
  * Columns: planes of 196 positions (14x14) end in 4 columns, of 784 in 16; with the whole
  * panel's FMAs the 4 cost as much as 32 (ResNet-50's 256->1024 on 14x14, 6 layers, inside the
  * network: 0.81 -> 0.76 ms at 1 thread, 0.43 -> 0.40 at 2). */
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_part(const gemm_job *j, int64_t kc, const float *pa,
-                                                                    const float *pb, int64_t ldpb, int64_t i,
-                                                                    int64_t col, int rows, int cols, bool first,
-                                                                    bool last) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void kernel_part_x(
+    const gemm_job *j, int64_t kc, const float *pa, const float *pb, int64_t ldpb, const int64_t *roff, int64_t i,
+    int64_t col, int rows, int cols, bool first, bool last) {
 #define KERNEL_PART(panels, last_rows)                                                                               \
-    (cols <= NR ? kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, panels, 1, last_rows)       \
-                : kernel_x32(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last, panels, 2, last_rows))
+    (cols <= NR ? kernel_x32(j, kc, pa, pb, ldpb, roff, i, col, rows, cols, first, last, panels, 1, last_rows)       \
+                : kernel_x32(j, kc, pa, pb, ldpb, roff, i, col, rows, cols, first, last, panels, 2, last_rows))
     switch ((rows + 1) / 2) {
     case 1: KERNEL_PART(1, 2); break;
     case 2: KERNEL_PART(1, 4); break;
@@ -460,6 +459,23 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_part(const gemm_j
     default: KERNEL_PART(2, 6); break;
     }
 #undef KERNEL_PART
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_part(const gemm_job *j, int64_t kc, const float *pa,
+                                                                    const float *pb, int64_t ldpb, int64_t i,
+                                                                    int64_t col, int rows, int cols, bool first,
+                                                                    bool last) {
+    kernel_part_x(j, kc, pa, pb, ldpb, NULL, i, col, rows, cols, first, last);
+}
+
+/* The same for any tile (up to 12 x 32) with row p of the B panel at pb + roff[p] (a direct
+ * convolution: MobileNetV2's stem, 32 maps as 12 + 12 + 8 rows, inside the network at 1 thread
+ * 0.60 -> 0.55 ms). */
+__attribute__((target("avx512f,avx2,fma"))) static void kernel_part_rows(const gemm_job *j, int64_t kc,
+                                                                         const float *pa, const float *pb,
+                                                                         const int64_t *roff, int64_t i, int64_t col,
+                                                                         int rows, int cols, bool first, bool last) {
+    kernel_part_x(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last);
 }
 
 /* The epilogue of a full 12 x 32 tile (at most a clamp), its accumulators in registers. */
@@ -587,21 +603,6 @@ __attribute__((target("avx512f,avx2,fma"))) static void kernel_1x32(const gemm_j
                  last);
 }
 
-/* The same with row p of the B panel at pb + roff[p]. */
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_6x32_rows(const gemm_job *j, int64_t kc,
-                                                                         const float *pa, const float *pb,
-                                                                         const int64_t *roff, int64_t i, int64_t col,
-                                                                         int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 1, 2, MR);
-}
-
-__attribute__((target("avx512f,avx2,fma"))) static void kernel_12x32_rows(const gemm_job *j, int64_t kc,
-                                                                          const float *pa, const float *pb,
-                                                                          const int64_t *roff, int64_t i, int64_t col,
-                                                                          int rows, int cols, bool first, bool last) {
-    kernel_x32(j, kc, pa, pb, 0, roff, i, col, rows, cols, first, last, 2, 2, MR);
-}
-
 /* Data the next calls need streams from memory while the current calls run: prefetched into L2
  * in equal slices, one per call (the next B panel while every row block reuses the current one
  * from L1; the next row block's A while the current one sweeps the columns). */
@@ -727,10 +728,8 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
                 if (full) {
                     prefetch_tile(j, i0 + ir, j0 + jr, r_n, last);
                     kernel_12x32_full(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, first, last);
-                } else if (roff && r_n > MR)
-                    kernel_12x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
-                else if (roff)
-                    kernel_6x32_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
+                } else if (roff)
+                    kernel_part_rows(j, kc, pk + ir * kc, panel, roff, i0 + ir, j0 + jr, r_n, c_n, first, last);
                 else if (r_n == 1)
                     kernel_1x32(j, kc, pk + ir * kc, panel, ldpb, i0 + ir, j0 + jr, c_n, first, last);
                 else
