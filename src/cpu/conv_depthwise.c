@@ -402,35 +402,31 @@ static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
     return KILN_OK;
 }
 
-/* Large 2-D planes at x-stride 1 or 2 (AVX-512): each input row the windows reach is copied once
- * into a ring of zero-padded rows that stays in L1, at stride 2 split into its even and its odd
- * columns, so that every tap of every output vector is an unmasked load (or a lane shift of two)
- * and an FMA, over two output rows of up to four vectors each. The row kernels above instead mask
- * their edge vectors tap by tap and at stride 2 gather each tap's even lanes with a permute.
- * MobileNetV2's 32 maps on 112x112, alone, 1 thread: 0.209 -> 0.147 ms; its 96 maps from 112x112
- * at stride 2 0.306 -> 0.262; inside the network (alternating processes) 0.236 -> 0.195 and 0.331
- * -> 0.299 ms, at 2 threads 10% and 4% faster. */
+/* Large 2-D planes at x-stride 1 (AVX-512): each input row the windows reach is copied once into
+ * a ring of zero-padded rows that stays in L1, so that every tap of every output vector is an
+ * unmasked load (or a lane shift of two) and an FMA, over two output rows of up to four vectors
+ * each; the row kernels above mask their edge vectors tap by tap. MobileNetV2's 32 maps on
+ * 112x112, alone, 1 thread: 0.209 -> 0.147 ms on the AMD EPYC, 0.250 -> 0.209 on the GPU
+ * machine's Xeon (2 threads 0.148 -> 0.139); inside the network 0.236 -> 0.195 ms on the EPYC.
+ * At stride 2, with each row split into its even and odd columns, the EPYC gained 15% and the
+ * Xeon lost 8% (1 thread) and 36% (2 threads): that stride stays on the row kernels. */
 #define DWP_RING 16 /* padded rows held (a power of two): a row pair's windows span at most this many */
 
 typedef struct dwp_job {
     const dw_conv *j;
-    int64_t sx;                /* 1 or 2 */
-    int64_t half;              /* stride 2: floats of each half of a slot (even columns, then odd) */
-    int64_t slot_floats;       /* one padded (stride 1) or split (stride 2) row */
-    int64_t toff[DW_MAX_TAPS]; /* tap kx: its offset in a slot from output column 0 */
-    float *scratch;            /* per slot: DWP_RING rows */
+    int64_t slot_floats; /* one padded row */
+    float *scratch;      /* per slot: DWP_RING rows */
     int64_t per_slot, slots;
 } dwp_job;
 
 static bool dwp_applies(const conv_geom *g) {
     return kiln__cpu_simd() == KILN__SIMD_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
-           g->pb[0] == 0 && g->s[2] <= 2 && g->kvol <= DW_MAX_TAPS &&
+           g->pb[0] == 0 && g->s[2] == 1 && g->kvol <= DW_MAX_TAPS &&
            (g->k[1] - 1) * g->d[1] + g->s[1] + 1 <= DWP_RING;
 }
 
-/* Input row iy of plane x into slot dst: zero-padded to the slot's width (stride 1), or padded
- * and split into its even and odd columns (stride 2). The padding comes from masked loads at the
- * row's ends (lanes outside the row are not read); the loads between them take no mask. */
+/* Input row iy of plane x into slot dst, zero-padded to the slot's width: masked loads at the
+ * row's ends (lanes outside the row are not read), plain ones between them. */
 __attribute__((target("avx512f,avx2,fma"))) static void dwp_load_row(const dwp_job *d, const float *x, int64_t iy,
                                                                      float *dst) {
     const conv_geom *g = &d->j->g;
@@ -441,71 +437,50 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwp_load_row(const dwp_j
     /* padded column q of the row is input column q - pb, inside [0, in[2]) */
     const float *src = x + iy * g->in[2] - g->pb[2];
     int64_t lo = g->pb[2], hi = g->pb[2] + g->in[2];
-    if (d->sx == 1) {
-        for (int64_t q = 0; q < d->slot_floats; q += 16) {
-            bool inside = q >= lo && q + 16 <= hi;
-            _mm512_storeu_ps(dst + q, inside ? _mm512_loadu_ps(src + q)
-                                             : _mm512_maskz_loadu_ps((__mmask16)bit_range(lo - q, hi - q), src + q));
-        }
-        return;
-    }
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int64_t q = 0; q < 2 * d->half; q += 32) {
-        bool inside = q >= lo && q + 32 <= hi;
-        __m512 a = inside ? _mm512_loadu_ps(src + q)
-                          : _mm512_maskz_loadu_ps((__mmask16)bit_range(lo - q, hi - q), src + q);
-        __m512 b = inside ? _mm512_loadu_ps(src + q + 16)
-                          : _mm512_maskz_loadu_ps((__mmask16)bit_range(lo - q - 16, hi - q - 16), src + q + 16);
-        _mm512_storeu_ps(dst + q / 2, _mm512_permutex2var_ps(a, evens, b));
-        _mm512_storeu_ps(dst + d->half + q / 2, _mm512_permutex2var_ps(a, odds, b));
+    for (int64_t q = 0; q < d->slot_floats; q += 16) {
+        bool inside = q >= lo && q + 16 <= hi;
+        _mm512_storeu_ps(dst + q, inside ? _mm512_loadu_ps(src + q)
+                                         : _mm512_maskz_loadu_ps((__mmask16)bit_range(lo - q, hi - q), src + q));
     }
 }
 
 /* The sums of taps ky of one output row into a[0 .. nv), from its tap row's slot p at output
- * column ox: 3 taps across at dilation 1 (x3) as loads at vector boundaries, a tap one column
- * further on assembled from two of them (valignd): loads across cache lines cost Zen 4 about
- * twice the FMA they feed. Else one load per tap at its offset. */
+ * column ox: 3 taps across at dilation 1 (x3) as loads at vector boundaries, the taps one and two
+ * columns further on assembled from two of them (valignd): loads across cache lines cost Zen 4
+ * about twice the FMA they feed. Else one load per tap at its offset. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dwp_taps(const dwp_job *d, __m512 *a,
                                                                                       const float *p, const float *w,
-                                                                                      int nv, int64_t kw, bool x3,
-                                                                                      int64_t sx) {
+                                                                                      int nv, int64_t kw, bool x3) {
     if (!x3) {
+        int64_t dx = d->j->g.d[2];
         for (int64_t kx = 0; kx < kw; kx++) {
             __m512 wv = _mm512_set1_ps(w[kx]);
-            for (int v = 0; v < nv; v++) a[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p + d->toff[kx] + 16 * v), a[v]);
+            for (int v = 0; v < nv; v++) a[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p + kx * dx + 16 * v), a[v]);
         }
         return;
     }
-    /* stride 1: columns ox + {0, 1, 2}; stride 2: even ox, odd ox, even ox + 1 */
     __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
     __m512 cur = _mm512_loadu_ps(p);
     for (int v = 0; v < nv; v++) {
         __m512 next = _mm512_loadu_ps(p + 16 * (v + 1));
         __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(next);
-        __m512 one = _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 1));
         a[v] = _mm512_fmadd_ps(w0, cur, a[v]);
-        if (sx == 1) {
-            a[v] = _mm512_fmadd_ps(w1, one, a[v]);
-            a[v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2)), a[v]);
-        } else {
-            a[v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(p + d->half + 16 * v), a[v]);
-            a[v] = _mm512_fmadd_ps(w2, one, a[v]);
-        }
+        a[v] = _mm512_fmadd_ps(w1, _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 1)), a[v]);
+        a[v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2)), a[v]);
         cur = next;
     }
 }
 
 /* Outputs [ox, ox + 16 * nv) of one row (two: of two rows) from the tap rows' slots s0 (s1);
- * nv, two, kh, kw, x3 and sx are constants where inlined. */
+ * nv, two, kh, kw and x3 are constants where inlined. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dwp_block(
     const dwp_job *d, const float *const *s0, const float *const *s1, const dw_rowpair *rp, int64_t ox, int nv,
-    bool two, int64_t kh, int64_t kw, bool x3, int64_t sx) {
+    bool two, int64_t kh, int64_t kw, bool x3) {
     __m512 a0[4], a1[4];
     for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm512_set1_ps(rp->bias);
     for (int64_t ky = 0; ky < kh; ky++) {
-        dwp_taps(d, a0, s0[ky] + ox, rp->w + ky * kw, nv, kw, x3, sx);
-        if (two) dwp_taps(d, a1, s1[ky] + ox, rp->w + ky * kw, nv, kw, x3, sx);
+        dwp_taps(d, a0, s0[ky] + ox, rp->w + ky * kw, nv, kw, x3);
+        if (two) dwp_taps(d, a1, s1[ky] + ox, rp->w + ky * kw, nv, kw, x3);
     }
     __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
     for (int v = 0; v < nv; v++) {
@@ -524,19 +499,19 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dw
 /* A row (pair) of outputs, up to four vectors at a time. */
 __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dwp_rows_k(
     const dwp_job *d, const float *const *s0, const float *const *s1, const dw_rowpair *rp, int64_t kh, int64_t kw,
-    bool x3, int64_t sx) {
+    bool x3) {
     bool two = rp->y1 != NULL;
     for (int64_t ox = 0; ox < rp->out_w; ox += 64) {
         int nv = (int)KILN__MIN(4, (rp->out_w - ox + 15) / 16);
         switch (nv * 2 + two) {
-        case 2: dwp_block(d, s0, s1, rp, ox, 1, false, kh, kw, x3, sx); break;
-        case 3: dwp_block(d, s0, s1, rp, ox, 1, true, kh, kw, x3, sx); break;
-        case 4: dwp_block(d, s0, s1, rp, ox, 2, false, kh, kw, x3, sx); break;
-        case 5: dwp_block(d, s0, s1, rp, ox, 2, true, kh, kw, x3, sx); break;
-        case 6: dwp_block(d, s0, s1, rp, ox, 3, false, kh, kw, x3, sx); break;
-        case 7: dwp_block(d, s0, s1, rp, ox, 3, true, kh, kw, x3, sx); break;
-        case 8: dwp_block(d, s0, s1, rp, ox, 4, false, kh, kw, x3, sx); break;
-        default: dwp_block(d, s0, s1, rp, ox, 4, true, kh, kw, x3, sx); break;
+        case 2: dwp_block(d, s0, s1, rp, ox, 1, false, kh, kw, x3); break;
+        case 3: dwp_block(d, s0, s1, rp, ox, 1, true, kh, kw, x3); break;
+        case 4: dwp_block(d, s0, s1, rp, ox, 2, false, kh, kw, x3); break;
+        case 5: dwp_block(d, s0, s1, rp, ox, 2, true, kh, kw, x3); break;
+        case 6: dwp_block(d, s0, s1, rp, ox, 3, false, kh, kw, x3); break;
+        case 7: dwp_block(d, s0, s1, rp, ox, 3, true, kh, kw, x3); break;
+        case 8: dwp_block(d, s0, s1, rp, ox, 4, false, kh, kw, x3); break;
+        default: dwp_block(d, s0, s1, rp, ox, 4, true, kh, kw, x3); break;
         }
     }
 }
@@ -545,9 +520,9 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwp_rows(const dwp_job *
                                                                  const float *const *s1, const dw_rowpair *rp) {
     const conv_geom *g = &d->j->g;
     if (g->k[1] == 3 && g->k[2] == 3 && g->d[2] == 1) /* the usual kernel: constant loops, aligned loads */
-        d->sx == 1 ? dwp_rows_k(d, s0, s1, rp, 3, 3, true, 1) : dwp_rows_k(d, s0, s1, rp, 3, 3, true, 2);
+        dwp_rows_k(d, s0, s1, rp, 3, 3, true);
     else
-        dwp_rows_k(d, s0, s1, rp, g->k[1], g->k[2], false, d->sx);
+        dwp_rows_k(d, s0, s1, rp, g->k[1], g->k[2], false);
 }
 
 static void dwp_plane(const dwp_job *d, int64_t n, int64_t c, float *ring) {
@@ -594,17 +569,10 @@ static void dwp_range(void *arg, int64_t begin, int64_t end) {
 
 static kiln_status depthwise_padded_rows(dw_conv *j, kiln__cpu_ctx *ctx) {
     const conv_geom *g = &j->g;
-    dwp_job d = {.j = j, .sx = g->s[2]};
-    /* Full vectors read up to the last output vector's end past each tap's offset. */
-    int64_t reach = (g->out[2] + 15) / 16 * 16, span = (g->k[2] - 1) * g->d[2];
-    if (d.sx == 1) {
-        d.slot_floats = (reach + span + 15) / 16 * 16;
-        for (int64_t kx = 0; kx < g->k[2]; kx++) d.toff[kx] = kx * g->d[2];
-    } else {
-        d.half = (reach + span / 2 + 1 + 15) / 16 * 16;
-        d.slot_floats = 2 * d.half;
-        for (int64_t kx = 0; kx < g->k[2]; kx++) d.toff[kx] = (kx * g->d[2] & 1) * d.half + (kx * g->d[2] >> 1);
-    }
+    /* Full vectors read up to the last output vector's end, and one vector more (x3), past the
+     * row's start. */
+    int64_t reach = KILN__MAX(16, (g->k[2] - 1) * g->d[2] + 15) / 16 * 16;
+    dwp_job d = {.j = j, .slot_floats = (g->out[2] + 15) / 16 * 16 + reach};
     d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
     size_t bytes;
     if (!scratch_size(DWP_RING, d.slot_floats, 1, 0, d.slots, &d.per_slot, &bytes))

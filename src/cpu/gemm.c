@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MR 6
 #define NR 16        /* AVX2; AVX-512 panels are 2 * NR wide */
@@ -23,10 +24,12 @@
 #define KC_WHOLE 256 /* sums up to this long stay one block: C is then written once, and with
                       * AVX-512 the tile is swept row block by row block (B from L2) */
 /* With AVX-512, a B packed whole ahead (a linear layer's weights, kiln__sgemm_pack_b) keeps sums
- * up to this long whole: its rows of A are few (tokens) and its columns many, so a K cut re-reads
- * and re-writes a C tile larger than L2 for every block. BERT-base's 128 x 3072 x 768, weights
- * from memory, 1 thread, the two ways alternating in one process: 6.07 -> 5.72 ms (128 x 768 x 768
- * unchanged, 1.58 and 1.60; 2 threads unchanged). */
+ * up to this long whole where L2 cannot hold a cut tile's C and B block ((MC + KC) x NC floats,
+ * 1.3 MiB): its rows of A are few (tokens) and its columns many, so each K block re-reads and
+ * re-writes C from L3. BERT-base's 128 x 3072 x 768, weights from memory, 1 thread, the two ways
+ * alternating in one process: on the AMD EPYC (1 MiB of L2) 6.07 -> 5.72 ms whole (128 x 768 x
+ * 768 unchanged, 1.58 and 1.60; 2 threads unchanged); on the GPU machine's Xeon (2 MiB) whole
+ * was slower, 4.36 -> 5.44 ms (128 x 768 x 768 1.26 -> 1.42). */
 #define KC_WHOLE_PACKED_B 768
 #define MC 144       /* an MC x KC block of A stays in L2 */
 #define NC 1024      /* a KC x NC block of B stays in L2/L3 */
@@ -799,6 +802,18 @@ static void empty_k(const gemm_job *j) {
         }
 }
 
+/* The longest sum kept whole for a B packed ahead (KC_WHOLE_PACKED_B); read once. */
+static int64_t packed_b_whole(void) {
+    static atomic_llong whole = -1;
+    long long w = atomic_load_explicit(&whole, memory_order_relaxed);
+    if (w < 0) {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        w = l2 > 0 && (size_t)l2 < (size_t)(MC + KC) * NC * sizeof(float) ? KC_WHOLE_PACKED_B : KC_WHOLE;
+        atomic_store_explicit(&whole, w, memory_order_relaxed);
+    }
+    return w;
+}
+
 /* K is cut into equal blocks of at most KC (or kept whole up to `whole`); packed A and B follow
  * the same cut. */
 static int64_t k_block(int64_t k, int64_t whole) {
@@ -823,7 +838,7 @@ void kiln__sgemm_pack_b(bool trans_b, int64_t k, int64_t n, const float *b, int6
     if (k <= 0 || n <= 0 || kiln__cpu_simd() == KILN__SIMD_NONE) return;
     bool avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512;
     gemm_job j = {.tb = trans_b, .b = b, .ldb = ldb, .nr = avx512 ? 2 * NR : NR};
-    int64_t kc = k_block(k, avx512 ? KC_WHOLE_PACKED_B : KC_WHOLE), npad = (n + j.nr - 1) / j.nr * j.nr;
+    int64_t kc = k_block(k, avx512 ? packed_b_whole() : KC_WHOLE), npad = (n + j.nr - 1) / j.nr * j.nr;
     for (int64_t p0 = 0; p0 < k; p0 += kc) pack_b(&j, p0, KILN__MIN(kc, k - p0), 0, n, dst + p0 * npad);
 }
 
@@ -965,7 +980,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
     }
     /* K in equal blocks of at most KC; tiles shrunk (the larger side first) until every
      * thread has several to take, so a slow thread does not hold the others up. */
-    j->kc = k_block(k, j->bpack && simd == KILN__SIMD_AVX512 ? KC_WHOLE_PACKED_B : KC_WHOLE);
+    j->kc = k_block(k, j->bpack && simd == KILN__SIMD_AVX512 ? packed_b_whole() : KC_WHOLE);
     j->mc = KILN__MIN(MC, (m + MR - 1) / MR * MR);
     j->nr = simd == KILN__SIMD_AVX512 ? 2 * NR : NR;
     j->nc = KILN__MIN(NC, (n + j->nr - 1) / j->nr * j->nr);
