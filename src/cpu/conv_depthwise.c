@@ -1,6 +1,7 @@
 /* CPU depthwise convolution (one input channel per output map), float32: a portable loop, vector
  * kernels along rows that read the input in place (AVX2/AVX-512), a padded-plane kernel for small
- * planes, and a kernel over blocks of 16 channels (AVX-512). */
+ * planes, a kernel over a ring of padded rows for large planes at x-stride 1, and a kernel over
+ * blocks of 16 channels (AVX-512). */
 #include "conv_common.h"
 #include "conv_simd.h"
 #include "gemm.h"
