@@ -74,6 +74,7 @@ typedef struct dw_job {
     int64_t lo[DW_MAX_TAPS], hi[DW_MAX_TAPS]; /* tap kx: the outputs whose column is inside the row */
     int64_t ilo, ihi;          /* the outputs whose taps all lie inside the row */
     bool avx512;
+    bool adjacent3;            /* 3 taps across one column apart (dilation 1) */
 } dw_job;
 
 /* Everything one output row pair needs. */
@@ -97,6 +98,43 @@ static inline uint32_t dw_tap_mask(const dw_job *d, int64_t kx, int64_t x0, int6
     return a < b ? bit_range(2 * a, 2 * b) & 0x55555555u : 0;
 }
 
+/* The sums of an inside vector group at stride 2 with 3 adjacent taps: each 32 input columns are
+ * loaded once and split into their even and odd columns (two permutes); the taps read the evens,
+ * the odds, and the evens one lane on (valignd with the next group's evens), where the general
+ * loop loads and permutes each tap's columns apart (6 loads and 3 permutes per vector and row,
+ * against 2 and 3 here). MobileNetV2's 96 maps from 112x112, alone, in-process A/B: 5-5.5% faster
+ * on the GPU machine's Xeon at 1 and 2 threads, 10% on the AMD EPYC; inside the network on the
+ * EPYC 0.323 -> 0.302 ms at 1 thread. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_block512_s2x3(const dw_rowpair *rp, int64_t ox,
+                                                                                    int nv, bool two, __m512 *a0,
+                                                                                    __m512 *a1) {
+    const dw_job *d = rp->d;
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t r = 0; r < d->nrows; r++) {
+        const float *w = rp->w + r * 3;
+        __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            /* input column 2 * ox + xoff[0] on: tap 0 of output ox */
+            const float *base = (row ? rp->src1[r] : rp->src0[r]) + 2 * ox + d->xoff[0];
+            __m512 *acc = row ? a1 : a0, e[4], o[4];
+            for (int v = 0; v < nv; v++) {
+                __m512 lo = _mm512_loadu_ps(base + 32 * v), hi = _mm512_loadu_ps(base + 32 * v + 16);
+                e[v] = _mm512_permutex2var_ps(lo, evens, hi);
+                o[v] = _mm512_permutex2var_ps(lo, odds, hi);
+            }
+            for (int v = 0; v < nv; v++) {
+                __m512 en = v + 1 < nv ? e[v + 1] : _mm512_set1_ps(base[32 * nv]);
+                __m512 shifted = _mm512_castsi512_ps(
+                    _mm512_alignr_epi32(_mm512_castps_si512(en), _mm512_castps_si512(e[v]), 1));
+                acc[v] = _mm512_fmadd_ps(w0, e[v], acc[v]);
+                acc[v] = _mm512_fmadd_ps(w1, o[v], acc[v]);
+                acc[v] = _mm512_fmadd_ps(w2, shifted, acc[v]);
+            }
+        }
+    }
+}
+
 /* Outputs [ox, ox + 16 * nv) of the row pair (AVX-512), through per-tap masks when masked (else
  * all inside [ilo, ihi)); nv, two, s and masked are constants where inlined. */
 __attribute__((target("avx512f"), always_inline)) static inline void dw_block512(const dw_rowpair *rp, int64_t ox, int nv,
@@ -108,15 +146,20 @@ __attribute__((target("avx512f"), always_inline)) static inline void dw_block512
         for (int64_t kx = 0; kx < kw; kx++) m[v][kx] = dw_tap_mask(d, kx, ox + 16 * v, 16);
     __m512 a0[4], a1[4];
     for (int v = 0; v < nv; v++) a0[v] = a1[v] = _mm512_set1_ps(rp->bias);
-    for (int64_t r = 0; r < d->nrows; r++) {
-        const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
-        for (int64_t kx = 0; kx < kw; kx++) {
-            __m512 wv = _mm512_set1_ps(w[kx]);
-            int64_t o = d->xoff[kx];
-            for (int v = 0; v < nv; v++) a0[v] = _mm512_fmadd_ps(wv, load16(s0 + o + 16 * v * s, masked ? m[v][kx] : full, s), a0[v]);
-            if (two)
+    if (s == 2 && kw == 3 && !masked && d->adjacent3) {
+        dw_block512_s2x3(rp, ox, nv, two, a0, a1);
+    } else {
+        for (int64_t r = 0; r < d->nrows; r++) {
+            const float *s0 = rp->src0[r] + ox * s, *s1 = rp->src1[r] + ox * s, *w = rp->w + r * kw;
+            for (int64_t kx = 0; kx < kw; kx++) {
+                __m512 wv = _mm512_set1_ps(w[kx]);
+                int64_t o = d->xoff[kx];
                 for (int v = 0; v < nv; v++)
-                    a1[v] = _mm512_fmadd_ps(wv, load16(s1 + o + 16 * v * s, masked ? m[v][kx] : full, s), a1[v]);
+                    a0[v] = _mm512_fmadd_ps(wv, load16(s0 + o + 16 * v * s, masked ? m[v][kx] : full, s), a0[v]);
+                if (two)
+                    for (int v = 0; v < nv; v++)
+                        a1[v] = _mm512_fmadd_ps(wv, load16(s1 + o + 16 * v * s, masked ? m[v][kx] : full, s), a1[v]);
+            }
         }
     }
     __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
@@ -904,6 +947,7 @@ kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, bo
                 .avx512 = kiln__cpu_simd() == KILN__SIMD_AVX512};
     d.ilo = 0;
     d.ihi = g->out[2];
+    d.adjacent3 = g->k[2] == 3 && g->d[2] == 1;
     for (int64_t kx = 0; kx < g->k[2]; kx++) {
         d.xoff[kx] = kx * g->d[2] - g->pb[2];
         kiln__conv_valid_range(d.xoff[kx], g->s[2], g->in[2], g->out[2], &d.lo[kx], &d.hi[kx]);
