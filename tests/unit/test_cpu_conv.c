@@ -613,11 +613,11 @@ static void test_packed_weights(void) {
 }
 
 /* Large depthwise planes (AVX-512: a ring of padded input rows at x-stride 1, the row kernels at
- * 2, whose inside vectors split 32 columns into evens and odds in registers): strides 1 and 2 along x with other strides along y, dilation, kernels that are not square,
- * pads wider than the kernel or none with inputs wider than the outputs reach, rows narrower than
- * one vector and rows ending in every vector count, batch 2, a residual and activations in
- * registers and over the rows; the last case spans more rows than the ring holds and takes the
- * row kernels. */
+ * 2, whose inside vectors split 32 columns into evens and odds in registers): strides 1 and 2
+ * along x with other strides along y, dilation, kernels that are not square, pads wider than the
+ * kernel or none with inputs wider than the outputs reach, rows narrower than one vector and rows
+ * ending in every vector count, batch 2, a residual and activations in registers and over the
+ * rows; the last case spans more rows than the ring holds and takes the row kernels. */
 static void test_depthwise_padded_rows(void) {
     conv_case cases[] = {
         c2d(1, 3, 3, 112, 112, 3, 1, 1, 1, 3), c2d(2, 5, 5, 70, 90, 3, 2, 1, 1, 5),
