@@ -98,6 +98,25 @@ static inline uint32_t dw_tap_mask(const dw_job *d, int64_t kx, int64_t x0, int6
     return a < b ? bit_range(2 * a, 2 * b) & 0x55555555u : 0;
 }
 
+/* Stores the sums a0 (a1: the pair's second row) of outputs [ox, ox + 16 * nv) of a row pair
+ * (AVX-512), the residual added and relu/clip applied, masked at the row's end. */
+__attribute__((target("avx512f"), always_inline)) static inline void dw_store512(const dw_rowpair *rp, int64_t ox,
+                                                                               int nv, bool two, const __m512 *a0,
+                                                                               const __m512 *a1) {
+    __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 16 * v;
+        __mmask16 sm = (__mmask16)bit_range(0, rp->out_w - x0);
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m512 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm, res + x0));
+            if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
+        }
+    }
+}
+
 /* The sums of an inside vector group at stride 2 with 3 adjacent taps: each 32 input columns are
  * loaded once and split into their even and odd columns (two permutes); the taps read the evens,
  * the odds, and the evens one lane on (valignd with the next group's evens), where the general
@@ -162,18 +181,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void dw_block512
             }
         }
     }
-    __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
-    for (int v = 0; v < nv; v++) {
-        int64_t x0 = ox + 16 * v;
-        __mmask16 sm = (__mmask16)bit_range(0, rp->out_w - x0);
-        for (int row = 0; row < (two ? 2 : 1); row++) {
-            __m512 a = row ? a1[v] : a0[v];
-            const float *res = row ? rp->r1 : rp->r0;
-            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm, res + x0));
-            if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
-            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
-        }
-    }
+    dw_store512(rp, ox, nv, two, a0, a1);
 }
 
 /* A row pair: vectors with outputs outside [ilo, ihi) one at a time through masks, the
@@ -526,18 +534,7 @@ __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline void dw
         dwp_taps(d, a0, s0[ky] + ox, rp->w + ky * kw, nv, kw, x3);
         if (two) dwp_taps(d, a1, s1[ky] + ox, rp->w + ky * kw, nv, kw, x3);
     }
-    __m512 lo = _mm512_set1_ps(rp->lo), hi = _mm512_set1_ps(rp->hi);
-    for (int v = 0; v < nv; v++) {
-        int64_t x0 = ox + 16 * v;
-        __mmask16 sm = (__mmask16)bit_range(0, rp->out_w - x0);
-        for (int row = 0; row < (two ? 2 : 1); row++) {
-            __m512 a = row ? a1[v] : a0[v];
-            const float *res = row ? rp->r1 : rp->r0;
-            if (res) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm, res + x0));
-            if (rp->clamp) a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
-            _mm512_mask_storeu_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
-        }
-    }
+    dw_store512(rp, ox, nv, two, a0, a1);
 }
 
 /* A row (pair) of outputs, up to four vectors at a time. */
