@@ -2,8 +2,10 @@
 """Layer by layer inside the whole model, kiln against ONNX Runtime, at one or more thread counts.
 
 Both runtimes run the full model with their own profilers on: kiln through `kiln bench
---exportProfile` (mean time per layer after fusion), onnxruntime through its session profiling
-(median per node over the profiled runs). Each onnxruntime node is charged to the kiln layer it
+--exportProfile` (median time per layer after fusion), onnxruntime through its session profiling
+(median per node over the profiled runs). Medians on both sides: a mean counts a layer's rare slow
+runs (a worker thread the system did not schedule at once) in full (MobileNetV2 at 2 threads on a
+2-core machine: single layers' means up to 1.26 times their medians). Each onnxruntime node is charged to the kiln layer it
 belongs to: the layer of the same name, else the first ONNX node up its inputs that names a kiln
 layer (onnxruntime's NCHWc and fused nodes are named after the output of an activation that kiln
 fused into the convolution before it). A node of onnxruntime's own making starts that walk from
@@ -106,7 +108,7 @@ def kiln_profile(kiln, path, threads, duration):
         if p.returncode != 0:
             sys.exit("kiln bench failed (%d): %s" % (p.returncode, (p.stderr or p.stdout).strip()[-500:]))
         with open(out) as f:
-            return {e["name"]: e["averageMs"] for e in json.load(f)}
+            return {e["name"]: e["medianMs"] for e in json.load(f)}
 
 
 def ort_profile(path, threads, runs, warmup):

@@ -25,10 +25,10 @@ static const char help[] =
     "  --duration=S        minimum timed duration in seconds (default 3)\n"
     "  --iterations=N      minimum number of timed executions (default 10)\n"
     "  --dumpProfile       time every layer during the timed runs and print a table sorted by\n"
-    "                      total time: average ms per run, share of the summed layer time\n"
-    "                      (CPU engines)\n"
+    "                      total time: average and median ms per run (the median over the first\n"
+    "                      2048 runs), share of the summed layer time (CPU engines)\n"
     "  --exportProfile=F   write that per-layer profile to F as JSON: an array of\n"
-    "                      {name, type, averageMs, totalMs, percentage, count}\n";
+    "                      {name, type, averageMs, medianMs, totalMs, percentage, count}\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -48,8 +48,69 @@ static double percentile(const double *sorted, size_t n, double p) {
 typedef struct prof_row {
     const char *name, *type;
     int64_t count;
-    double total_ms;
+    double total_ms, median_ms;
 } prof_row;
+
+/* Each layer's time in every timed run, up to PROF_MAX_RUNS runs: the means the context keeps
+ * count a layer's rare slow runs (a worker thread the system did not schedule at once) in full,
+ * where a median, as onnxruntime's profile comparisons use, does not. */
+#define PROF_MAX_RUNS 2048
+typedef struct prof_samples {
+    int32_t layers;
+    size_t runs;       /* runs recorded (at most PROF_MAX_RUNS) */
+    float *ms;         /* [layer][PROF_MAX_RUNS] */
+    double *last_total; /* each layer's total_ms at the previous read */
+} prof_samples;
+
+static void prof_samples_free(prof_samples *ps) {
+    free(ps->ms);
+    free(ps->last_total);
+    *ps = (prof_samples){0};
+}
+
+/* Sized to the context's layers, their totals read as the baseline (just after a reset: zero). */
+static int prof_samples_init(kiln_context *ctx, prof_samples *ps) {
+    *ps = (prof_samples){0};
+    kiln_status st = kiln_context_profiling_num_layers(ctx, &ps->layers);
+    if (st != KILN_OK) return cli_kiln_fail(st, "reading the layer profile");
+    size_t layers = (size_t)(ps->layers ? ps->layers : 1);
+    ps->ms = malloc(layers * PROF_MAX_RUNS * sizeof *ps->ms);
+    ps->last_total = calloc(layers, sizeof *ps->last_total);
+    if (!ps->ms || !ps->last_total) {
+        prof_samples_free(ps);
+        cli_error("out of memory");
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* Records each layer's time in the run that just finished. */
+static int prof_samples_add(kiln_context *ctx, prof_samples *ps) {
+    if (ps->runs >= PROF_MAX_RUNS) return CLI_OK;
+    for (int32_t i = 0; i < ps->layers; i++) {
+        kiln_layer_profile lp = {.struct_size = sizeof lp};
+        kiln_status st = kiln_context_profiling_layer(ctx, i, &lp);
+        if (st != KILN_OK) return cli_kiln_fail(st, "reading the profile of layer %d", i);
+        ps->ms[(size_t)i * PROF_MAX_RUNS + ps->runs] = (float)(lp.total_ms - ps->last_total[i]);
+        ps->last_total[i] = lp.total_ms;
+    }
+    ps->runs++;
+    return CLI_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Layer i's median over the recorded runs (the mean of the middle two for an even count). */
+static double prof_samples_median(prof_samples *ps, int32_t i) {
+    if (!ps->runs) return 0;
+    float *v = ps->ms + (size_t)i * PROF_MAX_RUNS;
+    qsort(v, ps->runs, sizeof *v, cmp_float);
+    size_t h = ps->runs / 2;
+    return ps->runs % 2 ? v[h] : 0.5 * ((double)v[h - 1] + v[h]);
+}
 
 /* Longest total first; ties by name so the order is stable. */
 static int cmp_row(const void *a, const void *b) {
@@ -60,8 +121,8 @@ static int cmp_row(const void *a, const void *b) {
 
 static double row_avg(const prof_row *r) { return r->count ? r->total_ms / (double)r->count : 0; }
 
-/* The context's per-layer profile, sorted; *rows is malloc'ed. */
-static int read_profile(kiln_context *ctx, prof_row **rows, int32_t *n, double *total_ms) {
+/* The context's per-layer profile with the medians of ps, sorted; *rows is malloc'ed. */
+static int read_profile(kiln_context *ctx, prof_samples *ps, prof_row **rows, int32_t *n, double *total_ms) {
     *rows = NULL;
     *total_ms = 0;
     kiln_status st = kiln_context_profiling_num_layers(ctx, n);
@@ -78,7 +139,8 @@ static int read_profile(kiln_context *ctx, prof_row **rows, int32_t *n, double *
             *rows = NULL;
             return cli_kiln_fail(st, "reading the profile of layer %d", i);
         }
-        (*rows)[i] = (prof_row){lp.name, lp.type_name, lp.count, lp.total_ms};
+        (*rows)[i] = (prof_row){lp.name, lp.type_name, lp.count, lp.total_ms,
+                                i < ps->layers ? prof_samples_median(ps, i) : 0};
         *total_ms += lp.total_ms;
     }
     qsort(*rows, (size_t)*n, sizeof **rows, cmp_row);
@@ -88,12 +150,12 @@ static int read_profile(kiln_context *ctx, prof_row **rows, int32_t *n, double *
 static void print_profile(const prof_row *rows, int32_t n, double total_ms, size_t runs, double mean_latency_ms) {
     double pct = total_ms > 0 ? 100.0 / total_ms : 0;
     printf("=== Profile (%zu runs) ===\n", runs);
-    printf("%12s %12s %8s   %-16s %s\n", "Time(ms)", "Avg.(ms)", "Time(%)", "Type", "Layer");
+    printf("%12s %12s %12s %8s   %-16s %s\n", "Time(ms)", "Avg.(ms)", "Median(ms)", "Time(%)", "Type", "Layer");
     for (int32_t i = 0; i < n; i++)
-        printf("%12.3f %12.5f %8.1f   %-16s %s\n", rows[i].total_ms, row_avg(&rows[i]), rows[i].total_ms * pct,
-               rows[i].type, rows[i].name);
+        printf("%12.3f %12.5f %12.5f %8.1f   %-16s %s\n", rows[i].total_ms, row_avg(&rows[i]), rows[i].median_ms,
+               rows[i].total_ms * pct, rows[i].type, rows[i].name);
     double avg = runs ? total_ms / (double)runs : 0;
-    printf("%12.3f %12.5f %8.1f   %-16s %s\n", total_ms, avg, total_ms > 0 ? 100.0 : 0.0, "", "Total");
+    printf("%12.3f %12.5f %12s %8.1f   %-16s %s\n", total_ms, avg, "", total_ms > 0 ? 100.0 : 0.0, "", "Total");
     printf("Layers cover %.1f%% of the mean latency (%.5f ms); the rest is the run loop around them\n",
            mean_latency_ms > 0 ? 100.0 * avg / mean_latency_ms : 0.0, mean_latency_ms);
 }
@@ -124,9 +186,12 @@ static int export_profile(const char *path, const prof_row *rows, int32_t n, dou
         json_string(f, rows[i].name);
         fputs(", \"type\": ", f);
         json_string(f, rows[i].type);
-        fprintf(f, ", \"averageMs\": %.6f, \"totalMs\": %.6f, \"percentage\": %.4f, \"count\": %lld}%s\n",
-                row_avg(&rows[i]), rows[i].total_ms, total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0,
-                (long long)rows[i].count, i + 1 < n ? "," : "");
+        fprintf(f,
+                ", \"averageMs\": %.6f, \"medianMs\": %.6f, \"totalMs\": %.6f, \"percentage\": %.4f, "
+                "\"count\": %lld}%s\n",
+                row_avg(&rows[i]), rows[i].median_ms, rows[i].total_ms,
+                total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0, (long long)rows[i].count,
+                i + 1 < n ? "," : "");
     }
     fputs("]\n", f);
     int bad = ferror(f);
@@ -138,11 +203,12 @@ static int export_profile(const char *path, const prof_row *rows, int32_t n, dou
     return CLI_OK;
 }
 
-static int report_profile(kiln_context *ctx, int dump, const char *export_path, size_t runs, double mean_latency_ms) {
+static int report_profile(kiln_context *ctx, prof_samples *ps, int dump, const char *export_path, size_t runs,
+                          double mean_latency_ms) {
     prof_row *rows;
     int32_t n;
     double total_ms;
-    if (read_profile(ctx, &rows, &n, &total_ms)) return CLI_FAIL;
+    if (read_profile(ctx, ps, &rows, &n, &total_ms)) return CLI_FAIL;
     if (dump) print_profile(rows, n, total_ms, runs, mean_latency_ms);
     int rc = export_path ? export_profile(export_path, rows, n, total_ms) : CLI_OK;
     free(rows);
@@ -159,6 +225,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
     cli_ios ios = {0, NULL, KILN_DEVICE_CPU};
     double *lat = NULL, *enq = NULL;
     size_t n = 0, cap = 0;
+    prof_samples ps = {0};
     int rc = CLI_FAIL;
     kiln_status st = kiln_engine_create_context(engine, &ctx);
     if (st != KILN_OK) return cli_kiln_fail(st, "creating an execution context");
@@ -184,6 +251,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         cli_kiln_fail(st, "resetting the per-layer profile");
         goto done;
     }
+    if (profiling && prof_samples_init(ctx, &ps)) goto done;
 
     double start = cli_now(), now = start;
     while (now - start < duration_s || (int64_t)n < iterations) {
@@ -209,6 +277,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         lat[n] = (now - a) * 1e3;
         enq[n] = (b - a) * 1e3;
         n++;
+        if (profiling && prof_samples_add(ctx, &ps)) goto done;
     }
     double wall = now - start;
     uint64_t act = kiln_context_activation_bytes(ctx);
@@ -237,8 +306,9 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
     printf("Device: %s; latencies are host wall times (CLOCK_MONOTONIC) of one %s\n",
            device == KILN_DEVICE_CUDA ? "cuda" : "cpu",
            device == KILN_DEVICE_CUDA ? "enqueue + stream synchronize" : "execute");
-    rc = profiling ? report_profile(ctx, dump_profile, export_path, n, sum / (double)n) : CLI_OK;
+    rc = profiling ? report_profile(ctx, &ps, dump_profile, export_path, n, sum / (double)n) : CLI_OK;
 done:
+    prof_samples_free(&ps);
     free(lat);
     free(enq);
     cli_ios_free(&ios);

@@ -21,7 +21,7 @@ MNIST = os.environ.get("KILN_MNIST")
 if not KILN or not MNIST:
     raise RuntimeError("set KILN_BIN and KILN_MNIST to the built kiln and mnist_api binaries")
 
-ROW = re.compile(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(.+?)\s*$")
+ROW = re.compile(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(.+?)\s*$")
 
 
 def kiln(*args, check=None):
@@ -58,16 +58,17 @@ def test_dump_profile_table(lenet):
     assert count >= runs
     assert f"=== Profile ({count} runs) ===" in out
     lines = out[out.index("=== Profile"):].splitlines()
-    assert re.match(r"\s*Time\(ms\)\s+Avg\.\(ms\)\s+Time\(%\)\s+Type\s+Layer$", lines[1])
+    assert re.match(r"\s*Time\(ms\)\s+Avg\.\(ms\)\s+Median\(ms\)\s+Time\(%\)\s+Type\s+Layer$", lines[1])
     rows = [ROW.match(line) for line in lines[2:2 + len(layers)]]
     assert all(rows), lines
     # every engine layer once, with its type, sorted by total time, longest first
-    assert sorted((m.group(5), m.group(4)) for m in rows) == sorted(layers)
+    assert sorted((m.group(6), m.group(5)) for m in rows) == sorted(layers)
     totals = [float(m.group(1)) for m in rows]
     assert totals == sorted(totals, reverse=True)
     for m in rows:  # average = total / runs, to the printed precision (total: 3 decimals, average: 5)
         assert float(m.group(2)) == pytest.approx(float(m.group(1)) / count, rel=1e-3, abs=5e-4 / count + 1e-5)
-    assert sum(float(m.group(3)) for m in rows) == pytest.approx(100, abs=0.1 * len(rows))
+        assert 0 <= float(m.group(3)) <= float(m.group(1)) + 1e-3  # a median run is at most all of them
+    assert sum(float(m.group(4)) for m in rows) == pytest.approx(100, abs=0.1 * len(rows))
     total = re.match(r"\s*([\d.]+)\s+([\d.]+)\s+100\.0\s+Total$", lines[2 + len(layers)])
     assert total, lines
     assert float(total.group(1)) == pytest.approx(sum(totals), abs=1e-3 * len(rows))
@@ -87,11 +88,25 @@ def test_export_profile_json(lenet, tmp_path):
     doc = json.loads(f.read_text())
     assert isinstance(doc, list) and sorted((e["name"], e["type"]) for e in doc) == sorted(layers)
     for e in doc:
-        assert set(e) == {"name", "type", "averageMs", "totalMs", "percentage", "count"}
+        assert set(e) == {"name", "type", "averageMs", "medianMs", "totalMs", "percentage", "count"}
         assert e["count"] == count and e["averageMs"] >= 0 and 0 <= e["percentage"] <= 100
         assert e["averageMs"] == pytest.approx(e["totalMs"] / count, rel=1e-3, abs=1e-6)
+        assert 0 <= e["medianMs"] <= e["totalMs"] * (1 + 1e-6) + 1e-6
     assert [e["totalMs"] for e in doc] == sorted((e["totalMs"] for e in doc), reverse=True)
     assert sum(e["percentage"] for e in doc) == pytest.approx(100, abs=0.01)
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_export_profile_median_of_few_runs(lenet, tmp_path, runs):
+    """One run: the median is that run; two: the mean of both. Either way it equals the average."""
+    plan, _ = lenet
+    f = tmp_path / "profile.json"
+    p = kiln("bench", f"--loadEngine={plan}", "--warmUp=0", "--duration=0", f"--iterations={runs}", "--threads=1",
+             f"--exportProfile={f}", check=0)
+    assert f"Enqueue count: {runs}\n" in p.stdout
+    for e in json.loads(f.read_text()):
+        assert e["count"] == runs
+        assert e["medianMs"] == pytest.approx(e["averageMs"], rel=1e-4, abs=2e-6)  # 6 decimals printed
 
 
 def test_profile_off_and_errors(lenet, tmp_path):
