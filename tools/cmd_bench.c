@@ -51,9 +51,10 @@ typedef struct prof_row {
     double total_ms, median_ms;
 } prof_row;
 
-/* Each layer's time in every timed run, up to PROF_MAX_RUNS runs: the means the context keeps
- * count a layer's rare slow runs (a worker thread the system did not schedule at once) in full,
- * where a median, as onnxruntime's profile comparisons use, does not. */
+/* Each layer's time in every timed run, up to PROF_MAX_RUNS runs (4 bytes per layer and run):
+ * the means the context keeps count a layer's rare slow runs (a worker thread the system did not
+ * schedule at once) in full, where a median does not, and bench/layers_vs_ort.py compares with
+ * onnxruntime's per-node medians. */
 #define PROF_MAX_RUNS 2048
 typedef struct prof_samples {
     int32_t layers;
