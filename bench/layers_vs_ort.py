@@ -5,10 +5,10 @@ Both runtimes run the full model with their own profilers on: kiln through `kiln
 --exportProfile` (median time per layer after fusion), onnxruntime through its session profiling
 (median per node over the profiled runs). Medians on both sides: a mean counts a layer's rare slow
 runs (a worker thread the system did not schedule at once) in full (MobileNetV2 at 2 threads on a
-2-core machine: single layers' means up to 1.26 times their medians). Each onnxruntime node is charged to the kiln layer it
-belongs to: the layer of the same name, else the first ONNX node up its inputs that names a kiln
-layer (onnxruntime's NCHWc and fused nodes are named after the output of an activation that kiln
-fused into the convolution before it). A node of onnxruntime's own making starts that walk from
+2-core machine: single layers' means up to 1.26 times their medians). Each onnxruntime node is
+charged to the kiln layer it belongs to: the layer of the same name, else the first ONNX node up
+its inputs that names a kiln layer (onnxruntime's NCHWc and fused nodes are named after the
+output of an activation that kiln fused into the convolution before it). A node of onnxruntime's own making starts that walk from
 the node whose name its name extends ("<node>/MatMulScaleFusion/", attention's scaled QK^T), or
 else from the node computing its first input in onnxruntime's optimized graph ("BiasGelu_token_3"
 after a linear layer). Layers are then grouped by what they compute: a convolution by its shape,
