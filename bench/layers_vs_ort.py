@@ -7,13 +7,14 @@ Both runtimes run the full model with their own profilers on: kiln through `kiln
 runs (a worker thread the system did not schedule at once) in full (MobileNetV2 at 2 threads on a
 2-core machine: single layers' means up to 1.26 times their medians). Each onnxruntime node is
 charged to the kiln layer it belongs to: the layer of the same name, else the first ONNX node up
-its inputs that names a kiln layer (onnxruntime's NCHWc and fused nodes are named after the
-output of an activation that kiln fused into the convolution before it). A node of onnxruntime's own making starts that walk from
-the node whose name its name extends ("<node>/MatMulScaleFusion/", attention's scaled QK^T), or
-else from the node computing its first input in onnxruntime's optimized graph ("BiasGelu_token_3"
-after a linear layer). Layers are then grouped by what they compute: a convolution by its shape,
-anything else by its ONNX op. Per group, the sum of per-layer minimums over the rounds (rounds
-alternate the two runtimes, so a drift of the machine reaches both).
+its inputs that names a kiln layer (onnxruntime's NCHWc and fused nodes are named after the output
+of an activation that kiln fused into the convolution before it). A node of onnxruntime's own
+making starts that walk from the node whose name its name extends ("<node>/MatMulScaleFusion/",
+attention's scaled QK^T), or else from the node computing its first input in onnxruntime's
+optimized graph ("BiasGelu_token_3" after a linear layer). Layers are then grouped by what they
+compute: a convolution by its shape, anything else by its ONNX op. Per group, the sum of per-layer
+minimums over the rounds (rounds alternate the two runtimes, so a drift of the machine reaches
+both).
 
 onnxruntime nodes that still lead to no kiln layer are summed under "other".
 
