@@ -421,17 +421,21 @@ static void dws_range(void *arg, int64_t begin, int64_t end) {
 }
 
 /* Scratch for `slots` threads, each rows x cols x lanes floats plus slack, rounded up to 16 floats
- * (64-byte aligned slots): *per_slot floats each, *bytes in all. False when the size overflows
- * (pads and dilations are the layer's attributes: any size). */
-static bool scratch_size(int64_t rows, int64_t cols, int64_t lanes, int64_t slack, int64_t slots, int64_t *per_slot,
-                         size_t *bytes) {
-    size_t floats;
+ * (64-byte aligned slots of *per_slot floats), allocated into *scratch. KILN_OUT_OF_MEMORY when
+ * the size overflows (pads and dilations are the layer's attributes: any size) or memory runs out. */
+static kiln_status slot_scratch(kiln__cpu_ctx *ctx, int64_t rows, int64_t cols, int64_t lanes, int64_t slack,
+                                int64_t slots, int64_t *per_slot, float **scratch) {
+    size_t floats, bytes;
+    *scratch = NULL;
     if (!kiln__mul_size((size_t)rows, (size_t)cols, &floats) || !kiln__mul_size(floats, (size_t)lanes, &floats) ||
         floats > (size_t)INT64_MAX / 2)
-        return false;
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
     floats = (floats + (size_t)slack + 15) / 16 * 16;
     *per_slot = (int64_t)floats;
-    return kiln__mul_size(floats, (size_t)slots, bytes) && kiln__mul_size(*bytes, sizeof(float), bytes);
+    if (!kiln__mul_size(floats, (size_t)slots, &bytes) || !kiln__mul_size(bytes, sizeof(float), &bytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
+    *scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    return *scratch ? KILN_OK : KILN_OUT_OF_MEMORY;
 }
 
 static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
@@ -441,15 +445,8 @@ static kiln_status depthwise_small(dw_conv *j, kiln__cpu_ctx *ctx) {
     int64_t reach_x = ((g->out[2] + 15) / 16 * 16 - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1 + 16;
     dws_job d = {.j = j, .ph = KILN__MAX(reach_y, g->in[1] + g->pb[1]), .pw = KILN__MAX(reach_x, g->in[2] + g->pb[2])};
     d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
-    size_t bytes;
-    if (!scratch_size(d.ph, d.pw, 1, DWS_SLACK, d.slots, &d.per_slot, &bytes))
-        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
-    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-    if (!d.scratch) return KILN_OUT_OF_MEMORY;
-    if (d.slots > 1)
-        kiln__parallel_for(ctx->pool, d.slots, 1, dws_range, &d);
-    else
-        dws_range(&d, 0, 1);
+    KILN__TRY(slot_scratch(ctx, d.ph, d.pw, 1, DWS_SLACK, d.slots, &d.per_slot, &d.scratch));
+    kiln__parallel_for(ctx->pool, d.slots, 1, dws_range, &d);
     kiln__free(ctx->alloc, d.scratch);
     return KILN_OK;
 }
@@ -615,15 +612,8 @@ static kiln_status depthwise_padded_rows(dw_conv *j, kiln__cpu_ctx *ctx) {
     int64_t reach = KILN__MAX(16, (g->k[2] - 1) * g->d[2] + 15) / 16 * 16;
     dwp_job d = {.j = j, .slot_floats = (g->out[2] + 15) / 16 * 16 + reach};
     d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
-    size_t bytes;
-    if (!scratch_size(DWP_RING, d.slot_floats, 1, 0, d.slots, &d.per_slot, &bytes))
-        return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
-    d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-    if (!d.scratch) return KILN_OUT_OF_MEMORY;
-    if (d.slots > 1)
-        kiln__parallel_slots(ctx->pool, d.slots, dwp_range, &d);
-    else
-        dwp_range(&d, 0, 1);
+    KILN__TRY(slot_scratch(ctx, DWP_RING, d.slot_floats, 1, 0, d.slots, &d.per_slot, &d.scratch));
+    kiln__parallel_slots(ctx->pool, d.slots, dwp_range, &d);
     kiln__free(ctx->alloc, d.scratch);
     return KILN_OK;
 }
@@ -908,17 +898,9 @@ static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
     int64_t threads = kiln__pool_threads(ctx->pool);
     d.by_rows = threads > 1 && g->in_plane >= DWC_ROWS_MIN_PLANE;
     d.slots = KILN__MIN(threads, d.by_rows ? g->out[1] : g->n * d.blocks);
-    if (!dwc_in_place(g, j->x_blocked)) {
-        size_t bytes;
-        if (!scratch_size(d.hp, d.wp, DWC_BLOCK, 0, d.slots, &d.per_slot, &bytes))
-            return kiln__error(KILN_OUT_OF_MEMORY, "depthwise scratch size overflows");
-        d.scratch = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-        if (!d.scratch) return KILN_OUT_OF_MEMORY;
-    }
-    if (d.slots > 1)
-        kiln__parallel_slots(ctx->pool, d.slots, dwc_range, &d);
-    else
-        dwc_range(&d, 0, 1);
+    if (!dwc_in_place(g, j->x_blocked))
+        KILN__TRY(slot_scratch(ctx, d.hp, d.wp, DWC_BLOCK, 0, d.slots, &d.per_slot, &d.scratch));
+    kiln__parallel_slots(ctx->pool, d.slots, dwc_range, &d);
     kiln__free(ctx->alloc, d.scratch);
     return KILN_OK;
 }
