@@ -90,6 +90,24 @@ typedef struct dw_rowpair {
     float lo, hi;
 } dw_rowpair;
 
+/* Channel c's weights, bias and clamp for the row kernels (rows and sources set per row pair). */
+static dw_rowpair dw_channel_rowpair(const dw_conv *j, int64_t c) {
+    int kind = j->act->kind;
+    return (dw_rowpair){.w = j->w + c * j->g.kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = j->g.out[2],
+                        .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
+                        .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
+                        .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
+}
+
+/* The output row at offset o of plane y (and of its residual res, or NULL), and the row after it
+ * when two. */
+static void dw_rowpair_at(dw_rowpair *rp, float *y, const float *res, int64_t o, bool two) {
+    rp->y0 = y + o;
+    rp->y1 = two ? y + o + rp->out_w : NULL;
+    rp->r0 = res ? res + o : NULL;
+    rp->r1 = res && two ? res + o + rp->out_w : NULL;
+}
+
 /* Of `lanes` outputs from x0, those tap kx reads inside the row, as a lane mask (s == 1) or as
  * the mask of the even elements of a load twice as wide (s == 2). */
 static inline uint32_t dw_tap_mask(const dw_job *d, int64_t kx, int64_t x0, int64_t lanes) {
@@ -314,10 +332,8 @@ static void depthwise_plane_simd(const dw_job *d, int64_t n, int64_t c) {
     float *y = j->y + (n * g->m + c) * g->out_plane;
     const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
     int kind = j->act->kind;
-    dw_rowpair rp = {.d = d, .w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
-                     .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
-                     .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
-                     .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
+    dw_rowpair rp = dw_channel_rowpair(j, c);
+    rp.d = d;
     int64_t ow = g->out[2];
     for (int64_t oz = 0; oz < g->out[0]; oz++)
         for (int64_t oy = 0; oy < g->out[1]; oy += 2) {
@@ -330,10 +346,7 @@ static void depthwise_plane_simd(const dw_job *d, int64_t n, int64_t c) {
                     rp.src0[r] = dw_in_row(d, x, iz, iy);
                     rp.src1[r] = dw_in_row(d, x, iz, iy + g->s[1]);
                 }
-            rp.y0 = y + o;
-            rp.y1 = two ? y + o + ow : NULL;
-            rp.r0 = res ? res + o : NULL;
-            rp.r1 = res && two ? res + o + ow : NULL;
+            dw_rowpair_at(&rp, y, res, o, two);
             if (d->avx512)
                 dw_rowpair512(&rp);
             else
@@ -570,10 +583,7 @@ static void dwp_plane(const dwp_job *d, int64_t n, int64_t c, float *ring) {
     float *y = j->y + (n * g->m + c) * g->out_plane;
     const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
     int kind = j->act->kind;
-    dw_rowpair rp = {.w = j->w + c * g->kvol, .bias = j->bias ? j->bias[c] : 0.0f, .out_w = g->out[2],
-                     .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP,
-                     .lo = kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f,
-                     .hi = kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()};
+    dw_rowpair rp = dw_channel_rowpair(j, c);
     const float *s0[DW_MAX_TAPS], *s1[DW_MAX_TAPS];
     int64_t ow = g->out[2], kh = g->k[1], next = -g->pb[1]; /* next: the first input row not in the ring */
     for (int64_t oy = 0; oy < g->out[1]; oy += 2) {
@@ -587,10 +597,7 @@ static void dwp_plane(const dwp_job *d, int64_t n, int64_t c, float *ring) {
             s1[ky] = ring + ((iy + g->s[1] + g->pb[1]) & (DWP_RING - 1)) * d->slot_floats;
         }
         int64_t o = oy * ow;
-        rp.y0 = y + o;
-        rp.y1 = two ? y + o + ow : NULL;
-        rp.r0 = res ? res + o : NULL;
-        rp.r1 = res && two ? res + o + ow : NULL;
+        dw_rowpair_at(&rp, y, res, o, two);
         dwp_rows(d, s0, s1, &rp);
         if (kind >= 0 && !rp.clamp) kiln__apply_act_f32(j->act, y + o, two ? 2 * ow : ow);
     }
