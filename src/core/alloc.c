@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void *default_alloc(void *user, size_t size, size_t alignment) {
     (void)user;
@@ -34,6 +35,22 @@ void *kiln__malloc_aligned(const kiln__alloc *alloc, size_t size, size_t alignme
 }
 
 void *kiln__malloc(const kiln__alloc *alloc, size_t size) { return kiln__malloc_aligned(alloc, size, 16); }
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *kiln__malloc_large(const kiln__alloc *alloc, size_t size) {
+#ifdef MADV_HUGEPAGE
+    bool huge = alloc->a.alloc == default_alloc && size >= HUGE_PAGE;
+#else
+    bool huge = false;
+#endif
+    void *p = kiln__malloc_aligned(alloc, size, huge ? HUGE_PAGE : 64);
+#ifdef MADV_HUGEPAGE
+    /* advice only: where the kernel has no transparent huge pages the block keeps small ones */
+    if (p && huge) madvise(p, size / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 bool kiln__mul_size(size_t a, size_t b, size_t *out) {
     if (a && b > SIZE_MAX / a) return false;

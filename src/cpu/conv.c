@@ -330,7 +330,7 @@ static const float *cached_wpack(const kiln_layer *layer, const void *w_src, con
     *ctx->cache = NULL;
     size_t bytes;
     if (!kiln__mul_size((size_t)floats, sizeof(float), &bytes) || bytes > SIZE_MAX - WPACK_OFFSET) return NULL;
-    h = kiln__malloc_aligned(ctx->alloc, bytes + WPACK_OFFSET, 64);
+    h = kiln__malloc_large(ctx->alloc, bytes + WPACK_OFFSET);
     if (!h) return NULL; /* runs unpacked */
     *h = (wpack_header){w_src, g->m, kdim, g->groups, layout, simd};
     float *dst = (float *)((char *)h + WPACK_OFFSET);

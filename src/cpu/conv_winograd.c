@@ -133,7 +133,8 @@ static kiln_status packed_weights(wino_job *j, const void *w_src, kiln__cpu_ctx 
     if (!kiln__mul_size((size_t)(NPTS * j->ustride), sizeof(float), &bytes) || bytes > SIZE_MAX - HEADER_OFFSET ||
         !kiln__mul_size((size_t)(NPTS * g->m * g->c), sizeof(float), &ubytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "Winograd weight size overflows");
-    char *block = kiln__malloc_aligned(ctx->alloc, bytes + (cached ? HEADER_OFFSET : 0), 64);
+    char *block = cached ? kiln__malloc_large(ctx->alloc, bytes + HEADER_OFFSET)
+                         : kiln__malloc_aligned(ctx->alloc, bytes, 64);
     j->u = kiln__malloc_aligned(ctx->alloc, ubytes, 64);
     if (!block || !j->u) {
         kiln__free(ctx->alloc, block);

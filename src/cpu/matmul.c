@@ -212,7 +212,7 @@ static kiln_status cached_bpack(const kiln_layer *layer, const kiln__value *b, m
         bytes > SIZE_MAX - BPACK_OFFSET)
         return kiln__layer_error(layer, KILN_OUT_OF_MEMORY, "packed weights of %lldx%lld floats overflow the size",
                                  (long long)j->k, (long long)j->n);
-    h = kiln__malloc_aligned(ctx->alloc, bytes + BPACK_OFFSET, 64);
+    h = kiln__malloc_large(ctx->alloc, bytes + BPACK_OFFSET);
     if (!h) return KILN_OUT_OF_MEMORY;
     *h = (bpack_header){b->data, j->k, j->n, j->op_b, simd};
     float *dst = (float *)((char *)h + BPACK_OFFSET);

@@ -289,7 +289,7 @@ kiln_status kiln_context_execute(kiln_context *c) {
     if (c->arena_capacity < c->plan.size) {
         kiln__free(&e->alloc, c->arena);
         c->arena_capacity = 0;
-        c->arena = kiln__malloc_aligned(&e->alloc, (size_t)c->plan.size, 64);
+        c->arena = kiln__malloc_large(&e->alloc, (size_t)c->plan.size);
         if (!c->arena) return kiln__error(KILN_OUT_OF_MEMORY, "execute: no memory for %llu bytes of activations",
                                           (unsigned long long)c->plan.size);
         c->arena_capacity = c->plan.size;

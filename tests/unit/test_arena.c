@@ -118,8 +118,54 @@ static void test_residual_chain(void) {
     finish("residual chain", y, 11, NULL);
 }
 
+/* An allocator that records the requests it serves. */
+typedef struct seen_alloc {
+    size_t size, alignment;
+    int calls;
+} seen_alloc;
+
+static void *seen_malloc(void *user, size_t size, size_t alignment) {
+    seen_alloc *s = user;
+    s->size = size;
+    s->alignment = alignment;
+    s->calls++;
+    void *p = NULL;
+    return posix_memalign(&p, alignment < sizeof(void *) ? sizeof(void *) : alignment, size) ? NULL : p;
+}
+
+static void seen_free(void *user, void *ptr) {
+    (void)user;
+    free(ptr);
+}
+
+/* Large blocks (the arena, packed weights): 2 MiB aligned from the default allocator, so their
+ * whole pages can be huge ones; a user allocator gets the plain request. */
+static void test_large_blocks(void) {
+    kiln__alloc def;
+    kiln__alloc_init(&def, NULL);
+    size_t sizes[] = {100, ((size_t)2 << 20) - 64, (size_t)5 << 20 | 12345};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *p = kiln__malloc_large(&def, sizes[i]);
+        KT_CHECK(p != NULL);
+        if (!p) continue;
+        uintptr_t align = sizes[i] >= ((size_t)2 << 20) ? (uintptr_t)2 << 20 : 64;
+        KT_CHECK((uintptr_t)p % align == 0);
+        memset(p, 0x5a, sizes[i]);
+        KT_CHECK(p[0] == 0x5a && p[sizes[i] - 1] == 0x5a);
+        kiln__free(&def, p);
+    }
+    seen_alloc seen = {0};
+    kiln_allocator user = {seen_malloc, seen_free, &seen};
+    kiln__alloc ua;
+    kiln__alloc_init(&ua, &user);
+    void *p = kiln__malloc_large(&ua, (size_t)3 << 20);
+    KT_CHECK(p != NULL && seen.calls == 1 && seen.size == (size_t)3 << 20 && seen.alignment == 64);
+    kiln__free(&ua, p);
+}
+
 int main(void) {
     kt_seed();
+    test_large_blocks();
     test_residual_chain();
     return kt_summary("test_arena");
 }
