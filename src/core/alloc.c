@@ -46,7 +46,7 @@ void *kiln__malloc_large(const kiln__alloc *alloc, size_t size) {
 #endif
     void *p = kiln__malloc_aligned(alloc, size, huge ? HUGE_PAGE : 64);
 #ifdef MADV_HUGEPAGE
-    /* advice only: where the kernel has no transparent huge pages the block keeps small ones */
+    /* advice only: where Linux has no transparent huge pages the block keeps small ones */
     if (p && huge) madvise(p, size / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
 #endif
     return p;
