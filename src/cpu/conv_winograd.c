@@ -6,6 +6,7 @@
  * blocks of whole tile rows so the V and M scratch stays moderate. The transforms run on rows
  * of tiles with the tile index innermost and contiguous, so the compiler vectorizes them. */
 #include "conv_winograd.h"
+#include "conv_simd.h"
 #include "gemm.h"
 
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #define NPTS 36                  /* 6x6 transformed points per tile */
+#define F2_PTS 16                /* F(2x2, 3x3): 4x4 */
 #define CHUNK 64                 /* tiles per row piece in the transforms (their stack buffers) */
 /* V and M scratch per block of tile rows: small enough to stay in L2 between the transforms and
  * the GEMMs, but at least BLOCK_TILES tiles so the GEMMs are not too narrow. */
@@ -35,20 +37,24 @@
 #define FEW_CHANNELS 32     /* below this many channels ... */
 #define FEW_CHANNELS_TILES 49 /* ... at least this many tiles */
 
-/* The cache slot's block: this header, then the 36 packed U matrices at HEADER_OFFSET. */
+/* The cache slot's block: this header, then the packed U matrices (one per point) at
+ * HEADER_OFFSET. */
 typedef struct wino_header {
     uint32_t magic, zero; /* zero: read as the convolution block's pointer, never a valid one */
     const void *src;
     int64_t m, c;
 } wino_header;
 
+typedef struct wino_kind wino_kind;
+
 typedef struct wino_job {
+    const wino_kind *kind;
     const kiln__conv_geom *g;
     const float *x, *w, *bias, *res;
     float *y;
     const kiln__act *act;
-    float *u;        /* raw U [36][m][c] while the weights are transformed */
-    float *upack;    /* packed U: 36 blocks of ustride floats */
+    float *u;        /* raw U [points][m][c] while the weights are transformed */
+    float *upack;    /* packed U: a block of ustride floats per point */
     int64_t ustride;
     float *v, *mo;   /* V [36][c][nt], M [36][m][nt] */
     int64_t ty, tx;  /* tiles per image down and across */
@@ -82,7 +88,7 @@ bool kiln__winograd_applies(const kiln__conv_geom *g) {
 /* ---------------------------------------------------------------- weights */
 
 /* Raw U of maps [m0, m1): u[ij][map][channel] = (G g G^T)[i][j]. */
-static void weights_range(void *arg, int64_t m0, int64_t m1) {
+static void weights_f4_range(void *arg, int64_t m0, int64_t m1) {
     static const double gm[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                     {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
@@ -102,10 +108,44 @@ static void weights_range(void *arg, int64_t m0, int64_t m1) {
         }
 }
 
+/* F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], exact in float32. */
+static void weights_f2_range(void *arg, int64_t m0, int64_t m1) {
+    static const float gm[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+    const wino_job *j = arg;
+    int64_t m = j->g->m, c = j->g->c;
+    for (int64_t mm = m0; mm < m1; mm++)
+        for (int64_t cc = 0; cc < c; cc++) {
+            const float *k = j->w + (mm * c + cc) * 9;
+            float t[4][3];
+            for (int i = 0; i < 4; i++)
+                for (int b = 0; b < 3; b++) t[i][b] = gm[i][0] * k[b] + gm[i][1] * k[3 + b] + gm[i][2] * k[6 + b];
+            for (int i = 0; i < 4; i++)
+                for (int jj = 0; jj < 4; jj++)
+                    j->u[(int64_t)(i * 4 + jj) * m * c + mm * c + cc] =
+                        t[i][0] * gm[jj][0] + t[i][1] * gm[jj][1] + t[i][2] * gm[jj][2];
+        }
+}
+
+/* What tells the two transforms apart where they share code: the weights' transform and their
+ * packing (for the row GEMM or the channel-vector GEMM), and the cache block's magic. */
+struct wino_kind {
+    uint32_t magic;
+    int64_t npts;
+    kiln__range_fn weights_range;
+    bool cv_packed;
+};
+static const wino_kind F4 = {KILN__WINOGRAD_MAGIC, NPTS, weights_f4_range, false};
+static const wino_kind F2 = {KILN__WINOGRAD_F2_MAGIC, F2_PTS, weights_f2_range, true};
+
 static void pack_range(void *arg, int64_t b, int64_t e) {
     const wino_job *j = arg;
     int64_t m = j->g->m, c = j->g->c;
-    for (int64_t ij = b; ij < e; ij++) kiln__sgemm_pack_a(m, c, j->u + ij * m * c, c, j->upack + ij * j->ustride);
+    for (int64_t ij = b; ij < e; ij++) {
+        if (j->kind->cv_packed)
+            kiln__sgemm_cv_pack(m, c, j->u + ij * m * c, c, j->upack + ij * j->ustride);
+        else
+            kiln__sgemm_pack_a(m, c, j->u + ij * m * c, c, j->upack + ij * j->ustride);
+    }
 }
 
 static bool weights_constant(const kiln_layer *layer) {
@@ -118,11 +158,13 @@ static bool weights_constant(const kiln_layer *layer) {
 static kiln_status packed_weights(wino_job *j, const void *w_src, kiln__cpu_ctx *ctx, const kiln_layer *layer,
                                   float **owned) {
     const kiln__conv_geom *g = j->g;
-    j->ustride = round16(kiln__sgemm_packed_a_floats(g->m, g->c));
+    const wino_kind *kind = j->kind;
+    j->ustride = round16(kind->cv_packed ? kiln__sgemm_cv_packed_floats(g->m, g->c)
+                                         : kiln__sgemm_packed_a_floats(g->m, g->c));
     bool cached = ctx->cache && weights_constant(layer);
     if (cached) {
         wino_header *h = *ctx->cache;
-        if (h && h->magic == KILN__WINOGRAD_MAGIC && h->src == w_src && h->m == g->m && h->c == g->c) {
+        if (h && h->magic == kind->magic && h->src == w_src && h->m == g->m && h->c == g->c) {
             j->upack = (float *)((char *)h + HEADER_OFFSET);
             return KILN_OK;
         }
@@ -130,8 +172,8 @@ static kiln_status packed_weights(wino_job *j, const void *w_src, kiln__cpu_ctx 
         *ctx->cache = NULL;
     }
     size_t bytes, ubytes;
-    if (!kiln__mul_size((size_t)(NPTS * j->ustride), sizeof(float), &bytes) || bytes > SIZE_MAX - HEADER_OFFSET ||
-        !kiln__mul_size((size_t)(NPTS * g->m * g->c), sizeof(float), &ubytes))
+    if (!kiln__mul_size((size_t)(kind->npts * j->ustride), sizeof(float), &bytes) || bytes > SIZE_MAX - HEADER_OFFSET ||
+        !kiln__mul_size((size_t)(kind->npts * g->m * g->c), sizeof(float), &ubytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "Winograd weight size overflows");
     char *block = cached ? kiln__malloc_large(ctx->alloc, bytes + HEADER_OFFSET)
                          : kiln__malloc_aligned(ctx->alloc, bytes, 64);
@@ -142,12 +184,12 @@ static kiln_status packed_weights(wino_job *j, const void *w_src, kiln__cpu_ctx 
         return KILN_OUT_OF_MEMORY;
     }
     j->upack = (float *)(block + (cached ? HEADER_OFFSET : 0));
-    kiln__parallel_for(ctx->pool, g->m, 4, weights_range, j);
-    kiln__parallel_for(ctx->pool, NPTS, 1, pack_range, j);
+    kiln__parallel_for(ctx->pool, g->m, 4, kind->weights_range, j);
+    kiln__parallel_for(ctx->pool, kind->npts, 1, pack_range, j);
     kiln__free(ctx->alloc, j->u);
     j->u = NULL;
     if (cached) {
-        *(wino_header *)block = (wino_header){KILN__WINOGRAD_MAGIC, 0, w_src, g->m, g->c};
+        *(wino_header *)block = (wino_header){kind->magic, 0, w_src, g->m, g->c};
         *ctx->cache = block;
         kiln__cpu_release_weights(ctx, j->w, (size_t)(g->m * g->c * 9) * sizeof(float)); /* U is read instead */
     } else {
@@ -330,7 +372,8 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
                                 kiln__cpu_ctx *ctx, const kiln_layer *layer) {
     if (!supported(g))
         return kiln__error(KILN_INTERNAL_ERROR, "Winograd convolution called for a geometry it does not take");
-    wino_job j = {.g = g, .x = x, .w = w, .bias = bias, .res = res, .y = y, .act = act, .alloc = ctx->alloc};
+    wino_job j = {.kind = &F4, .g = g, .x = x, .w = w, .bias = bias, .res = res, .y = y, .act = act,
+                  .alloc = ctx->alloc};
     j.ty = (g->out[1] + 3) / 4;
     j.tx = (g->out[2] + 3) / 4;
     int64_t rows = g->n * j.ty, row_bytes = NPTS * (g->c + g->m) * j.tx * (int64_t)sizeof(float);
@@ -381,6 +424,201 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
     }
     kiln__free(ctx->alloc, j.v);
     kiln__free(ctx->alloc, j.mo);
+    kiln__free(ctx->alloc, owned);
+    return st;
+}
+
+/* ---------------------------------------------------------------- F(2x2, 3x3), small planes */
+
+/* Planes of 14x14 and 7x7 outputs have too few 4x4 tiles for F(4x4): its U, 4x the weights, costs
+ * more to read than it saves (above). F(2x2, 3x3) (points 0, +-1, inf) needs 16 / 9 of the weights
+ * and 2.25x fewer multiplications; with 49 or 16 tiles its GEMMs (maps x tiles x channels) go
+ * through the channel-vector GEMM, which wastes no lanes on 49 tiles and streams its U panels
+ * ahead. Its transforms add and subtract only, so F(2x2) rounds like the direct sums. Threads
+ * split the maps: each reads only its own maps' U. ResNet-50's 3x3 layers on 14x14 (256 maps, 49
+ * tiles) inside the network on the 2-core AMD machine (per-layer medians, F(2x2) and the direct
+ * path alternating in one process): 2.19 -> 1.32 ms at 1 thread, 1.12 -> 0.72 at 2; the network 5%
+ * faster. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
+ * took what the multiplications saved: 2.27 -> 2.19 ms at 1 thread, 1.17 -> 1.19 at 2. */
+#define F2_MIN_TILES 25   /* tiles per image: planes of 9x9 and more */
+#define F2_MAX_TILES 64   /* ... up to 16x16 */
+#define F2_MAX_TX 15      /* tiles across: a tile row's 2 tx + 2 input columns fit two vectors */
+#define F2_MIN_CHANNELS 64 /* shorter sums leave the transforms a large share */
+#define F2_MIN_MAPS 32
+#define F2_MAX_MAP_WASTE 1.125 /* maps rounded up to the GEMM's 32 per map, at most */
+#define F2_GROUP_MAPS 64  /* maps per run of the 16 GEMMs and their output transform: M stays in L2 */
+
+bool kiln__winograd_f2_applies(const kiln__conv_geom *g) {
+    int64_t ty = (g->out[1] + 1) / 2, tx = (g->out[2] + 1) / 2;
+    return kiln__cpu_simd() == KILN__SIMD_AVX512 && supported(g) && ty * tx >= F2_MIN_TILES &&
+           ty * tx <= F2_MAX_TILES && tx <= F2_MAX_TX &&
+           g->c >= F2_MIN_CHANNELS && g->m >= F2_MIN_MAPS &&
+           (double)((g->m + 31) / 32 * 32) <= F2_MAX_MAP_WASTE * (double)g->m;
+}
+
+/* V[ij][cc][t] = (B^T d B)[i][j] for every tile t of image j->r0, B^T = [1 0 -1 0; 0 1 1 0;
+ * 0 -1 1 0; 0 1 0 -1]. A tile row's four input rows are loaded as two vectors each over its 2 tx + 2
+ * padded columns (masked: the padding reads as zeros); B^T's rows combine them, and each combined
+ * row's even and odd columns, one and two tiles on, give the tx values of its four points. */
+__attribute__((target("avx512f"))) static void f2_input_channel(const wino_job *j, int64_t cc) {
+    const kiln__conv_geom *g = j->g;
+    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, nt = j->nt, pstride = g->c * nt;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i even1 = _mm512_add_epi32(even, _mm512_set1_epi32(2));
+    const __m512i odd1 = _mm512_add_epi32(even, _mm512_set1_epi32(3));
+    uint32_t cols = bit_range(pl, pl + w) & bit_range(0, 2 * tx + 2);
+    __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
+    const float *xc = j->x + (j->r0 * g->c + cc) * g->in_plane;
+    float *v = j->v + cc * nt;
+    for (int64_t ty = 0; ty < j->ty; ty++, v += tx) {
+        __m512 lo[4], hi[4];
+        for (int r = 0; r < 4; r++) {
+            int64_t iy = 2 * ty + r - g->pb[1];
+            if (iy < 0 || iy >= h) {
+                lo[r] = hi[r] = _mm512_setzero_ps();
+                continue;
+            }
+            const float *row = xc + iy * w - pl; /* padded column 0; the mask skips the columns before xc */
+            lo[r] = _mm512_maskz_loadu_ps(c0, row);
+            hi[r] = _mm512_maskz_loadu_ps(c1, row + 16);
+        }
+        __m512 rl[4] = {_mm512_sub_ps(lo[0], lo[2]), _mm512_add_ps(lo[1], lo[2]), _mm512_sub_ps(lo[2], lo[1]),
+                        _mm512_sub_ps(lo[1], lo[3])};
+        __m512 rh[4] = {_mm512_sub_ps(hi[0], hi[2]), _mm512_add_ps(hi[1], hi[2]), _mm512_sub_ps(hi[2], hi[1]),
+                        _mm512_sub_ps(hi[1], hi[3])};
+        for (int i = 0; i < 4; i++) {
+            __m512 e = _mm512_permutex2var_ps(rl[i], even, rh[i]), o = _mm512_permutex2var_ps(rl[i], odd, rh[i]);
+            __m512 e1 = _mm512_permutex2var_ps(rl[i], even1, rh[i]), o1 = _mm512_permutex2var_ps(rl[i], odd1, rh[i]);
+            float *vi = v + (int64_t)(4 * i) * pstride;
+            _mm512_mask_storeu_ps(vi, keep, _mm512_sub_ps(e, e1));
+            _mm512_mask_storeu_ps(vi + pstride, keep, _mm512_add_ps(o, e1));
+            _mm512_mask_storeu_ps(vi + 2 * pstride, keep, _mm512_sub_ps(e1, o));
+            _mm512_mask_storeu_ps(vi + 3 * pstride, keep, _mm512_sub_ps(o, o1));
+        }
+    }
+}
+
+static void f2_input_range(void *arg, int64_t b, int64_t e) {
+    for (int64_t cc = b; cc < e; cc++) f2_input_channel(arg, cc);
+}
+
+/* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], for maps [m0, m1) of image j->r0 from mo[ij][map - m0][t]:
+ * a tile row's two output rows, even and odd columns interleaved in registers, then the bias,
+ * the residual (each row read before it is stored: y may be the residual) and the activation. */
+__attribute__((target("avx512f"))) static void f2_output(const wino_job *j, const float *mo, int64_t m0,
+                                                          int64_t m1) {
+    const kiln__conv_geom *g = j->g;
+    int64_t oh = g->out[1], ow = g->out[2], tx = j->tx, nt = j->nt, pstride = (m1 - m0) * nt;
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    uint32_t cols = bit_range(0, ow);
+    __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
+    for (int64_t mm = m0; mm < m1; mm++) {
+        int64_t plane = (j->r0 * g->m + mm) * g->out_plane;
+        float *ym = j->y + plane;
+        const float *rm = j->res ? j->res + plane : NULL;
+        __m512 bias = _mm512_set1_ps(j->bias ? j->bias[mm] : 0.0f);
+        const float *mb = mo + (mm - m0) * nt;
+        for (int64_t ty = 0; ty < j->ty; ty++, mb += tx) {
+            __m512 s[2][4];
+            for (int jj = 0; jj < 4; jj++) {
+                __m512 p0 = _mm512_maskz_loadu_ps(keep, mb + jj * pstride);
+                __m512 p1 = _mm512_maskz_loadu_ps(keep, mb + (4 + jj) * pstride);
+                __m512 p2 = _mm512_maskz_loadu_ps(keep, mb + (8 + jj) * pstride);
+                __m512 p3 = _mm512_maskz_loadu_ps(keep, mb + (12 + jj) * pstride);
+                s[0][jj] = _mm512_add_ps(_mm512_add_ps(p0, p1), p2);
+                s[1][jj] = _mm512_sub_ps(_mm512_sub_ps(p1, p2), p3);
+            }
+            for (int r = 0; r < 2 && 2 * ty + r < oh; r++) {
+                __m512 ye = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+                __m512 yo = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+                __m512 y0 = _mm512_add_ps(_mm512_permutex2var_ps(ye, lo_idx, yo), bias);
+                __m512 y1 = _mm512_add_ps(_mm512_permutex2var_ps(ye, hi_idx, yo), bias);
+                int64_t o = (2 * ty + r) * ow;
+                if (rm) {
+                    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(c0, rm + o));
+                    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(c1, rm + o + 16));
+                }
+                _mm512_mask_storeu_ps(ym + o, c0, y0);
+                _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
+            }
+        }
+        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, ym, g->out_plane);
+    }
+}
+
+/* One thread's maps: the 32-map panels [s * panels / slots, (s + 1) * panels / slots), in groups of
+ * F2_GROUP_MAPS through the 16 GEMMs and the output transform, M in the slot's scratch. */
+typedef struct f2_split {
+    const wino_job *j;
+    const int64_t *off; /* row k of V[ij] (channel k) */
+    float *mo;          /* per slot: F2_PTS * F2_GROUP_MAPS * nt floats */
+    int64_t slots, mfloats;
+    atomic_int status;
+} f2_split;
+
+static void f2_maps_range(void *arg, int64_t b, int64_t e) {
+    f2_split *sp = arg;
+    const wino_job *j = sp->j;
+    int64_t m = j->g->m, c = j->g->c, nt = j->nt, panels = (m + 31) / 32;
+    for (int64_t s = b; s < e; s++) {
+        float *mo = sp->mo + s * sp->mfloats;
+        int64_t first = s * panels / sp->slots * 32, end = KILN__MIN(m, (s + 1) * panels / sp->slots * 32);
+        for (int64_t m0 = first; m0 < end; m0 += F2_GROUP_MAPS) {
+            int64_t mg = KILN__MIN(F2_GROUP_MAPS, end - m0);
+            for (int64_t ij = 0; ij < F2_PTS; ij++) {
+                kiln_status st = kiln__sgemm_cv(NULL, mg, nt, c, j->upack + ij * j->ustride + m0 * c,
+                                                j->v + ij * c * nt, sp->off, nt, nt, mo + ij * mg * nt, nt, 0, NULL);
+                if (st != KILN_OK) {
+                    atomic_store(&sp->status, st);
+                    return;
+                }
+            }
+            f2_output(j, mo, m0, m0 + mg);
+        }
+    }
+}
+
+kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                                   const float *bias, const float *res, const kiln__act *act, float *y,
+                                   kiln__cpu_ctx *ctx, const kiln_layer *layer) {
+    wino_job j = {.kind = &F2, .g = g, .x = x, .w = w, .bias = bias, .res = res, .y = y, .act = act,
+                  .alloc = ctx->alloc};
+    j.ty = (g->out[1] + 1) / 2;
+    j.tx = (g->out[2] + 1) / 2;
+    j.nt = j.ty * j.tx;
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512 || !supported(g) || j.tx > F2_MAX_TX || j.nt > F2_MAX_TILES)
+        return kiln__error(KILN_INTERNAL_ERROR, "Winograd F(2x2) convolution called for a geometry it does not take");
+    float *owned = NULL;
+    kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
+    if (st != KILN_OK) return st;
+    f2_split sp = {.j = &j, .slots = KILN__MIN(kiln__pool_threads(ctx->pool), (g->m + 31) / 32)};
+    sp.mfloats = F2_PTS * F2_GROUP_MAPS * j.nt;
+    size_t vbytes, mbytes, obytes;
+    if (!kiln__mul_size((size_t)(F2_PTS * g->c * j.nt), sizeof(float), &vbytes) ||
+        !kiln__mul_size((size_t)(sp.slots * sp.mfloats), sizeof(float), &mbytes) ||
+        !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes)) {
+        kiln__free(ctx->alloc, owned);
+        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+    }
+    j.v = kiln__malloc_aligned(ctx->alloc, vbytes, 64);
+    sp.mo = kiln__malloc_aligned(ctx->alloc, mbytes, 64);
+    int64_t *off = kiln__malloc(ctx->alloc, obytes);
+    st = j.v && sp.mo && off ? KILN_OK : KILN_OUT_OF_MEMORY;
+    if (st == KILN_OK) {
+        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.nt;
+        sp.off = off;
+    }
+    for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
+        kiln__parallel_for(ctx->pool, g->c, 8, f2_input_range, &j);
+        atomic_init(&sp.status, KILN_OK);
+        kiln__parallel_slots(ctx->pool, sp.slots, f2_maps_range, &sp);
+        st = atomic_load(&sp.status);
+    }
+    kiln__free(ctx->alloc, off);
+    kiln__free(ctx->alloc, sp.mo);
+    kiln__free(ctx->alloc, j.v);
     kiln__free(ctx->alloc, owned);
     return st;
 }

@@ -541,6 +541,20 @@ static void test_channel_vector(void) {
         for (int v = 0; v < 4; v++) run_epilogue_variant("channel-vector", i, v, cases[i]);
 }
 
+/* 3x3 layers on small planes that Winograd F(2x2) takes (AVX-512), through the layer's kernel:
+ * the epilogue variants, the output over its residual, asymmetric pads, a batch. */
+static void test_winograd_f2(void) {
+    conv_case cases[] = {
+        c2d(1, 64, 64, 14, 14, 3, 1, 1, 1, 1),  /* ResNet's stage 3 in small */
+        c2d(2, 96, 64, 10, 12, 3, 1, 1, 1, 1),  /* batch 2, 5 x 6 tiles */
+        c2d(1, 64, 60, 11, 9, 3, 1, 1, 1, 1),   /* asymmetric pads, maps past the last panel */
+    };
+    cases[2].pe[1] = 2;
+    cases[2].pb[0] = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int v = 0; v < 4; v++) run_epilogue_variant("winograd f2", i, v, cases[i]);
+}
+
 /* run_case_seeded also runs every case with a residual that kiln__cpu_conv_inplace_ok allows with
  * the output over the residual. These add sums cut into several K blocks, whose first block would
  * store over the residual before the last one reads it, at every SIMD level; depthwise layers
@@ -1260,6 +1274,7 @@ int main(void) {
     test_narrow_planes();
     test_direct();
     test_channel_vector();
+    test_winograd_f2();
     test_inplace_residual();
     test_depthwise_shapes();
     test_depthwise_padded_rows();

@@ -1,8 +1,8 @@
-/* Winograd F(4x4, 3x3) convolution: random shapes (channels, maps, planes not multiples of 4,
- * asymmetric pads, batches, bias / residual / activations) against a double reference, serial
- * and threaded, AVX2 and AVX-512 panels, with the weight transform cached in a layer slot
- * (reused, and replaced on a shape change or over another kernel's block) or computed per call;
- * and which geometries kiln__winograd_applies takes. */
+/* Winograd F(4x4, 3x3) and F(2x2, 3x3) convolutions: random shapes (channels, maps, planes not
+ * multiples of the tile, asymmetric pads, batches, bias / residual / activations) against a double
+ * reference, serial and threaded, AVX2 and AVX-512 panels, with the weight transform cached in a
+ * layer slot (reused, and replaced on a shape change or over another kernel's block) or computed
+ * per call; and which geometries each takes. */
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu_kernel_test.h"
@@ -55,10 +55,15 @@ static void reference(const kiln__conv_geom *g, const float *x, const float *w, 
                 }
 }
 
-/* One random case: runs kiln__winograd_conv (twice with a slot) and compares with the reference.
- * layer: a layer whose weights come from a constant (so they may be cached), or NULL. */
-static void run_case(const char *what, const kiln__conv_geom *g, bool bias, bool res, const kiln__act *act,
-                     kiln__pool *pool, void **slot, const kiln_layer *layer) {
+typedef kiln_status (*wino_fn)(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                               const float *bias, const float *res, const kiln__act *act, float *y,
+                               kiln__cpu_ctx *ctx, const kiln_layer *layer);
+
+/* One random case: runs conv (F(4x4) or F(2x2), its block's magic; twice with a slot) and compares
+ * with the reference. layer: a layer whose weights come from a constant (so they may be cached),
+ * or NULL. */
+static void run_conv(wino_fn conv, uint32_t magic, const char *what, const kiln__conv_geom *g, bool bias, bool res,
+                     const kiln__act *act, kiln__pool *pool, void **slot, const kiln_layer *layer) {
     int64_t nx = g->n * g->c * g->in_plane, nw = g->m * g->c * 9, ny = g->n * g->m * g->out_plane;
     float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
     float *b = bias ? malloc(sizeof(float) * (size_t)g->m) : NULL, *r = res ? malloc(sizeof(float) * (size_t)ny) : NULL;
@@ -77,9 +82,9 @@ static void run_case(const char *what, const kiln__conv_geom *g, bool bias, bool
     float atol = 4e-5f * sqrtf((float)(g->c * 9)); /* measured worst about 1e-5 * sqrt(9c) */
     for (int run = 0; run < (slot ? 2 : 1); run++) {
         memset(y, 0xff, sizeof(float) * (size_t)ny); /* NaNs: every output must be written */
-        KT_OK(kiln__winograd_conv(g, x, w, w, b, r, act, y, &ctx, layer));
+        KT_OK(conv(g, x, w, w, b, r, act, y, &ctx, layer));
         kt_close(label, y, want, ny, 1e-4f, atol);
-        if (slot && layer) KT_CHECK(*slot && *(const uint32_t *)*slot == KILN__WINOGRAD_MAGIC);
+        if (slot && layer) KT_CHECK(*slot && *(const uint32_t *)*slot == magic);
         if (slot && !layer) KT_CHECK(!*slot); /* weights not known constant: nothing kept */
     }
     free(x);
@@ -88,6 +93,16 @@ static void run_case(const char *what, const kiln__conv_geom *g, bool bias, bool
     free(r);
     free(y);
     free(want);
+}
+
+static void run_case(const char *what, const kiln__conv_geom *g, bool bias, bool res, const kiln__act *act,
+                     kiln__pool *pool, void **slot, const kiln_layer *layer) {
+    run_conv(kiln__winograd_conv, KILN__WINOGRAD_MAGIC, what, g, bias, res, act, pool, slot, layer);
+}
+
+static void run_f2(const char *what, const kiln__conv_geom *g, bool bias, bool res, const kiln__act *act,
+                   kiln__pool *pool, void **slot, const kiln_layer *layer) {
+    run_conv(kiln__winograd_f2_conv, KILN__WINOGRAD_F2_MAGIC, what, g, bias, res, act, pool, slot, layer);
 }
 
 static kiln__conv_geom random_geom(int64_t max_c, int64_t max_hw) {
@@ -146,6 +161,7 @@ static void test_foreign_slot(void) {
 }
 
 static bool applies_to(kiln__conv_geom g) { return kiln__winograd_applies(&g); }
+static bool applies_to_f2(kiln__conv_geom g) { return kiln__winograd_f2_applies(&g); }
 
 static void test_applies(void) {
     kiln__conv_geom g = geom(1, 64, 64, 56, 56, 1, 1, 1, 1);
@@ -184,6 +200,62 @@ static void test_applies(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
+/* A plane F(2x2) takes whatever its channels and maps: 1 to 64 tiles per image, at most 15 across. */
+static kiln__conv_geom random_f2_geom(int64_t max_c) {
+    for (;;) {
+        kiln__conv_geom g = random_geom(max_c, 30);
+        int64_t ty = (g.out[1] + 1) / 2, tx = (g.out[2] + 1) / 2;
+        if (tx <= 15 && ty * tx <= 64) return g;
+    }
+}
+
+/* F(2x2) through the channel-vector GEMM (AVX-512): maps past the last full 32 and groups of 64,
+ * one to many threads' worth of panels, in-place residuals, a slot holding F(4x4)'s block (and the
+ * other way round), and what kiln__winograd_f2_applies takes. */
+static void test_f2(void) {
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512) return;
+    static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
+    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
+    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
+    for (int i = 0; i < 40; i++) {
+        kiln__conv_geom g = random_f2_geom(i < 30 ? 40 : 200);
+        kiln__act act = {kinds[kt_randi(0, 3)], -0.5f, 0.75f};
+        void *slot = NULL;
+        int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
+        run_f2("f2 random", &g, kt_randi(0, 1), kt_randi(0, 1), &act, kt_randi(0, 1) ? g_pool : NULL,
+               mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+        if (mode == 1) { /* F(4x4) and then F(2x2) again replace the slot's block */
+            kiln__conv_geom g2 = g;
+            run_case("f4 after f2", &g2, true, false, &act, g_pool, &slot, &layer);
+            run_f2("f2 after f4", &g, true, true, &act, NULL, &slot, &layer);
+        }
+        kiln__free(&g_alloc, slot);
+    }
+    kiln__conv_geom r14 = geom(1, 256, 256, 14, 14, 1, 1, 1, 1), r14b = geom(2, 64, 96, 14, 14, 1, 1, 1, 1);
+    kiln__act relu = {KILN_ACT_RELU, 0, 0};
+    run_f2("f2 14x14", &r14, true, true, &relu, g_pool, NULL, NULL);
+    run_f2("f2 14x14 batch", &r14b, true, true, &relu, NULL, NULL, NULL);
+    KT_CHECK(kiln__winograd_f2_applies(&r14));
+    KT_CHECK(kiln__winograd_f2_applies(&r14b));
+    KT_CHECK(applies_to_f2(geom(1, 64, 64, 16, 16, 1, 1, 1, 1)));   /* 64 tiles */
+    KT_CHECK(applies_to_f2(geom(1, 64, 64, 9, 9, 1, 1, 1, 1)));     /* 25 tiles */
+    KT_CHECK(!applies_to_f2(geom(1, 64, 64, 8, 8, 1, 1, 1, 1)));    /* 16 tiles */
+    KT_CHECK(!applies_to_f2(geom(1, 512, 512, 7, 7, 1, 1, 1, 1)));  /* 16 tiles */
+    KT_CHECK(!applies_to_f2(geom(1, 64, 64, 18, 18, 1, 1, 1, 1)));  /* 81 tiles */
+    KT_CHECK(!applies_to_f2(geom(1, 64, 64, 2, 60, 1, 1, 1, 1)));   /* 30 across */
+    KT_CHECK(!applies_to_f2(geom(1, 32, 64, 14, 14, 1, 1, 1, 1)));  /* few channels */
+    KT_CHECK(!applies_to_f2(geom(1, 64, 16, 14, 14, 1, 1, 1, 1)));  /* few maps */
+    KT_CHECK(!applies_to_f2(geom(1, 64, 48, 14, 14, 1, 1, 1, 1)));  /* 48 maps: a third of a panel wasted */
+    kiln__conv_geom s2 = r14;
+    s2.s[2] = 2;
+    KT_CHECK(!kiln__winograd_f2_applies(&s2));
+    kiln__cpu_set_simd(KILN__SIMD_AVX2);
+    KT_CHECK(!kiln__winograd_f2_applies(&r14));
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
 /* Enough tiles per thread that each thread runs its own tile rows: rows split unevenly, across
  * the images of a batch, in several blocks per thread, and a single tile row (one slot). */
 static void test_split_rows(void) {
@@ -208,6 +280,7 @@ int main(void) {
     test_random();
     test_foreign_slot();
     test_split_rows();
+    test_f2();
     ck_done();
     return kt_summary("test_cpu_winograd");
 }
