@@ -10,6 +10,7 @@
  * starts with a pointer, never equal to this value, so each path tells its block from the other's
  * and replaces it (the path can change with the input shape). */
 #define KILN__WINOGRAD_MAGIC 0x57494e4fu
+#define KILN__WINOGRAD_CV_MAGIC 0x57494e43u /* F(4x4) packed for the channel-vector GEMM */
 #define KILN__WINOGRAD_F2_MAGIC 0x57494e32u
 
 /* Whether kiln__winograd_conv takes g: a 2-D (unit depth) 3x3 convolution, stride 1, dilation 1,
