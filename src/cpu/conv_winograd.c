@@ -472,8 +472,9 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
  * ahead. Its transforms add and subtract only, so F(2x2) rounds like the direct sums. Threads
  * split the maps: each reads only its own maps' U. ResNet-50's 3x3 layers on 14x14 (256 maps, 49
  * tiles) inside the network on the 2-core AMD machine (per-layer medians, F(2x2) and the direct
- * path alternating in one process): 2.19 -> 1.32 ms at 1 thread, 1.12 -> 0.72 at 2; the network 5%
- * faster. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
+ * path alternating in one process): 2.10 -> 1.16 ms at 1 thread, 1.15 -> 0.75 at 2; the network
+ * 8% and 6% faster. On the GPU machine's Xeon (runs of 64 maps): 2.57-2.68 -> 1.68-1.71 ms at 1
+ * thread, 1.35-1.37 -> 0.96-0.97 at 2. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
  * took what the multiplications saved: 2.27 -> 2.19 ms at 1 thread, 1.17 -> 1.19 at 2. */
 #define F2_MIN_TILES 25   /* tiles per image: planes of 9x9 and more */
 #define F2_MAX_TILES 64   /* ... up to 16x16 */
@@ -481,7 +482,11 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
 #define F2_MIN_CHANNELS 64 /* shorter sums leave the transforms a large share */
 #define F2_MIN_MAPS 32
 #define F2_MAX_MAP_WASTE 1.125 /* maps rounded up to the GEMM's 32 per map, at most */
-#define F2_GROUP_MAPS 64  /* maps per run of the 16 GEMMs and their output transform: M stays in L2 */
+/* Maps per run of the 16 GEMMs and their output transform, M in the thread's scratch between them:
+ * ResNet-50's 3x3 layers on 14x14 (256 maps) ran 4-6% faster with all of a thread's maps in one
+ * run than in runs of 64 (fewer, longer GEMMs, each V[ij] passed once), on the 2-core AMD machine
+ * at 1 and 2 threads; runs of 32 were 1-2% slower than 64. */
+#define F2_GROUP_MAPS 256
 
 bool kiln__winograd_f2_applies(const kiln__conv_geom *g) {
     int64_t ty = (g->out[1] + 1) / 2, tx = (g->out[2] + 1) / 2;

@@ -244,7 +244,7 @@ static kiln__conv_geom random_f2_geom(int64_t max_c) {
     }
 }
 
-/* F(2x2) through the channel-vector GEMM (AVX-512): maps past the last full 32 and groups of 64,
+/* F(2x2) through the channel-vector GEMM (AVX-512): maps past the last full 32 and runs of 256,
  * one to many threads' worth of panels, in-place residuals, a slot holding F(4x4)'s block (and the
  * other way round), and what kiln__winograd_f2_applies takes. */
 static void test_f2(void) {
@@ -272,6 +272,8 @@ static void test_f2(void) {
     kiln__act relu = {KILN_ACT_RELU, 0, 0};
     run_f2("f2 14x14", &r14, true, true, &relu, g_pool, NULL, NULL);
     run_f2("f2 14x14 batch", &r14b, true, true, &relu, NULL, NULL, NULL);
+    kiln__conv_geom groups = geom(1, 64, 330, 10, 9, 1, 1, 1, 1); /* one thread: runs of 256 and 74 maps */
+    run_f2("f2 groups", &groups, true, true, &relu, NULL, NULL, NULL);
     KT_CHECK(kiln__winograd_f2_applies(&r14));
     KT_CHECK(kiln__winograd_f2_applies(&r14b));
     KT_CHECK(applies_to_f2(geom(1, 64, 64, 16, 16, 1, 1, 1, 1)));   /* 64 tiles */
