@@ -473,8 +473,8 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
  * split the maps: each reads only its own maps' U. ResNet-50's 3x3 layers on 14x14 (256 maps, 49
  * tiles) inside the network on the 2-core AMD machine (per-layer medians, F(2x2) and the direct
  * path alternating in one process): 2.10 -> 1.16 ms at 1 thread, 1.15 -> 0.75 at 2; the network
- * 8% and 6% faster. On the GPU machine's Xeon (runs of 64 maps): 2.57-2.68 -> 1.68-1.71 ms at 1
- * thread, 1.35-1.37 -> 0.96-0.97 at 2. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
+ * 8% and 6% faster. On the GPU machine's Xeon: 3.47-3.55 -> 1.68-1.76 ms at 1 thread, 1.46-1.49 ->
+ * 0.94-0.95 at 2; the network 9% and 5% faster. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
  * took what the multiplications saved: 2.27 -> 2.19 ms at 1 thread, 1.17 -> 1.19 at 2. */
 #define F2_MIN_TILES 25   /* tiles per image: planes of 9x9 and more */
 #define F2_MAX_TILES 64   /* ... up to 16x16 */
