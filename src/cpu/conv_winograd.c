@@ -474,8 +474,10 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
  * tiles) inside the network on the 2-core AMD machine (per-layer medians, F(2x2) and the direct
  * path alternating in one process): 2.10 -> 1.16 ms at 1 thread, 1.15 -> 0.75 at 2; the network
  * 8% and 6% faster. On the GPU machine's Xeon: 3.47-3.55 -> 1.68-1.76 ms at 1 thread, 1.46-1.49 ->
- * 0.94-0.95 at 2; the network 9% and 5% faster. On 7x7 (512 maps, 16 tiles, 4 of them mostly padding) the 16.8 MB of U from memory
- * took what the multiplications saved: 2.27 -> 2.19 ms at 1 thread, 1.17 -> 1.19 at 2. */
+ * 0.94-0.95 at 2; the network 9% and 5% faster. On 7x7 (512 maps, 16 tiles, 4 of them mostly
+ * padding) its 16.8 MB of U come from memory for 134 MFLOP: 2.12 -> 1.70 ms at 1 thread and 1.12 ->
+ * 0.98 at 2 on the AMD machine, but 1.70-1.78 -> 2.09-2.26 and 1.10-1.13 -> 1.27-1.32 on the Xeon,
+ * whose faster FMAs leave the weights' stream the larger share. */
 #define F2_MIN_TILES 25   /* tiles per image: planes of 9x9 and more */
 #define F2_MAX_TILES 64   /* ... up to 16x16 */
 #define F2_MAX_TX 15      /* tiles across: a tile row's 2 tx + 2 input columns fit two vectors */
