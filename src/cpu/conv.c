@@ -722,6 +722,8 @@ static kiln_status conv_f32(const kiln_layer *layer, const void *w_src, conv_job
         return kiln__winograd_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
     if (kiln__winograd_f2_applies(g))
         return kiln__winograd_f2_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
+    if (kiln__winograd_s2_applies(g))
+        return kiln__winograd_s2_conv(g, j->x, j->w, w_src, j->bias, j->res, j->act, j->y, ctx, layer);
     if (direct || cv) {
         float *wtmp = NULL;
         kiln_status st = packed_weights(layer, w_src, j, cv ? WPACK_CV : WPACK_A, ctx, &wtmp);

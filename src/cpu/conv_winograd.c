@@ -128,7 +128,26 @@ static void weights_f2_range(void *arg, int64_t m0, int64_t m1) {
         }
 }
 
-/* What tells the two transforms apart where they share code: the weights' transform and their
+/* Stride 2 (below): G = [1 0 0; 1 0 1; 0 0 1; 0 1 0] (its fifth row repeats the fourth), the 16
+ * distinct U. */
+static void weights_s2_range(void *arg, int64_t m0, int64_t m1) {
+    static const float gm[4][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
+    const wino_job *j = arg;
+    int64_t m = j->g->m, c = j->g->c;
+    for (int64_t mm = m0; mm < m1; mm++)
+        for (int64_t cc = 0; cc < c; cc++) {
+            const float *k = j->w + (mm * c + cc) * 9;
+            float t[4][3];
+            for (int i = 0; i < 4; i++)
+                for (int b = 0; b < 3; b++) t[i][b] = gm[i][0] * k[b] + gm[i][1] * k[3 + b] + gm[i][2] * k[6 + b];
+            for (int i = 0; i < 4; i++)
+                for (int jj = 0; jj < 4; jj++)
+                    j->u[(int64_t)(i * 4 + jj) * m * c + mm * c + cc] =
+                        t[i][0] * gm[jj][0] + t[i][1] * gm[jj][1] + t[i][2] * gm[jj][2];
+        }
+}
+
+/* What tells the transforms apart where they share code: the weights' transform and their
  * packing (for the row GEMM or the channel-vector GEMM), and the cache block's magic. */
 struct wino_kind {
     uint32_t magic;
@@ -139,6 +158,7 @@ struct wino_kind {
 static const wino_kind F4 = {KILN__WINOGRAD_MAGIC, NPTS, weights_f4_range, false};
 static const wino_kind F4_CV = {KILN__WINOGRAD_CV_MAGIC, NPTS, weights_f4_range, true};
 static const wino_kind F2 = {KILN__WINOGRAD_F2_MAGIC, F2_PTS, weights_f2_range, true};
+static const wino_kind S2 = {KILN__WINOGRAD_S2_MAGIC, F2_PTS, weights_s2_range, true};
 
 static void pack_range(void *arg, int64_t b, int64_t e) {
     const wino_job *j = arg;
@@ -658,6 +678,225 @@ kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, con
     for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
         atomic_init(&sp.status, KILN_OK);
         kiln__parallel_slots(ctx->pool, sp.slots, f2_maps_range, &sp);
+        st = atomic_load(&sp.status);
+    }
+    kiln__free(ctx->alloc, off);
+    kiln__free(ctx->alloc, sp.v);
+    kiln__free(ctx->alloc, owned);
+    return st;
+}
+
+/* ---------------------------------------------------------------- stride 2 */
+
+/* A 3x3 stride-2 convolution splits by input column (and row) parity: y0 = w0 x0 + w1 x1 + w2 x2
+ * and y1 = w0 x2 + w1 x3 + w2 x4 are a 2-tap convolution of the even inputs, F(2, 2) in 3
+ * multiplications ((x0 - x2) w0, x2 (w0 + w2), (x4 - x2) w2), plus w1 times each odd input: 5
+ * instead of 6 per 2 outputs. Nested in two dimensions: 25 GEMMs instead of 36 multiplications per
+ * 2x2 outputs, over 5x5 input tiles 4 apart, V = B^T d B with B^T = [1 0 -1 0 0; 0 0 1 0 0;
+ * 0 0 -1 0 1; 0 1 0 0 0; 0 0 0 1 0], U = G g G^T (G above, 5x3), Y = A^T M A with A^T = [1 1 0 1 0;
+ * 0 1 1 0 1]. G's last two rows are equal, so the 25 points share 16 U (16 / 9 of the weights, as
+ * F(2x2)): the points of one U are one GEMM over their tiles side by side. All coefficients are
+ * 0 and +-1: the sums round like the direct ones. As F(2x2), the threads split the maps and each
+ * transforms the whole input. ResNet-50's 3x3 stride-2 layer from 256x28x28 inside the network
+ * (per-layer medians, this and the direct path alternating in one process): on the 2-core AMD
+ * machine 2.29 -> 1.96 ms at 1 thread and 1.19 -> 1.17 at 2; on the GPU machine's Xeon 0.77-0.84 of
+ * the direct path's time at 1 thread and 0.84 at 2 in four runs. From 128x56x56 (196 tiles) its V
+ * (2.5 MB) leaves L2 and takes a quarter of the time to write: 0.93 at 1 thread and 1.10 at 2 on
+ * the AMD machine, 1.00-1.26 on the Xeon; with 16 tiles (512x14x14) U comes from memory as for
+ * F(2x2) on 7x7. */
+#define S2_MIN_TILES 25  /* 2x2 output tiles per image: 9x9 outputs and more */
+#define S2_MAX_TILES 64  /* ... up to 16x16 */
+#define S2_MAX_TX 15     /* tiles across: a tile row's 4 tx + 1 input columns fit four vectors */
+
+/* The 16 U classes, row-major over (i, j) in 0..3, and their points (pi, pj) in 0..4: class (i, j)
+ * holds (i + a, j + b) for a < mult(i), b < mult(j), mult(3) = 2. V and M keep a class's points
+ * next to each other, in that order, from slot s2_first[class]. */
+static const int s2_first[16] = {0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 19, 21};
+static int s2_mult(int i) { return i == 3 ? 2 : 1; }
+static int s2_slot(int pi, int pj) {
+    int i = pi < 3 ? pi : 3, jj = pj < 3 ? pj : 3;
+    return s2_first[i * 4 + jj] + (pi - i) * s2_mult(jj) + (pj - jj);
+}
+
+static bool supported_s2(const kiln__conv_geom *g) {
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512 || g->groups != 1 || g->k[0] != 1 || g->k[1] != 3 || g->k[2] != 3 ||
+        g->in[0] != 1 || g->out[0] != 1 || g->pb[0] != 0 || g->s[0] != 1)
+        return false;
+    for (int i = 1; i < 3; i++)
+        if (g->s[i] != 2 || g->d[i] != 1 || g->pb[i] < 0 || g->pb[i] > 2 || g->out[i] < 1) return false;
+    return (g->out[2] + 1) / 2 <= S2_MAX_TX && g->c <= INT_MAX / 25 && g->m <= INT_MAX / 25;
+}
+
+bool kiln__winograd_s2_applies(const kiln__conv_geom *g) {
+    int64_t tiles = (g->out[1] + 1) / 2 * ((g->out[2] + 1) / 2);
+    return supported_s2(g) && tiles >= S2_MIN_TILES && tiles <= S2_MAX_TILES && g->c >= F2_MIN_CHANNELS &&
+           g->m >= F2_MIN_MAPS && (double)((g->m + 31) / 32 * 32) <= F2_MAX_MAP_WASTE * (double)g->m;
+}
+
+/* The five columns of B^T d for every tile of a row of 4 tx + 1 padded inputs in r[0..3]: lane t
+ * of h[b] is point b of tile t. */
+__attribute__((target("avx512f"), always_inline)) static inline void s2_columns(const __m512 *r, __m512 *h) {
+    const __m512i by4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    __m512 p[4];
+    for (int k = 0; k < 4; k++) {
+        __m512i idx = _mm512_add_epi32(by4, _mm512_set1_epi32(k));
+        __m512 lo = _mm512_permutex2var_ps(r[0], idx, r[1]), hi = _mm512_permutex2var_ps(r[2], idx, r[3]);
+        p[k] = _mm512_shuffle_f32x4(lo, hi, 0x44); /* columns 4t + k */
+    }
+    __m512 next = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_setzero_si512(), _mm512_castps_si512(p[0]), 1));
+    h[0] = _mm512_sub_ps(p[0], p[2]);
+    h[1] = p[2];
+    h[2] = _mm512_sub_ps(next, p[2]);
+    h[3] = p[1];
+    h[4] = p[3];
+}
+
+/* V[slot][cc][t] for every tile t of image j->r0: per tile row, the five input rows (masked: the
+ * padding reads as zeros) are combined down by B^T's rows, then each combination across. */
+__attribute__((target("avx512f"))) static void s2_input_channel(const wino_job *j, int64_t cc) {
+    const kiln__conv_geom *g = j->g;
+    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, nt = j->nt, pstride = g->c * nt;
+    __mmask16 cols[4], keep = (__mmask16)((1u << tx) - 1);
+    for (int q = 0; q < 4; q++) /* padded columns 16q.. inside the input and the tile row */
+        cols[q] = (__mmask16)(bit_range(pl - 16 * q, pl + w - 16 * q) & bit_range(-16 * q, 4 * tx + 1 - 16 * q));
+    const float *xc = j->x + (j->r0 * g->c + cc) * g->in_plane;
+    float *v = j->v + cc * nt;
+    for (int64_t ty = 0; ty < j->ty; ty++, v += tx) {
+        __m512 d[5][4];
+        for (int r = 0; r < 5; r++) {
+            int64_t iy = 4 * ty + r - g->pb[1];
+            for (int q = 0; q < 4; q++)
+                d[r][q] = iy < 0 || iy >= h ? _mm512_setzero_ps()
+                                            : _mm512_maskz_loadu_ps(cols[q], xc + iy * w - pl + 16 * q);
+        }
+        __m512 down[5][4];
+        for (int q = 0; q < 4; q++) {
+            down[0][q] = _mm512_sub_ps(d[0][q], d[2][q]);
+            down[1][q] = d[2][q];
+            down[2][q] = _mm512_sub_ps(d[4][q], d[2][q]);
+            down[3][q] = d[1][q];
+            down[4][q] = d[3][q];
+        }
+        for (int a = 0; a < 5; a++) {
+            __m512 across[5];
+            s2_columns(down[a], across);
+            for (int b = 0; b < 5; b++) _mm512_mask_storeu_ps(v + s2_slot(a, b) * pstride, keep, across[b]);
+        }
+    }
+}
+
+/* Y = A^T M A for maps [m0, m1) of image j->r0, the point in slot p of map i at
+ * mo[(s2_first[class] * mg + i * mult + index) * nt] (each class's GEMM writes its points side by
+ * side in every map's row), then the bias, the residual and the activation as f2_output. */
+__attribute__((target("avx512f"))) static void s2_output(const wino_job *j, const float *mo, int64_t m0, int64_t m1) {
+    const kiln__conv_geom *g = j->g;
+    int64_t oh = g->out[1], ow = g->out[2], tx = j->tx, nt = j->nt, mg = m1 - m0;
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    uint32_t cols = bit_range(0, ow);
+    __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
+    int64_t at[5][5], step[5][5]; /* each point's offset for map m0 and its step per map, in floats */
+    for (int pi = 0; pi < 5; pi++)
+        for (int pj = 0; pj < 5; pj++) {
+            int i = pi < 3 ? pi : 3, jj = pj < 3 ? pj : 3, mult = s2_mult(i) * s2_mult(jj);
+            int index = (pi - i) * s2_mult(jj) + (pj - jj);
+            at[pi][pj] = (s2_first[i * 4 + jj] * mg + index) * nt;
+            step[pi][pj] = mult * nt;
+        }
+    for (int64_t mm = m0; mm < m1; mm++) {
+        int64_t plane = (j->r0 * g->m + mm) * g->out_plane;
+        float *ym = j->y + plane;
+        const float *rm = j->res ? j->res + plane : NULL;
+        __m512 bias = _mm512_set1_ps(j->bias ? j->bias[mm] : 0.0f);
+        for (int64_t ty = 0; ty < j->ty; ty++) {
+            __m512 s[2][5];
+            for (int pj = 0; pj < 5; pj++) {
+                __m512 p[5];
+                for (int pi = 0; pi < 5; pi++)
+                    p[pi] = _mm512_maskz_loadu_ps(keep, mo + at[pi][pj] + (mm - m0) * step[pi][pj] + ty * tx);
+                s[0][pj] = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), p[3]);
+                s[1][pj] = _mm512_add_ps(_mm512_add_ps(p[1], p[2]), p[4]);
+            }
+            for (int r = 0; r < 2 && 2 * ty + r < oh; r++) {
+                __m512 ye = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][3]);
+                __m512 yo = _mm512_add_ps(_mm512_add_ps(s[r][1], s[r][2]), s[r][4]);
+                __m512 y0 = _mm512_add_ps(_mm512_permutex2var_ps(ye, lo_idx, yo), bias);
+                __m512 y1 = _mm512_add_ps(_mm512_permutex2var_ps(ye, hi_idx, yo), bias);
+                int64_t o = (2 * ty + r) * ow;
+                if (rm) {
+                    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(c0, rm + o));
+                    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(c1, rm + o + 16));
+                }
+                _mm512_mask_storeu_ps(ym + o, c0, y0);
+                _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
+            }
+        }
+        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, ym, g->out_plane);
+    }
+}
+
+/* As f2_maps_range: one thread's maps, its own V, 16 GEMMs (one per U, over its points' tiles). */
+static void s2_maps_range(void *arg, int64_t b, int64_t e) {
+    f2_split *sp = arg;
+    int64_t m = sp->j->g->m, c = sp->j->g->c, nt = sp->j->nt, panels = (m + 31) / 32;
+    for (int64_t s = b; s < e; s++) {
+        wino_job slot_job = *sp->j;
+        const wino_job *j = &slot_job;
+        slot_job.v = sp->v + s * sp->vfloats;
+        for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&slot_job, cc);
+        float *mo = sp->mo + s * sp->mfloats;
+        int64_t first = s * panels / sp->slots * 32, end = KILN__MIN(m, (s + 1) * panels / sp->slots * 32);
+        for (int64_t m0 = first; m0 < end; m0 += F2_GROUP_MAPS) {
+            int64_t mg = KILN__MIN(F2_GROUP_MAPS, end - m0);
+            for (int cl = 0; cl < 16; cl++) {
+                int64_t points = s2_mult(cl / 4) * s2_mult(cl % 4), p0 = s2_first[cl];
+                /* the class's points side by side: column q is tile q % nt of point p0 + q / nt */
+                kiln_status st = kiln__sgemm_cv(NULL, mg, points * nt, c, j->upack + cl * j->ustride + m0 * c,
+                                                j->v + p0 * c * nt, j->off, c * nt, nt, mo + p0 * mg * nt,
+                                                points * nt, 0, NULL);
+                if (st != KILN_OK) {
+                    atomic_store(&sp->status, st);
+                    return;
+                }
+            }
+            s2_output(j, mo, m0, m0 + mg);
+        }
+    }
+}
+
+kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                                   const float *bias, const float *res, const kiln__act *act, float *y,
+                                   kiln__cpu_ctx *ctx, const kiln_layer *layer) {
+    if (!supported_s2(g))
+        return kiln__error(KILN_INTERNAL_ERROR, "Winograd stride-2 convolution called for a geometry it does not take");
+    wino_job j = {.kind = &S2, .g = g, .x = x, .w = w, .bias = bias, .res = res, .y = y, .act = act,
+                  .alloc = ctx->alloc};
+    j.ty = (g->out[1] + 1) / 2;
+    j.tx = (g->out[2] + 1) / 2;
+    j.nt = j.vld = j.ty * j.tx;
+    float *owned = NULL;
+    kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
+    if (st != KILN_OK) return st;
+    f2_split sp = {.j = &j, .slots = KILN__MIN(kiln__pool_threads(ctx->pool), (g->m + 31) / 32)};
+    sp.vfloats = (25 * g->c * j.nt + 15) / 16 * 16;
+    sp.mfloats = 25 * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j.nt;
+    size_t bytes, obytes;
+    if (!kiln__mul_size((size_t)(sp.slots * (sp.vfloats + sp.mfloats)), sizeof(float), &bytes) ||
+        !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes)) {
+        kiln__free(ctx->alloc, owned);
+        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+    }
+    sp.v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    sp.mo = sp.v ? sp.v + sp.slots * sp.vfloats : NULL;
+    int64_t *off = kiln__malloc(ctx->alloc, obytes);
+    st = sp.v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
+    if (st == KILN_OK) {
+        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.nt;
+        j.off = off;
+    }
+    for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
+        atomic_init(&sp.status, KILN_OK);
+        kiln__parallel_slots(ctx->pool, sp.slots, s2_maps_range, &sp);
         st = atomic_load(&sp.status);
     }
     kiln__free(ctx->alloc, off);

@@ -12,6 +12,7 @@
 #define KILN__WINOGRAD_MAGIC 0x57494e4fu
 #define KILN__WINOGRAD_CV_MAGIC 0x57494e43u /* F(4x4) packed for the channel-vector GEMM */
 #define KILN__WINOGRAD_F2_MAGIC 0x57494e32u
+#define KILN__WINOGRAD_S2_MAGIC 0x57494e53u
 
 /* Whether kiln__winograd_conv takes g: a 2-D (unit depth) 3x3 convolution, stride 1, dilation 1,
  * one group, pads at most 2, AVX2 present, and enough channels, maps and 4x4 output tiles over
@@ -37,6 +38,19 @@ bool kiln__winograd_f2_applies(const kiln__conv_geom *g);
  * kiln__winograd_f2_applies takes (or one of any channel and map count with its other conditions:
  * the tests run those). */
 kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
+                                   const float *bias, const float *res, const kiln__act *act, float *y,
+                                   kiln__cpu_ctx *ctx, const kiln_layer *layer);
+
+/* Whether kiln__winograd_s2_conv takes g: a 2-D 3x3 convolution of stride 2, dilation 1, one
+ * group, pads at most 2, with AVX-512, 25 to 64 2x2 output tiles per image and at most 15 across,
+ * at least 64 channels and 32 maps, the maps close to a multiple of 32. */
+bool kiln__winograd_s2_applies(const kiln__conv_geom *g);
+
+/* kiln__winograd_conv's contract for a geometry kiln__winograd_s2_applies takes (or one of any
+ * channel and map count and tile count with its other conditions: the tests run those), by the
+ * stride-2 decomposition into F(2, 2) and the odd taps: 25 GEMMs per 2x2 output tiles instead of
+ * 36 multiplications. */
+kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
                                    const float *bias, const float *res, const kiln__act *act, float *y,
                                    kiln__cpu_ctx *ctx, const kiln_layer *layer);
 

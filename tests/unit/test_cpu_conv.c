@@ -541,18 +541,20 @@ static void test_channel_vector(void) {
         for (int v = 0; v < 4; v++) run_epilogue_variant("channel-vector", i, v, cases[i]);
 }
 
-/* 3x3 layers on small planes that Winograd F(2x2) takes (AVX-512), through the layer's kernel:
- * the epilogue variants, the output over its residual, asymmetric pads, a batch. */
-static void test_winograd_f2(void) {
+/* 3x3 layers on small planes that Winograd F(2x2) and its stride-2 form take (AVX-512), through
+ * the layer's kernel: the epilogue variants, the output over its residual, asymmetric pads, a batch. */
+static void test_winograd_small(void) {
     conv_case cases[] = {
         c2d(1, 64, 64, 14, 14, 3, 1, 1, 1, 1),  /* ResNet's stage 3 in small */
         c2d(2, 96, 64, 10, 12, 3, 1, 1, 1, 1),  /* batch 2, 5 x 6 tiles */
         c2d(1, 64, 60, 11, 9, 3, 1, 1, 1, 1),   /* asymmetric pads, maps past the last panel */
+        c2d(1, 64, 64, 28, 28, 3, 2, 1, 1, 1),  /* stride 2 down to 14x14 */
+        c2d(2, 96, 60, 20, 19, 3, 2, 1, 1, 1),  /* stride 2, batch 2, odd planes, 5 x 5 tiles */
     };
     cases[2].pe[1] = 2;
     cases[2].pb[0] = 0;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        for (int v = 0; v < 4; v++) run_epilogue_variant("winograd f2", i, v, cases[i]);
+        for (int v = 0; v < 4; v++) run_epilogue_variant("winograd small", i, v, cases[i]);
 }
 
 /* run_case_seeded also runs every case with a residual that kiln__cpu_conv_inplace_ok allows with
@@ -1274,7 +1276,7 @@ int main(void) {
     test_narrow_planes();
     test_direct();
     test_channel_vector();
-    test_winograd_f2();
+    test_winograd_small();
     test_inplace_residual();
     test_depthwise_shapes();
     test_depthwise_padded_rows();

@@ -44,7 +44,7 @@ static void reference(const kiln__conv_geom *g, const float *x, const float *w, 
                     for (int64_t c = 0; c < g->c; c++)
                         for (int64_t ky = 0; ky < 3; ky++)
                             for (int64_t kx = 0; kx < 3; kx++) {
-                                int64_t iy = oy - g->pb[1] + ky, ix = ox - g->pb[2] + kx;
+                                int64_t iy = oy * g->s[1] - g->pb[1] + ky, ix = ox * g->s[2] - g->pb[2] + kx;
                                 if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
                                 acc += (double)w[(m * g->c + c) * 9 + ky * 3 + kx] *
                                        (double)x[((n * g->c + c) * h + iy) * wd + ix];
@@ -164,6 +164,7 @@ static void test_foreign_slot(void) {
 
 static bool applies_to(kiln__conv_geom g) { return kiln__winograd_applies(&g); }
 static bool applies_to_f2(kiln__conv_geom g) { return kiln__winograd_f2_applies(&g); }
+static bool applies_to_s2(kiln__conv_geom g) { return kiln__winograd_s2_applies(&g); }
 
 static void test_applies(void) {
     kiln__conv_geom g = geom(1, 64, 64, 56, 56, 1, 1, 1, 1);
@@ -199,6 +200,72 @@ static void test_applies(void) {
     KT_CHECK(!applies_to(geom(1, 16, 16, 16, 16, 1, 1, 1, 1)));  /* few channels and tiles */
     kiln__cpu_set_simd(KILN__SIMD_NONE);
     KT_CHECK(!kiln__winograd_applies(&g));
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+}
+
+/* A stride-2 geometry: outputs from the input and pads. */
+static kiln__conv_geom geom_s2(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                               int64_t pbot, int64_t pr) {
+    kiln__conv_geom g = geom(n, c, m, h, w, pt, pl, pbot, pr);
+    for (int i = 1; i < 3; i++) {
+        g.s[i] = 2;
+        g.out[i] = (g.in[i] + pt * (i == 1) + pl * (i == 2) + pbot * (i == 1) + pr * (i == 2) - 3) / 2 + 1;
+    }
+    g.out_plane = g.out[1] * g.out[2];
+    return g;
+}
+
+/* The stride-2 decomposition (AVX-512): random planes (odd and even, 1 to 15 tiles across), pads
+ * 0 to 2, batches, bias / residual / activations, threads, maps past the last panel and in runs of
+ * 256, cached U replacing and replaced by F(2x2)'s; and what kiln__winograd_s2_applies takes. */
+static void test_s2(void) {
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
+    if (kiln__cpu_simd() != KILN__SIMD_AVX512) return;
+    static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
+    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
+    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
+    for (int i = 0; i < 40; i++) {
+        kiln__conv_geom g;
+        do
+            g = geom_s2(kt_randi(1, 2), kt_randi(1, i < 30 ? 40 : 150), kt_randi(1, i < 30 ? 40 : 150),
+                        kt_randi(1, 61), kt_randi(1, 61), kt_randi(0, 2), kt_randi(0, 2), kt_randi(0, 2),
+                        kt_randi(0, 2));
+        while (g.out[1] < 1 || g.out[2] < 1 || (g.out[2] + 1) / 2 > 15);
+        kiln__act act = {kinds[kt_randi(0, 3)], -0.5f, 0.75f};
+        void *slot = NULL;
+        int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
+        run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 random", &g, kt_randi(0, 1), kt_randi(0, 1),
+                 &act, kt_randi(0, 1) ? g_pool : NULL, mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+        kiln__free(&g_alloc, slot);
+    }
+    kiln__act relu = {KILN_ACT_RELU, 0, 0};
+    kiln__conv_geom r56 = geom_s2(1, 128, 128, 56, 56, 1, 1, 1, 1), r28 = geom_s2(2, 64, 300, 28, 28, 1, 1, 1, 1);
+    void *slot = NULL;
+    run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 56x56", &r56, true, true, &relu, g_pool, &slot,
+             &layer);
+    kiln__free(&g_alloc, slot);
+    slot = NULL;
+    run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 runs", &r28, true, true, &relu, NULL, &slot, &layer);
+    kiln__conv_geom r14 = geom(2, 64, 300, 14, 14, 1, 1, 1, 1); /* the same weights' sizes, F(2x2)'s block */
+    run_f2("f2 after s2", &r14, true, false, &relu, g_pool, &slot, &layer);
+    run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 after f2", &r28, false, true, &relu, g_pool, &slot,
+             &layer);
+    kiln__free(&g_alloc, slot);
+    KT_CHECK(!kiln__winograd_s2_applies(&r56)); /* 196 tiles: the direct path */
+    KT_CHECK(kiln__winograd_s2_applies(&r28));
+    KT_CHECK(!applies_to_s2(geom_s2(1, 512, 512, 14, 14, 1, 1, 1, 1))); /* 16 tiles */
+    KT_CHECK(!applies_to_s2(geom_s2(1, 64, 64, 72, 72, 1, 1, 1, 1)));   /* 18 across */
+    KT_CHECK(!applies_to_s2(geom_s2(1, 32, 64, 28, 28, 1, 1, 1, 1)));   /* few channels */
+    KT_CHECK(applies_to_s2(geom_s2(1, 64, 64, 19, 20, 0, 1, 2, 0)));    /* 5 x 5 tiles */
+    kiln__conv_geom t = r28;
+    t.s[1] = 1;
+    KT_CHECK(!kiln__winograd_s2_applies(&t));
+    t = r28;
+    t.d[2] = 2;
+    KT_CHECK(!kiln__winograd_s2_applies(&t));
+    kiln__cpu_set_simd(KILN__SIMD_AVX2);
+    KT_CHECK(!kiln__winograd_s2_applies(&r28));
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
@@ -319,6 +386,7 @@ int main(void) {
     test_split_rows();
     test_f2();
     test_f4_cv();
+    test_s2();
     ck_done();
     return kt_summary("test_cpu_winograd");
 }
