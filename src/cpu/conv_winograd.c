@@ -61,6 +61,7 @@ typedef struct wino_job {
     const int64_t *off; /* row k of V[ij] (channel k) for the channel-vector GEMM */
     int64_t ty, tx;  /* tiles per image down and across */
     int64_t r0, nt;  /* the block: first global tile row (image * ty + row), tiles */
+    int64_t row0, rows; /* stride 2: the block's tile rows of image r0 */
     const kiln__alloc *alloc;
     atomic_int status;
 } wino_job;
@@ -697,15 +698,17 @@ kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, con
  * 0 1 1 0 1]. G's last two rows are equal, so the 25 points share 16 U (16 / 9 of the weights, as
  * F(2x2)): the points of one U are one GEMM over their tiles side by side. All coefficients are
  * 0 and +-1: the sums round like the direct ones. As F(2x2), the threads split the maps and each
- * transforms the whole input. ResNet-50's 3x3 stride-2 layer from 256x28x28 inside the network
- * (per-layer medians, this and the direct path alternating in one process): on the 2-core AMD
- * machine 2.29 -> 1.96 ms at 1 thread and 1.19 -> 1.17 at 2; on the GPU machine's Xeon 0.77-0.84 of
- * the direct path's time at 1 thread and 0.84 at 2 in four runs. From 128x56x56 (196 tiles) its V
- * (2.5 MB) leaves L2 and takes a quarter of the time to write: 0.93 at 1 thread and 1.10 at 2 on
- * the AMD machine, 1.00-1.26 on the Xeon; with 16 tiles (512x14x14) U comes from memory as for
- * F(2x2) on 7x7. */
-#define S2_MIN_TILES 25  /* 2x2 output tiles per image: 9x9 outputs and more */
-#define S2_MAX_TILES 64  /* ... up to 16x16 */
+ * transforms the whole input. Planes of more tiles go in blocks of tile rows, each thread its own
+ * rows with all the maps: a whole V of 196 tiles (2.5 MB from 128x56x56) left L2, and writing it
+ * took a quarter of the time (0.93-1.26 of the direct path's). ResNet-50's 3x3 stride-2 layers
+ * inside the network (per-layer medians, this and the direct path alternating in one process):
+ * from 256x28x28, 2.29 -> 1.96 ms at 1 thread and 1.19 -> 1.17 at 2 on the 2-core AMD machine,
+ * 0.77-0.84 of the direct path's time at 1 thread and 0.84 at 2 on the GPU machine's Xeon (four
+ * runs); from 128x56x56 in blocks, 0.93 and 0.96 on the AMD machine, 0.82-0.96 and 0.87-0.89 on the
+ * Xeon. With 16 tiles (512x14x14) U comes from memory as for F(2x2) on 7x7. */
+#define S2_MIN_TILES 25    /* 2x2 output tiles per image: 9x9 outputs and more */
+#define S2_MAX_TILES 256   /* ... up to 32x32 */
+#define S2_BLOCK_TILES 64  /* beyond this many, blocks of tile rows of at most this many tiles */
 #define S2_MAX_TX 15     /* tiles across: a tile row's 4 tx + 1 input columns fit four vectors */
 
 /* The 16 U classes, row-major over (i, j) in 0..3, and their points (pi, pj) in 0..4: class (i, j)
@@ -755,13 +758,13 @@ __attribute__((target("avx512f"), always_inline)) static inline void s2_columns(
  * padding reads as zeros) are combined down by B^T's rows, then each combination across. */
 __attribute__((target("avx512f"))) static void s2_input_channel(const wino_job *j, int64_t cc) {
     const kiln__conv_geom *g = j->g;
-    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, nt = j->nt, pstride = g->c * nt;
+    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, pstride = g->c * j->vld;
     __mmask16 cols[4], keep = (__mmask16)((1u << tx) - 1);
     for (int q = 0; q < 4; q++) /* padded columns 16q.. inside the input and the tile row */
         cols[q] = (__mmask16)(bit_range(pl - 16 * q, pl + w - 16 * q) & bit_range(-16 * q, 4 * tx + 1 - 16 * q));
     const float *xc = j->x + (j->r0 * g->c + cc) * g->in_plane;
-    float *v = j->v + cc * nt;
-    for (int64_t ty = 0; ty < j->ty; ty++, v += tx) {
+    float *v = j->v + cc * j->vld;
+    for (int64_t ty = j->row0; ty < j->row0 + j->rows; ty++, v += tx) {
         __m512 d[5][4];
         for (int r = 0; r < 5; r++) {
             int64_t iy = 4 * ty + r - g->pb[1];
@@ -808,12 +811,12 @@ __attribute__((target("avx512f"))) static void s2_output(const wino_job *j, cons
         float *ym = j->y + plane;
         const float *rm = j->res ? j->res + plane : NULL;
         __m512 bias = _mm512_set1_ps(j->bias ? j->bias[mm] : 0.0f);
-        for (int64_t ty = 0; ty < j->ty; ty++) {
+        for (int64_t ty = j->row0; ty < j->row0 + j->rows; ty++) {
             __m512 s[2][5];
             for (int pj = 0; pj < 5; pj++) {
                 __m512 p[5];
                 for (int pi = 0; pi < 5; pi++)
-                    p[pi] = _mm512_maskz_loadu_ps(keep, mo + at[pi][pj] + (mm - m0) * step[pi][pj] + ty * tx);
+                    p[pi] = _mm512_maskz_loadu_ps(keep, mo + at[pi][pj] + (mm - m0) * step[pi][pj] + (ty - j->row0) * tx);
                 s[0][pj] = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), p[3]);
                 s[1][pj] = _mm512_add_ps(_mm512_add_ps(p[1], p[2]), p[4]);
             }
@@ -831,36 +834,60 @@ __attribute__((target("avx512f"))) static void s2_output(const wino_job *j, cons
                 _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
             }
         }
-        if (j->act->kind >= 0) kiln__apply_act_f32(j->act, ym, g->out_plane);
+        if (j->act->kind >= 0) { /* the block's output rows only: others may be another thread's */
+            int64_t y0 = 2 * j->row0, y1 = KILN__MIN(oh, 2 * (j->row0 + j->rows));
+            kiln__apply_act_f32(j->act, ym + y0 * ow, (y1 - y0) * ow);
+        }
     }
 }
 
-/* As f2_maps_range: one thread's maps, its own V, 16 GEMMs (one per U, over its points' tiles). */
-static void s2_maps_range(void *arg, int64_t b, int64_t e) {
-    f2_split *sp = arg;
-    int64_t m = sp->j->g->m, c = sp->j->g->c, nt = sp->j->nt, panels = (m + 31) / 32;
-    for (int64_t s = b; s < e; s++) {
-        wino_job slot_job = *sp->j;
-        const wino_job *j = &slot_job;
-        slot_job.v = sp->v + s * sp->vfloats;
-        for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&slot_job, cc);
-        float *mo = sp->mo + s * sp->mfloats;
-        int64_t first = s * panels / sp->slots * 32, end = KILN__MIN(m, (s + 1) * panels / sp->slots * 32);
-        for (int64_t m0 = first; m0 < end; m0 += F2_GROUP_MAPS) {
-            int64_t mg = KILN__MIN(F2_GROUP_MAPS, end - m0);
-            for (int cl = 0; cl < 16; cl++) {
-                int64_t points = s2_mult(cl / 4) * s2_mult(cl % 4), p0 = s2_first[cl];
-                /* the class's points side by side: column q is tile q % nt of point p0 + q / nt */
-                kiln_status st = kiln__sgemm_cv(NULL, mg, points * nt, c, j->upack + cl * j->ustride + m0 * c,
-                                                j->v + p0 * c * nt, j->off, c * nt, nt, mo + p0 * mg * nt,
-                                                points * nt, 0, NULL);
-                if (st != KILN_OK) {
-                    atomic_store(&sp->status, st);
-                    return;
-                }
-            }
-            s2_output(j, mo, m0, m0 + mg);
+/* Maps [m0, m1) of the block j (V transformed) in runs of F2_GROUP_MAPS: 16 GEMMs, one per U over
+ * its points' tiles side by side, then the output transform. */
+static kiln_status s2_block(const wino_job *j, int64_t m0, int64_t m1, float *mo) {
+    int64_t c = j->g->c, nt = j->nt;
+    for (; m0 < m1; m0 += F2_GROUP_MAPS) {
+        int64_t mg = KILN__MIN(F2_GROUP_MAPS, m1 - m0);
+        for (int cl = 0; cl < 16; cl++) {
+            int64_t points = s2_mult(cl / 4) * s2_mult(cl % 4), p0 = s2_first[cl];
+            /* column q: tile q % nt of point p0 + q / nt */
+            kiln_status st = kiln__sgemm_cv(NULL, mg, points * nt, c, j->upack + cl * j->ustride + m0 * c,
+                                            j->v + p0 * c * j->vld, j->off, c * j->vld, nt, mo + p0 * mg * nt,
+                                            points * nt, 0, NULL);
+            if (st != KILN_OK) return st;
         }
+        s2_output(j, mo, m0, m0 + mg);
+    }
+    return KILN_OK;
+}
+
+/* Few tiles (a block is the image): each thread its maps, as f2_maps_range. Many: each thread its
+ * own tile rows in blocks of vld tiles, all maps, so that V and M stay in L2 (U, for few channels,
+ * is the smaller). */
+static void s2_slots_range(void *arg, int64_t b, int64_t e) {
+    f2_split *sp = arg;
+    const wino_job *lj = sp->j;
+    int64_t m = lj->g->m, c = lj->g->c, panels = (m + 31) / 32;
+    for (int64_t s = b; s < e; s++) {
+        wino_job t = *lj;
+        t.v = sp->v + s * sp->vfloats;
+        float *mo = sp->mo + s * sp->mfloats;
+        kiln_status st = KILN_OK;
+        if (t.vld == t.ty * t.tx) {
+            t.row0 = 0;
+            t.rows = t.ty;
+            t.nt = t.vld;
+            for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&t, cc);
+            st = s2_block(&t, s * panels / sp->slots * 32, KILN__MIN(m, (s + 1) * panels / sp->slots * 32), mo);
+        } else {
+            int64_t per = t.vld / t.tx, r1 = (s + 1) * t.ty / sp->slots;
+            for (t.row0 = s * t.ty / sp->slots; t.row0 < r1 && st == KILN_OK; t.row0 += per) {
+                t.rows = KILN__MIN(per, r1 - t.row0);
+                t.nt = t.rows * t.tx;
+                for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&t, cc);
+                st = s2_block(&t, 0, m, mo);
+            }
+        }
+        if (st != KILN_OK) atomic_store(&sp->status, st);
     }
 }
 
@@ -873,13 +900,15 @@ kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, con
                   .alloc = ctx->alloc};
     j.ty = (g->out[1] + 1) / 2;
     j.tx = (g->out[2] + 1) / 2;
-    j.nt = j.vld = j.ty * j.tx;
+    int64_t threads = kiln__pool_threads(ctx->pool);
+    bool blocks = j.ty * j.tx > S2_BLOCK_TILES;
+    j.vld = blocks ? KILN__MAX(1, S2_BLOCK_TILES / j.tx) * j.tx : j.ty * j.tx;
     float *owned = NULL;
     kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
     if (st != KILN_OK) return st;
-    f2_split sp = {.j = &j, .slots = KILN__MIN(kiln__pool_threads(ctx->pool), (g->m + 31) / 32)};
-    sp.vfloats = (25 * g->c * j.nt + 15) / 16 * 16;
-    sp.mfloats = 25 * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j.nt;
+    f2_split sp = {.j = &j, .slots = KILN__MIN(threads, blocks ? j.ty : (g->m + 31) / 32)};
+    sp.vfloats = (25 * g->c * j.vld + 15) / 16 * 16;
+    sp.mfloats = 25 * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j.vld;
     size_t bytes, obytes;
     if (!kiln__mul_size((size_t)(sp.slots * (sp.vfloats + sp.mfloats)), sizeof(float), &bytes) ||
         !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes)) {
@@ -891,12 +920,12 @@ kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, con
     int64_t *off = kiln__malloc(ctx->alloc, obytes);
     st = sp.v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
     if (st == KILN_OK) {
-        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.nt;
+        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.vld;
         j.off = off;
     }
     for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
         atomic_init(&sp.status, KILN_OK);
-        kiln__parallel_slots(ctx->pool, sp.slots, s2_maps_range, &sp);
+        kiln__parallel_slots(ctx->pool, sp.slots, s2_slots_range, &sp);
         st = atomic_load(&sp.status);
     }
     kiln__free(ctx->alloc, off);

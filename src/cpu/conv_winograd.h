@@ -42,7 +42,7 @@ kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, con
                                    kiln__cpu_ctx *ctx, const kiln_layer *layer);
 
 /* Whether kiln__winograd_s2_conv takes g: a 2-D 3x3 convolution of stride 2, dilation 1, one
- * group, pads at most 2, with AVX-512, 25 to 64 2x2 output tiles per image and at most 15 across,
+ * group, pads at most 2, with AVX-512, 25 to 256 2x2 output tiles per image and at most 15 across,
  * at least 64 channels and 32 maps, the maps close to a multiple of 32. */
 bool kiln__winograd_s2_applies(const kiln__conv_geom *g);
 

@@ -550,6 +550,7 @@ static void test_winograd_small(void) {
         c2d(1, 64, 60, 11, 9, 3, 1, 1, 1, 1),   /* asymmetric pads, maps past the last panel */
         c2d(1, 64, 64, 28, 28, 3, 2, 1, 1, 1),  /* stride 2 down to 14x14 */
         c2d(2, 96, 60, 20, 19, 3, 2, 1, 1, 1),  /* stride 2, batch 2, odd planes, 5 x 5 tiles */
+        c2d(1, 64, 64, 42, 40, 3, 2, 1, 1, 1),  /* stride 2, 11 x 10 tiles: blocks of tile rows */
     };
     cases[2].pe[1] = 2;
     cases[2].pb[0] = 0;
