@@ -4,7 +4,9 @@
  * 36 GEMMs M[ij] = U[ij] V[ij] over channels, then Y = A^T M A per tile with the bias, residual
  * and activation. Tiles of all images are laid out one tile row after another and processed in
  * blocks of whole tile rows so the V and M scratch stays moderate. The transforms run on rows
- * of tiles with the tile index innermost and contiguous, so the compiler vectorizes them. */
+ * of tiles with the tile index innermost and contiguous, so the compiler vectorizes them.
+ * Further down: F(2x2, 3x3) for small planes and its stride-2 counterpart, both with AVX-512
+ * transforms and their GEMMs through the channel-vector GEMM. */
 #include "conv_winograd.h"
 #include "conv_simd.h"
 #include "gemm.h"
@@ -111,10 +113,8 @@ static void weights_f4_range(void *arg, int64_t m0, int64_t m1) {
         }
 }
 
-/* F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], exact in float32. */
-static void weights_f2_range(void *arg, int64_t m0, int64_t m1) {
-    static const float gm[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-    const wino_job *j = arg;
+/* Raw U of maps [m0, m1) for a 4x3 G: u[ij][map][channel] = (G g G^T)[i][j]. */
+static void weights_4x3(const wino_job *j, const float gm[4][3], int64_t m0, int64_t m1) {
     int64_t m = j->g->m, c = j->g->c;
     for (int64_t mm = m0; mm < m1; mm++)
         for (int64_t cc = 0; cc < c; cc++) {
@@ -129,23 +129,17 @@ static void weights_f2_range(void *arg, int64_t m0, int64_t m1) {
         }
 }
 
+/* F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], exact in float32. */
+static void weights_f2_range(void *arg, int64_t m0, int64_t m1) {
+    static const float gm[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+    weights_4x3(arg, gm, m0, m1);
+}
+
 /* Stride 2 (below): G = [1 0 0; 1 0 1; 0 0 1; 0 1 0] (its fifth row repeats the fourth), the 16
  * distinct U. */
 static void weights_s2_range(void *arg, int64_t m0, int64_t m1) {
     static const float gm[4][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
-    const wino_job *j = arg;
-    int64_t m = j->g->m, c = j->g->c;
-    for (int64_t mm = m0; mm < m1; mm++)
-        for (int64_t cc = 0; cc < c; cc++) {
-            const float *k = j->w + (mm * c + cc) * 9;
-            float t[4][3];
-            for (int i = 0; i < 4; i++)
-                for (int b = 0; b < 3; b++) t[i][b] = gm[i][0] * k[b] + gm[i][1] * k[3 + b] + gm[i][2] * k[6 + b];
-            for (int i = 0; i < 4; i++)
-                for (int jj = 0; jj < 4; jj++)
-                    j->u[(int64_t)(i * 4 + jj) * m * c + mm * c + cc] =
-                        t[i][0] * gm[jj][0] + t[i][1] * gm[jj][1] + t[i][2] * gm[jj][2];
-        }
+    weights_4x3(arg, gm, m0, m1);
 }
 
 /* What tells the transforms apart where they share code: the weights' transform and their
@@ -562,6 +556,23 @@ __attribute__((target("avx512f"))) static void f2_input_channel(const wino_job *
     }
 }
 
+/* Output row o of a map (rows of ow <= 30) from its even and odd columns, with the bias and the
+ * residual rm (each row read before it is stored: y may be the residual). */
+__attribute__((target("avx512f"), always_inline)) static inline void store_row(__m512 even, __m512 odd, __m512 bias,
+                                                                              const float *rm, float *ym, int64_t o,
+                                                                              __mmask16 c0, __mmask16 c1) {
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __m512 y0 = _mm512_add_ps(_mm512_permutex2var_ps(even, lo_idx, odd), bias);
+    __m512 y1 = _mm512_add_ps(_mm512_permutex2var_ps(even, hi_idx, odd), bias);
+    if (rm) {
+        y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(c0, rm + o));
+        y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(c1, rm + o + 16));
+    }
+    _mm512_mask_storeu_ps(ym + o, c0, y0);
+    _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
+}
+
 /* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], for maps [m0, m1) of image j->r0 from mo[ij][map - m0][t]:
  * a tile row's two output rows, even and odd columns interleaved in registers, then the bias,
  * the residual (each row read before it is stored: y may be the residual) and the activation. */
@@ -569,8 +580,6 @@ __attribute__((target("avx512f"))) static void f2_output(const wino_job *j, cons
                                                           int64_t m1) {
     const kiln__conv_geom *g = j->g;
     int64_t oh = g->out[1], ow = g->out[2], tx = j->tx, nt = j->nt, pstride = (m1 - m0) * nt;
-    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     uint32_t cols = bit_range(0, ow);
     __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
     for (int64_t mm = m0; mm < m1; mm++) {
@@ -589,19 +598,10 @@ __attribute__((target("avx512f"))) static void f2_output(const wino_job *j, cons
                 s[0][jj] = _mm512_add_ps(_mm512_add_ps(p0, p1), p2);
                 s[1][jj] = _mm512_sub_ps(_mm512_sub_ps(p1, p2), p3);
             }
-            for (int r = 0; r < 2 && 2 * ty + r < oh; r++) {
-                __m512 ye = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
-                __m512 yo = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
-                __m512 y0 = _mm512_add_ps(_mm512_permutex2var_ps(ye, lo_idx, yo), bias);
-                __m512 y1 = _mm512_add_ps(_mm512_permutex2var_ps(ye, hi_idx, yo), bias);
-                int64_t o = (2 * ty + r) * ow;
-                if (rm) {
-                    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(c0, rm + o));
-                    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(c1, rm + o + 16));
-                }
-                _mm512_mask_storeu_ps(ym + o, c0, y0);
-                _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
-            }
+            for (int r = 0; r < 2 && 2 * ty + r < oh; r++)
+                store_row(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]),
+                          _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]), bias, rm, ym, (2 * ty + r) * ow,
+                          c0, c1);
         }
         if (j->act->kind >= 0) kiln__apply_act_f32(j->act, ym, g->out_plane);
     }
@@ -645,6 +645,34 @@ static void f2_maps_range(void *arg, int64_t b, int64_t e) {
     }
 }
 
+/* F(2x2)'s and stride 2's driver once the weights are packed: per slot V (points x c x vld) and M
+ * (points x a run of maps x vld), V's row offsets, and one call of fn over the slots per image. */
+static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__range_fn fn, kiln__cpu_ctx *ctx) {
+    const kiln__conv_geom *g = j->g;
+    sp->vfloats = (points * g->c * j->vld + 15) / 16 * 16;
+    sp->mfloats = points * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j->vld;
+    size_t bytes, obytes;
+    if (!kiln__mul_size((size_t)(sp->slots * (sp->vfloats + sp->mfloats)), sizeof(float), &bytes) ||
+        !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes))
+        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
+    sp->v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    int64_t *off = kiln__malloc(ctx->alloc, obytes);
+    kiln_status st = sp->v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
+    if (st == KILN_OK) {
+        sp->mo = sp->v + sp->slots * sp->vfloats;
+        for (int64_t k = 0; k < g->c; k++) off[k] = k * j->vld;
+        j->off = off;
+    }
+    for (j->r0 = 0; j->r0 < g->n && st == KILN_OK; j->r0++) { /* r0: the image */
+        atomic_init(&sp->status, KILN_OK);
+        kiln__parallel_slots(ctx->pool, sp->slots, fn, sp);
+        st = atomic_load(&sp->status);
+    }
+    kiln__free(ctx->alloc, off);
+    kiln__free(ctx->alloc, sp->v);
+    return st;
+}
+
 kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,
                                    const float *bias, const float *res, const kiln__act *act, float *y,
                                    kiln__cpu_ctx *ctx, const kiln_layer *layer) {
@@ -660,29 +688,7 @@ kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, con
     if (st != KILN_OK) return st;
     j.vld = j.nt;
     f2_split sp = {.j = &j, .slots = KILN__MIN(kiln__pool_threads(ctx->pool), (g->m + 31) / 32)};
-    sp.vfloats = (F2_PTS * g->c * j.nt + 15) / 16 * 16;
-    sp.mfloats = F2_PTS * F2_GROUP_MAPS * j.nt;
-    size_t bytes, obytes;
-    if (!kiln__mul_size((size_t)(sp.slots * (sp.vfloats + sp.mfloats)), sizeof(float), &bytes) ||
-        !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes)) {
-        kiln__free(ctx->alloc, owned);
-        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
-    }
-    sp.v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-    sp.mo = sp.v ? sp.v + sp.slots * sp.vfloats : NULL;
-    int64_t *off = kiln__malloc(ctx->alloc, obytes);
-    st = sp.v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
-    if (st == KILN_OK) {
-        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.vld;
-        j.off = off;
-    }
-    for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
-        atomic_init(&sp.status, KILN_OK);
-        kiln__parallel_slots(ctx->pool, sp.slots, f2_maps_range, &sp);
-        st = atomic_load(&sp.status);
-    }
-    kiln__free(ctx->alloc, off);
-    kiln__free(ctx->alloc, sp.v);
+    st = small_run(&j, &sp, F2_PTS, f2_maps_range, ctx);
     kiln__free(ctx->alloc, owned);
     return st;
 }
@@ -788,14 +794,12 @@ __attribute__((target("avx512f"))) static void s2_input_channel(const wino_job *
     }
 }
 
-/* Y = A^T M A for maps [m0, m1) of image j->r0, the point in slot p of map i at
- * mo[(s2_first[class] * mg + i * mult + index) * nt] (each class's GEMM writes its points side by
- * side in every map's row), then the bias, the residual and the activation as f2_output. */
+/* Y = A^T M A for maps [m0, m1) over the block's tile rows of image j->r0, the point of slot p of
+ * map i at mo[(s2_first[class] * mg + i * mult + index) * nt] (each class's GEMM writes its points
+ * side by side in every map's row), then the bias, the residual and the activation as f2_output. */
 __attribute__((target("avx512f"))) static void s2_output(const wino_job *j, const float *mo, int64_t m0, int64_t m1) {
     const kiln__conv_geom *g = j->g;
     int64_t oh = g->out[1], ow = g->out[2], tx = j->tx, nt = j->nt, mg = m1 - m0;
-    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     uint32_t cols = bit_range(0, ow);
     __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
     int64_t at[5][5], step[5][5]; /* each point's offset for map m0 and its step per map, in floats */
@@ -816,23 +820,15 @@ __attribute__((target("avx512f"))) static void s2_output(const wino_job *j, cons
             for (int pj = 0; pj < 5; pj++) {
                 __m512 p[5];
                 for (int pi = 0; pi < 5; pi++)
-                    p[pi] = _mm512_maskz_loadu_ps(keep, mo + at[pi][pj] + (mm - m0) * step[pi][pj] + (ty - j->row0) * tx);
+                    p[pi] = _mm512_maskz_loadu_ps(keep,
+                                                  mo + at[pi][pj] + (mm - m0) * step[pi][pj] + (ty - j->row0) * tx);
                 s[0][pj] = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), p[3]);
                 s[1][pj] = _mm512_add_ps(_mm512_add_ps(p[1], p[2]), p[4]);
             }
-            for (int r = 0; r < 2 && 2 * ty + r < oh; r++) {
-                __m512 ye = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][3]);
-                __m512 yo = _mm512_add_ps(_mm512_add_ps(s[r][1], s[r][2]), s[r][4]);
-                __m512 y0 = _mm512_add_ps(_mm512_permutex2var_ps(ye, lo_idx, yo), bias);
-                __m512 y1 = _mm512_add_ps(_mm512_permutex2var_ps(ye, hi_idx, yo), bias);
-                int64_t o = (2 * ty + r) * ow;
-                if (rm) {
-                    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(c0, rm + o));
-                    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(c1, rm + o + 16));
-                }
-                _mm512_mask_storeu_ps(ym + o, c0, y0);
-                _mm512_mask_storeu_ps(ym + o + 16, c1, y1);
-            }
+            for (int r = 0; r < 2 && 2 * ty + r < oh; r++)
+                store_row(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][3]),
+                          _mm512_add_ps(_mm512_add_ps(s[r][1], s[r][2]), s[r][4]), bias, rm, ym, (2 * ty + r) * ow,
+                          c0, c1);
         }
         if (j->act->kind >= 0) { /* the block's output rows only: others may be another thread's */
             int64_t y0 = 2 * j->row0, y1 = KILN__MIN(oh, 2 * (j->row0 + j->rows));
@@ -907,29 +903,7 @@ kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, con
     kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
     if (st != KILN_OK) return st;
     f2_split sp = {.j = &j, .slots = KILN__MIN(threads, blocks ? j.ty : (g->m + 31) / 32)};
-    sp.vfloats = (25 * g->c * j.vld + 15) / 16 * 16;
-    sp.mfloats = 25 * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j.vld;
-    size_t bytes, obytes;
-    if (!kiln__mul_size((size_t)(sp.slots * (sp.vfloats + sp.mfloats)), sizeof(float), &bytes) ||
-        !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes)) {
-        kiln__free(ctx->alloc, owned);
-        return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
-    }
-    sp.v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
-    sp.mo = sp.v ? sp.v + sp.slots * sp.vfloats : NULL;
-    int64_t *off = kiln__malloc(ctx->alloc, obytes);
-    st = sp.v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
-    if (st == KILN_OK) {
-        for (int64_t k = 0; k < g->c; k++) off[k] = k * j.vld;
-        j.off = off;
-    }
-    for (j.r0 = 0; j.r0 < g->n && st == KILN_OK; j.r0++) { /* r0: the image */
-        atomic_init(&sp.status, KILN_OK);
-        kiln__parallel_slots(ctx->pool, sp.slots, s2_slots_range, &sp);
-        st = atomic_load(&sp.status);
-    }
-    kiln__free(ctx->alloc, off);
-    kiln__free(ctx->alloc, sp.v);
+    st = small_run(&j, &sp, 25, s2_slots_range, ctx);
     kiln__free(ctx->alloc, owned);
     return st;
 }

@@ -1,6 +1,7 @@
 /* Winograd F(4x4, 3x3) for float32 3x3 stride-1 convolutions: 36 GEMMs over 6x6 input tiles
- * instead of im2col's 9 taps, a quarter of the multiplications; and F(2x2, 3x3) for small planes:
- * 16 GEMMs over 4x4 tiles, 1 / 2.25 of them. */
+ * instead of im2col's 9 taps, a quarter of the multiplications; F(2x2, 3x3) for small planes: 16
+ * GEMMs over 4x4 tiles, 1 / 2.25 of them; and for stride 2, F(2, 2) on the even taps: 25 GEMMs
+ * over 5x5 tiles per 2x2 outputs instead of 36 multiplications. */
 #ifndef KILN_CPU_CONV_WINOGRAD_H
 #define KILN_CPU_CONV_WINOGRAD_H
 

@@ -7,6 +7,11 @@
 #include "cpu/gemm.h"
 #include "cpu_kernel_test.h"
 
+/* A convolution whose weights come from a constant, so that its transform may be cached. */
+static kiln_layer g_weights = {.type = KILN_LAYER_CONSTANT, .name = "w"};
+static kiln_tensor g_tx = {.name = "x"}, g_tw = {.name = "w", .producer = &g_weights}, *g_tens[2] = {&g_tx, &g_tw};
+static kiln_layer g_const_layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = g_tens};
+
 static kiln__conv_geom geom(int64_t n, int64_t c, int64_t m, int64_t h, int64_t w, int64_t pt, int64_t pl,
                             int64_t pbot, int64_t pr) {
     kiln__conv_geom g = {.n = n, .c = c, .m = m, .groups = 1, .cg = c, .mg = m, .kvol = 9};
@@ -60,8 +65,8 @@ typedef kiln_status (*wino_fn)(const kiln__conv_geom *g, const float *x, const f
                                kiln__cpu_ctx *ctx, const kiln_layer *layer);
 
 /* One random case: runs conv (F(4x4) or F(2x2), its block's magic, 0 for either F(4x4) packing;
- * twice with a slot) and compares with the reference. layer: a layer whose weights come from a constant (so they may be cached),
- * or NULL. */
+ * twice with a slot) and compares with the reference. layer: a layer whose weights come from a
+ * constant (so they may be cached), or NULL. */
 static void run_conv(wino_fn conv, uint32_t magic, const char *what, const kiln__conv_geom *g, bool bias, bool res,
                      const kiln__act *act, kiln__pool *pool, void **slot, const kiln_layer *layer) {
     int64_t nx = g->n * g->c * g->in_plane, nw = g->m * g->c * 9, ny = g->n * g->m * g->out_plane;
@@ -118,9 +123,6 @@ static kiln__conv_geom random_geom(int64_t max_c, int64_t max_hw) {
 
 static void test_random(void) {
     static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
-    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
-    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
-    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
     static const int levels[] = {KILN__SIMD_AVX512, KILN__SIMD_AVX2};
     for (int lv = 0; lv < 2; lv++) {
         kiln__cpu_set_simd(levels[lv]);
@@ -131,13 +133,13 @@ static void test_random(void) {
             void *slot = NULL;
             int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
             run_case("random", &g, kt_randi(0, 1), kt_randi(0, 1), &act, kt_randi(0, 1) ? g_pool : NULL,
-                     mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+                     mode ? &slot : NULL, mode == 1 ? &g_const_layer : NULL);
             if (mode == 1) { /* another shape replaces the slot's block */
                 kiln__conv_geom g2;
                 do /* equal dims could meet the freed weights' address: a hit, as for one engine layer */
                     g2 = random_geom(24, 24);
                 while (g2.c == g.c && g2.m == g.m);
-                run_case("reshaped", &g2, true, false, &act, g_pool, &slot, &layer);
+                run_case("reshaped", &g2, true, false, &act, g_pool, &slot, &g_const_layer);
             }
             kiln__free(&g_alloc, slot);
         }
@@ -148,17 +150,14 @@ static void test_random(void) {
 /* A slot holding the convolution's own block (a pointer first) is replaced, not misread. */
 static void test_foreign_slot(void) {
     if (kiln__cpu_simd() == KILN__SIMD_NONE) return;
-    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
-    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
-    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
     void *slot = kiln__malloc_aligned(&g_alloc, 4096, 64);
     KT_CHECK(slot != NULL);
     if (!slot) return;
     memset(slot, 0x5a, 4096);
-    *(void **)slot = &tw;
+    *(void **)slot = &g_tw;
     kiln__conv_geom g = geom(1, 20, 36, 13, 11, 1, 1, 1, 1);
     kiln__act act = {KILN_ACT_RELU, 0, 0};
-    run_case("foreign slot", &g, true, true, &act, g_pool, &slot, &layer);
+    run_case("foreign slot", &g, true, true, &act, g_pool, &slot, &g_const_layer);
     kiln__free(&g_alloc, slot);
 }
 
@@ -223,9 +222,6 @@ static void test_s2(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
     if (kiln__cpu_simd() != KILN__SIMD_AVX512) return;
     static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
-    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
-    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
-    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
     for (int i = 0; i < 40; i++) {
         kiln__conv_geom g;
         do
@@ -237,21 +233,22 @@ static void test_s2(void) {
         void *slot = NULL;
         int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
         run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 random", &g, kt_randi(0, 1), kt_randi(0, 1),
-                 &act, kt_randi(0, 1) ? g_pool : NULL, mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+                 &act, kt_randi(0, 1) ? g_pool : NULL, mode ? &slot : NULL, mode == 1 ? &g_const_layer : NULL);
         kiln__free(&g_alloc, slot);
     }
     kiln__act relu = {KILN_ACT_RELU, 0, 0};
     kiln__conv_geom r56 = geom_s2(1, 128, 128, 56, 56, 1, 1, 1, 1), r28 = geom_s2(2, 64, 300, 28, 28, 1, 1, 1, 1);
     void *slot = NULL;
     run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 56x56", &r56, true, true, &relu, g_pool, &slot,
-             &layer);
+             &g_const_layer);
     kiln__free(&g_alloc, slot);
     slot = NULL;
-    run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 runs", &r28, true, true, &relu, NULL, &slot, &layer);
+    run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 runs", &r28, true, true, &relu, NULL, &slot,
+             &g_const_layer);
     kiln__conv_geom r14 = geom(2, 64, 300, 14, 14, 1, 1, 1, 1); /* the same weights' sizes, F(2x2)'s block */
-    run_f2("f2 after s2", &r14, true, false, &relu, g_pool, &slot, &layer);
+    run_f2("f2 after s2", &r14, true, false, &relu, g_pool, &slot, &g_const_layer);
     run_conv(kiln__winograd_s2_conv, KILN__WINOGRAD_S2_MAGIC, "s2 after f2", &r28, false, true, &relu, g_pool, &slot,
-             &layer);
+             &g_const_layer);
     kiln__free(&g_alloc, slot);
     KT_CHECK(kiln__winograd_s2_applies(&r56)); /* 196 tiles: blocks of 4 tile rows */
     KT_CHECK(kiln__winograd_s2_applies(&r28));
@@ -278,27 +275,27 @@ static void test_f4_cv(void) {
     if (kiln__cpu_simd() != KILN__SIMD_AVX512) return;
     kiln__pool *two = NULL;
     KT_OK(kiln__pool_create(&g_alloc, 2, &two));
-    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
-    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
-    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
     kiln__act relu = {KILN_ACT_RELU, 0, 0}, clip = {KILN_ACT_CLIP, -0.5f, 0.75f};
     kiln__conv_geom g28 = geom(1, 128, 128, 28, 28, 1, 1, 1, 1), gb = geom(2, 130, 100, 27, 26, 2, 0, 0, 1);
     kiln__conv_geom split = geom(1, 128, 96, 44, 40, 1, 1, 1, 1);
     void *slot = NULL; /* each case's weights are new: a slot is reused only where its block is replaced */
-    run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv", &g28, true, true, &relu, NULL, &slot, &layer);
+    run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv", &g28, true, true, &relu, NULL, &slot,
+             &g_const_layer);
     kiln__free(&g_alloc, slot);
     slot = NULL;
-    run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv", &g28, false, false, &clip, g_pool, &slot, &layer);
+    run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv", &g28, false, false, &clip, g_pool, &slot,
+             &g_const_layer);
     kiln__free(&g_alloc, slot);
     slot = NULL;
     run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv batch", &gb, true, true, &clip, g_pool, NULL, NULL);
     run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv split", &split, true, true, &relu, two, &slot,
-             &layer);
+             &g_const_layer);
     kiln__cpu_set_simd(KILN__SIMD_AVX2); /* the row GEMM's packing replaces it, and the other way round */
-    run_conv(kiln__winograd_conv, KILN__WINOGRAD_MAGIC, "f4 row", &split, true, false, &relu, two, &slot, &layer);
+    run_conv(kiln__winograd_conv, KILN__WINOGRAD_MAGIC, "f4 row", &split, true, false, &relu, two, &slot,
+             &g_const_layer);
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
     run_conv(kiln__winograd_conv, KILN__WINOGRAD_CV_MAGIC, "f4 cv again", &split, true, false, &relu, NULL, &slot,
-             &layer);
+             &g_const_layer);
     kiln__free(&g_alloc, slot);
     kiln__pool_destroy(two);
 }
@@ -319,20 +316,17 @@ static void test_f2(void) {
     kiln__cpu_set_simd(KILN__SIMD_AVX512);
     if (kiln__cpu_simd() != KILN__SIMD_AVX512) return;
     static const int kinds[] = {-1, KILN_ACT_RELU, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
-    kiln_layer cl = {.type = KILN_LAYER_CONSTANT, .name = "w"};
-    kiln_tensor tx = {.name = "x"}, tw = {.name = "w", .producer = &cl}, *tens[2] = {&tx, &tw};
-    kiln_layer layer = {.type = KILN_LAYER_CONVOLUTION, .name = "conv", .nb_inputs = 2, .inputs = tens};
     for (int i = 0; i < 40; i++) {
         kiln__conv_geom g = random_f2_geom(i < 30 ? 40 : 200);
         kiln__act act = {kinds[kt_randi(0, 3)], -0.5f, 0.75f};
         void *slot = NULL;
         int mode = (int)kt_randi(0, 2); /* 0: no slot, 1: slot and constant weights, 2: slot only */
         run_f2("f2 random", &g, kt_randi(0, 1), kt_randi(0, 1), &act, kt_randi(0, 1) ? g_pool : NULL,
-               mode ? &slot : NULL, mode == 1 ? &layer : NULL);
+               mode ? &slot : NULL, mode == 1 ? &g_const_layer : NULL);
         if (mode == 1) { /* F(4x4) and then F(2x2) again replace the slot's block */
             kiln__conv_geom g2 = g;
-            run_case("f4 after f2", &g2, true, false, &act, g_pool, &slot, &layer);
-            run_f2("f2 after f4", &g, true, true, &act, NULL, &slot, &layer);
+            run_case("f4 after f2", &g2, true, false, &act, g_pool, &slot, &g_const_layer);
+            run_f2("f2 after f4", &g, true, true, &act, NULL, &slot, &g_const_layer);
         }
         kiln__free(&g_alloc, slot);
     }
