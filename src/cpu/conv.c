@@ -441,7 +441,8 @@ static kiln_status packed_weights(const kiln_layer *layer, const void *w_src, co
 /* Winograd F(4x4)'s transformed weights are 4x the size of the direct path's: with few tiles,
  * reading them costs more than the multiplications saved (measured at batch 1: 14x14 outputs, 16
  * tiles, 256 maps: direct 1.85 ms against 2.3 ms; 28x28, 49 tiles, 128 maps: Winograd 1.18 against
- * 1.7). Below that, F(2x2) takes the planes it can (kiln__winograd_f2_applies). */
+ * 1.7). Below that, F(2x2) takes the planes it can (kiln__winograd_f2_applies), and the stride-2
+ * decomposition the stride-2 layers (kiln__winograd_s2_applies). */
 #define WINOGRAD_OVER_DIRECT_TILES 49
 
 static int64_t winograd_tiles(const conv_geom *g) { return g->n * ((g->out[1] + 3) / 4) * ((g->out[2] + 3) / 4); }
