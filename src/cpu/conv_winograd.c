@@ -62,8 +62,9 @@ typedef struct wino_job {
     int64_t vld;     /* V's rows: the tiles of the layer's largest block */
     const int64_t *off; /* row k of V[ij] (channel k) for the channel-vector GEMM */
     int64_t ty, tx;  /* tiles per image down and across */
-    int64_t r0, nt;  /* the block: first global tile row (image * ty + row), tiles */
-    int64_t row0, rows; /* stride 2: the block's tile rows of image r0 */
+    int64_t r0, nt;  /* the block: first global tile row (image * ty + row), tiles; F(2x2) and
+                      * stride 2: the image, and the tiles of its block */
+    int64_t row0, rows; /* F(2x2) and stride 2: the block's tile rows of image r0 */
     const kiln__alloc *alloc;
     atomic_int status;
 } wino_job;
@@ -519,7 +520,7 @@ bool kiln__winograd_f2_applies(const kiln__conv_geom *g) {
  * row's even and odd columns, one and two tiles on, give the tx values of its four points. */
 __attribute__((target("avx512f"))) static void f2_input_channel(const wino_job *j, int64_t cc) {
     const kiln__conv_geom *g = j->g;
-    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, nt = j->nt, pstride = g->c * nt;
+    int64_t h = g->in[1], w = g->in[2], pl = g->pb[2], tx = j->tx, pstride = g->c * j->vld;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512i even1 = _mm512_add_epi32(even, _mm512_set1_epi32(2));
@@ -527,8 +528,8 @@ __attribute__((target("avx512f"))) static void f2_input_channel(const wino_job *
     uint32_t cols = bit_range(pl, pl + w) & bit_range(0, 2 * tx + 2);
     __mmask16 c0 = (__mmask16)cols, c1 = (__mmask16)(cols >> 16), keep = (__mmask16)((1u << tx) - 1);
     const float *xc = j->x + (j->r0 * g->c + cc) * g->in_plane;
-    float *v = j->v + cc * nt;
-    for (int64_t ty = 0; ty < j->ty; ty++, v += tx) {
+    float *v = j->v + cc * j->vld;
+    for (int64_t ty = j->row0; ty < j->row0 + j->rows; ty++, v += tx) {
         __m512 lo[4], hi[4];
         for (int r = 0; r < 4; r++) {
             int64_t iy = 2 * ty + r - g->pb[1];
@@ -588,7 +589,7 @@ __attribute__((target("avx512f"))) static void f2_output(const wino_job *j, cons
         const float *rm = j->res ? j->res + plane : NULL;
         __m512 bias = _mm512_set1_ps(j->bias ? j->bias[mm] : 0.0f);
         const float *mb = mo + (mm - m0) * nt;
-        for (int64_t ty = 0; ty < j->ty; ty++, mb += tx) {
+        for (int64_t ty = j->row0; ty < j->row0 + j->rows; ty++, mb += tx) {
             __m512 s[2][4];
             for (int jj = 0; jj < 4; jj++) {
                 __m512 p0 = _mm512_maskz_loadu_ps(keep, mb + jj * pstride);
@@ -607,12 +608,7 @@ __attribute__((target("avx512f"))) static void f2_output(const wino_job *j, cons
     }
 }
 
-/* One thread's maps: the 32-map panels [s * panels / slots, (s + 1) * panels / slots), in groups of
- * F2_GROUP_MAPS through the 16 GEMMs and the output transform, V and M in the slot's scratch. Each
- * thread transforms the whole input itself: a tenth of the layer's work, against a barrier between
- * the transform and the GEMMs and half of V read from the other core (ResNet-50's 3x3 layers on
- * 14x14 at 2 threads on the 2-core AMD machine: 4% faster per layer, and 30% when the other core
- * was busy with another process, which the barrier waited for). */
+/* Per thread of F(2x2) and stride 2: its V and M (see small_slots). */
 typedef struct f2_split {
     const wino_job *j;
     float *v, *mo;      /* per slot: vfloats (V) and mfloats (M) */
@@ -620,34 +616,11 @@ typedef struct f2_split {
     atomic_int status;
 } f2_split;
 
-static void f2_maps_range(void *arg, int64_t b, int64_t e) {
-    f2_split *sp = arg;
-    int64_t m = sp->j->g->m, c = sp->j->g->c, nt = sp->j->nt, panels = (m + 31) / 32;
-    for (int64_t s = b; s < e; s++) {
-        wino_job slot_job = *sp->j;
-        const wino_job *j = &slot_job;
-        slot_job.v = sp->v + s * sp->vfloats;
-        for (int64_t cc = 0; cc < c; cc++) f2_input_channel(&slot_job, cc);
-        float *mo = sp->mo + s * sp->mfloats;
-        int64_t first = s * panels / sp->slots * 32, end = KILN__MIN(m, (s + 1) * panels / sp->slots * 32);
-        for (int64_t m0 = first; m0 < end; m0 += F2_GROUP_MAPS) {
-            int64_t mg = KILN__MIN(F2_GROUP_MAPS, end - m0);
-            for (int64_t ij = 0; ij < F2_PTS; ij++) {
-                kiln_status st = kiln__sgemm_cv(NULL, mg, nt, c, j->upack + ij * j->ustride + m0 * c,
-                                                j->v + ij * c * nt, j->off, nt, nt, mo + ij * mg * nt, nt, 0, NULL);
-                if (st != KILN_OK) {
-                    atomic_store(&sp->status, st);
-                    return;
-                }
-            }
-            f2_output(j, mo, m0, m0 + mg);
-        }
-    }
-}
+static void small_slots(void *arg, int64_t b, int64_t e);
 
 /* F(2x2)'s and stride 2's driver once the weights are packed: per slot V (points x c x vld) and M
- * (points x a run of maps x vld), V's row offsets, and one call of fn over the slots per image. */
-static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__range_fn fn, kiln__cpu_ctx *ctx) {
+ * (points x a run of maps x vld), V's row offsets, and small_slots over the slots per image. */
+static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__cpu_ctx *ctx) {
     const kiln__conv_geom *g = j->g;
     sp->vfloats = (points * g->c * j->vld + 15) / 16 * 16;
     sp->mfloats = points * KILN__MIN(F2_GROUP_MAPS, (g->m + 31) / 32 * 32) * j->vld;
@@ -665,7 +638,7 @@ static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__ra
     }
     for (j->r0 = 0; j->r0 < g->n && st == KILN_OK; j->r0++) { /* r0: the image */
         atomic_init(&sp->status, KILN_OK);
-        kiln__parallel_slots(ctx->pool, sp->slots, fn, sp);
+        kiln__parallel_slots(ctx->pool, sp->slots, small_slots, sp);
         st = atomic_load(&sp->status);
     }
     kiln__free(ctx->alloc, off);
@@ -688,7 +661,7 @@ kiln_status kiln__winograd_f2_conv(const kiln__conv_geom *g, const float *x, con
     if (st != KILN_OK) return st;
     j.vld = j.nt;
     f2_split sp = {.j = &j, .slots = KILN__MIN(kiln__pool_threads(ctx->pool), (g->m + 31) / 32)};
-    st = small_run(&j, &sp, F2_PTS, f2_maps_range, ctx);
+    st = small_run(&j, &sp, F2_PTS, ctx);
     kiln__free(ctx->alloc, owned);
     return st;
 }
@@ -837,32 +810,50 @@ __attribute__((target("avx512f"))) static void s2_output(const wino_job *j, cons
     }
 }
 
+/* V of the block j: every channel's input transform. */
+static void small_input(const wino_job *j) {
+    for (int64_t cc = 0; cc < j->g->c; cc++) {
+        if (j->kind == &S2)
+            s2_input_channel(j, cc);
+        else
+            f2_input_channel(j, cc);
+    }
+}
+
 /* Maps [m0, m1) of the block j (V transformed) in runs of F2_GROUP_MAPS: 16 GEMMs, one per U over
- * its points' tiles side by side, then the output transform. */
-static kiln_status s2_block(const wino_job *j, int64_t m0, int64_t m1, float *mo) {
+ * its points' tiles side by side (F(2x2): one point each), then the output transform. */
+static kiln_status small_block(const wino_job *j, int64_t m0, int64_t m1, float *mo) {
     int64_t c = j->g->c, nt = j->nt;
+    bool s2 = j->kind == &S2;
     for (; m0 < m1; m0 += F2_GROUP_MAPS) {
         int64_t mg = KILN__MIN(F2_GROUP_MAPS, m1 - m0);
         for (int cl = 0; cl < 16; cl++) {
-            int64_t points = s2_mult(cl / 4) * s2_mult(cl % 4), p0 = s2_first[cl];
+            int64_t points = s2 ? s2_mult(cl / 4) * s2_mult(cl % 4) : 1, p0 = s2 ? s2_first[cl] : cl;
             /* column q: tile q % nt of point p0 + q / nt */
             kiln_status st = kiln__sgemm_cv(NULL, mg, points * nt, c, j->upack + cl * j->ustride + m0 * c,
                                             j->v + p0 * c * j->vld, j->off, c * j->vld, nt, mo + p0 * mg * nt,
                                             points * nt, 0, NULL);
             if (st != KILN_OK) return st;
         }
-        s2_output(j, mo, m0, m0 + mg);
+        if (s2)
+            s2_output(j, mo, m0, m0 + mg);
+        else
+            f2_output(j, mo, m0, m0 + mg);
     }
     return KILN_OK;
 }
 
-/* Few tiles (a block is the image): each thread its maps, as f2_maps_range. Many: each thread its
- * own tile rows in blocks of vld tiles, all maps, so that V and M stay in L2 (U, for few channels,
- * is the smaller). */
-static void s2_slots_range(void *arg, int64_t b, int64_t e) {
+/* One thread's share of F(2x2) or stride 2, with its own V and M. Few tiles (a block is the
+ * image): the 32-map panels [s * panels / slots, (s + 1) * panels / slots). Each thread transforms
+ * the whole input itself: a tenth of the layer's work, against a barrier between the transform and
+ * the GEMMs and half of V read from the other core (ResNet-50's 3x3 layers on 14x14 at 2 threads on
+ * the 2-core AMD machine: 4% faster per layer, and 30% when the other core was busy with another
+ * process, which the barrier waited for). Many tiles (stride 2): the thread's own tile rows in
+ * blocks of vld tiles, all maps, so that V and M stay in L2 (U, for few channels, is the smaller). */
+static void small_slots(void *arg, int64_t b, int64_t e) {
     f2_split *sp = arg;
     const wino_job *lj = sp->j;
-    int64_t m = lj->g->m, c = lj->g->c, panels = (m + 31) / 32;
+    int64_t m = lj->g->m, panels = (m + 31) / 32;
     for (int64_t s = b; s < e; s++) {
         wino_job t = *lj;
         t.v = sp->v + s * sp->vfloats;
@@ -872,15 +863,15 @@ static void s2_slots_range(void *arg, int64_t b, int64_t e) {
             t.row0 = 0;
             t.rows = t.ty;
             t.nt = t.vld;
-            for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&t, cc);
-            st = s2_block(&t, s * panels / sp->slots * 32, KILN__MIN(m, (s + 1) * panels / sp->slots * 32), mo);
+            small_input(&t);
+            st = small_block(&t, s * panels / sp->slots * 32, KILN__MIN(m, (s + 1) * panels / sp->slots * 32), mo);
         } else {
             int64_t per = t.vld / t.tx, r1 = (s + 1) * t.ty / sp->slots;
             for (t.row0 = s * t.ty / sp->slots; t.row0 < r1 && st == KILN_OK; t.row0 += per) {
                 t.rows = KILN__MIN(per, r1 - t.row0);
                 t.nt = t.rows * t.tx;
-                for (int64_t cc = 0; cc < c; cc++) s2_input_channel(&t, cc);
-                st = s2_block(&t, 0, m, mo);
+                small_input(&t);
+                st = small_block(&t, 0, m, mo);
             }
         }
         if (st != KILN_OK) atomic_store(&sp->status, st);
@@ -903,7 +894,7 @@ kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, con
     kiln_status st = packed_weights(&j, w_src, ctx, layer, &owned);
     if (st != KILN_OK) return st;
     f2_split sp = {.j = &j, .slots = KILN__MIN(threads, blocks ? j.ty : (g->m + 31) / 32)};
-    st = small_run(&j, &sp, 25, s2_slots_range, ctx);
+    st = small_run(&j, &sp, 25, ctx);
     kiln__free(ctx->alloc, owned);
     return st;
 }
