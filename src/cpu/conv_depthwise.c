@@ -869,11 +869,11 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
         for (int c = 0; c < nc; c++) kiln__apply_act_f32(j->act, o.y + c * g->out_plane + first, count);
 }
 
-/* Slot s: its contiguous share of the (image, block) tasks, so that its channels are those the
- * channel-vector GEMM's same thread wrote when it split the layer before by maps. From 28x28
- * inputs on (at two threads or more), its share of the output rows of every block instead: the
- * pointwise layers on either side split their positions the same way (kiln__sgemm_cv's static
- * split by positions), so a thread reads what its own core wrote but for the window's halo rows.
+/* Each thread takes its contiguous share of the (image, block) tasks, so that its channels are
+ * those the channel-vector GEMM's same thread wrote when it split the layer before by maps. From
+ * 28x28 inputs on (at two threads or more), its share of the output rows of every block instead:
+ * the pointwise layers on either side split their positions the same way (kiln__sgemm_cv's split
+ * by positions), so a thread reads what its own core wrote but for the window's halo rows.
  * Measured inside MobileNetV2 at 2 threads (per-layer medians, the two splits alternating in one
  * process): 144 maps from 56x56 at stride 2 0.050 -> 0.032 ms and the projection after it 0.044
  * -> 0.037; 192 maps on 28x28 0.039 -> 0.037 and 0.052 -> 0.045 after; 192 from 28x28 at stride
@@ -882,20 +882,21 @@ __attribute__((target("avx512f,avx2,fma"))) static void dwc_block(const dwc_job 
  * stays. */
 #define DWC_ROWS_MIN_PLANE 784
 
+/* Pieces of a thread's output rows (kiln__parallel_shares) are at least this many rows: each
+ * copies its window's halo rows again. */
+#define DWC_MIN_PIECE_ROWS 4
+
+/* A piece of a thread's share: output rows [begin, end) of every (image, block) task, or tasks
+ * [begin, end) whole. */
 static void dwc_range(void *arg, int64_t begin, int64_t end) {
     const dwc_job *d = arg;
     int64_t tasks = d->j->g.n * d->blocks, ho = d->j->g.out[1];
-    for (int64_t s = begin; s < end; s++) {
-        float *xs = d->scratch ? d->scratch + s * d->per_slot : NULL;
-        if (d->by_rows) {
-            for (int64_t t = 0; t < tasks; t++)
-                if (s * ho / d->slots < (s + 1) * ho / d->slots)
-                    dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, xs, s * ho / d->slots, (s + 1) * ho / d->slots);
-            continue;
-        }
-        for (int64_t t = s * tasks / d->slots; t < (s + 1) * tasks / d->slots; t++)
-            dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, xs, 0, ho);
+    float *xs = d->scratch ? d->scratch + KILN__MIN(kiln__pool_thread(), d->slots - 1) * d->per_slot : NULL;
+    if (d->by_rows) {
+        for (int64_t t = 0; t < tasks; t++) dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, xs, begin, end);
+        return;
     }
+    for (int64_t t = begin; t < end; t++) dwc_block(d, t / d->blocks, t % d->blocks * DWC_BLOCK, xs, 0, ho);
 }
 
 static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
@@ -907,7 +908,8 @@ static kiln_status depthwise_blocked(dw_conv *j, kiln__cpu_ctx *ctx) {
     d.slots = KILN__MIN(threads, d.by_rows ? g->out[1] : g->n * d.blocks);
     if (!dwc_in_place(g, j->x_blocked))
         KILN__TRY(slot_scratch(ctx, d.hp, d.wp, DWC_BLOCK, 0, d.slots, &d.per_slot, &d.scratch));
-    kiln__parallel_slots(ctx->pool, d.slots, dwc_range, &d);
+    kiln__parallel_shares(ctx->pool, d.by_rows ? g->out[1] : g->n * d.blocks, d.by_rows ? DWC_MIN_PIECE_ROWS : 1,
+                          dwc_range, &d);
     kiln__free(ctx->alloc, d.scratch);
     return KILN_OK;
 }

@@ -357,36 +357,38 @@ static void output_range(void *arg, int64_t b, int64_t e) {
 
 /* ---------------------------------------------------------------- driver */
 
-/* One thread's pipeline (kiln__winograd_conv's split by tile rows): tile rows [r0, r1) in blocks
- * of at most block_rows, each through the three steps on this thread alone, with this slot's
- * scratch. */
+/* A piece of one thread's share (kiln__winograd_conv's split by tile rows, kiln__parallel_shares):
+ * tile rows [r0, r1) in blocks of at most block_rows, each through the three steps on this thread
+ * alone, with this thread's scratch. */
 typedef struct wino_split {
     const wino_job *j;
-    int64_t rows, block_rows, slots;
+    int64_t block_rows, slots;
     float *v, *mo; /* per slot: vfloats and mfloats */
     int64_t vfloats, mfloats;
     atomic_int status;
 } wino_split;
 
-static void split_range(void *arg, int64_t b, int64_t e) {
+static void split_range(void *arg, int64_t r0, int64_t r1) {
     wino_split *sp = arg;
     const kiln__conv_geom *g = sp->j->g;
-    for (int64_t s = b; s < e; s++) {
-        wino_job t = *sp->j; /* the layer's job with this slot's scratch and status */
-        t.v = sp->v + s * sp->vfloats;
-        t.mo = sp->mo + s * sp->mfloats;
-        atomic_init(&t.status, KILN_OK);
-        int64_t r1 = (s + 1) * sp->rows / sp->slots;
-        for (t.r0 = s * sp->rows / sp->slots; t.r0 < r1; t.r0 += sp->block_rows) {
-            t.nt = KILN__MIN(sp->block_rows, r1 - t.r0) * t.tx;
-            input_range(&t, 0, g->c);
-            gemm_range(&t, 0, NPTS);
-            if (atomic_load(&t.status) != KILN_OK) break;
-            output_range(&t, 0, g->m);
-        }
-        if (atomic_load(&t.status) != KILN_OK) atomic_store(&sp->status, atomic_load(&t.status));
+    int64_t s = KILN__MIN(kiln__pool_thread(), sp->slots - 1);
+    wino_job t = *sp->j; /* the layer's job with this slot's scratch and status */
+    t.v = sp->v + s * sp->vfloats;
+    t.mo = sp->mo + s * sp->mfloats;
+    atomic_init(&t.status, KILN_OK);
+    for (t.r0 = r0; t.r0 < r1; t.r0 += sp->block_rows) {
+        t.nt = KILN__MIN(sp->block_rows, r1 - t.r0) * t.tx;
+        input_range(&t, 0, g->c);
+        gemm_range(&t, 0, NPTS);
+        if (atomic_load(&t.status) != KILN_OK) break;
+        output_range(&t, 0, g->m);
     }
+    if (atomic_load(&t.status) != KILN_OK) atomic_store(&sp->status, atomic_load(&t.status));
 }
+
+/* Pieces of a thread's tile rows hold at least this many tiles: two rows of 56x56's, whose 28
+ * tiles use 7/8 of the GEMM's lanes as its 98-tile share does 3/4. */
+#define SPLIT_MIN_PIECE_TILES 24
 
 /* F(4x4)'s GEMMs (maps x tiles x channels) go through the channel-vector GEMM where the row
  * GEMM's 32-wide panels would waste a quarter of their lanes (ResNet-50's 3x3 layers on 28x28: 49
@@ -418,7 +420,7 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
     int64_t block_rows = KILN__MIN(rows, KILN__MAX(BLOCK_BYTES / row_bytes, (BLOCK_TILES + j.tx - 1) / j.tx));
     int64_t threads = kiln__pool_threads(ctx->pool);
     bool split = threads > 1 && rows * j.tx / threads >= SPLIT_MIN_TILES;
-    wino_split sp = {.j = &j, .rows = rows, .slots = KILN__MIN(threads, rows)};
+    wino_split sp = {.j = &j, .slots = KILN__MIN(threads, rows)};
     if (split) block_rows = KILN__MIN(block_rows, (rows + sp.slots - 1) / sp.slots);
     if (block_rows * j.tx > INT_MAX) return kiln__error(KILN_UNSUPPORTED, "Winograd tile count exceeds the int range");
     j.vld = block_rows * j.tx;
@@ -453,7 +455,7 @@ kiln_status kiln__winograd_conv(const kiln__conv_geom *g, const float *x, const 
         if (st == KILN_OK && !sp.v) st = KILN_OUT_OF_MEMORY;
         if (st == KILN_OK) {
             sp.mo = sp.v + sp.slots * sp.vfloats;
-            kiln__parallel_slots(ctx->pool, sp.slots, split_range, &sp);
+            kiln__parallel_shares(ctx->pool, rows, (SPLIT_MIN_PIECE_TILES + j.tx - 1) / j.tx, split_range, &sp);
             st = atomic_load(&sp.status);
         }
         kiln__free(ctx->alloc, sp.v);
@@ -608,18 +610,19 @@ __attribute__((target("avx512f"))) static void f2_output(const wino_job *j, cons
     }
 }
 
-/* Per thread of F(2x2) and stride 2: its V and M (see small_slots). */
+/* Per thread of F(2x2) and stride 2: its V and M (see small_piece). */
 typedef struct f2_split {
     const wino_job *j;
     float *v, *mo;      /* per slot: vfloats (V) and mfloats (M) */
     int64_t slots, vfloats, mfloats;
+    bool *v_ready;      /* per slot: V holds the whole image's transform (few tiles) */
     atomic_int status;
 } f2_split;
 
-static void small_slots(void *arg, int64_t b, int64_t e);
+static void small_piece(void *arg, int64_t b, int64_t e);
 
 /* F(2x2)'s and stride 2's driver once the weights are packed: per slot V (points x c x vld) and M
- * (points x a run of maps x vld), V's row offsets, and small_slots over the slots per image. */
+ * (points x a run of maps x vld), V's row offsets, and small_piece over the threads' shares per image. */
 static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__cpu_ctx *ctx) {
     const kiln__conv_geom *g = j->g;
     sp->vfloats = (points * g->c * j->vld + 15) / 16 * 16;
@@ -629,19 +632,24 @@ static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__cp
         !kiln__mul_size((size_t)g->c, sizeof(int64_t), &obytes))
         return kiln__error(KILN_OUT_OF_MEMORY, "Winograd scratch size overflows");
     sp->v = kiln__malloc_aligned(ctx->alloc, bytes, 64);
+    sp->v_ready = kiln__malloc(ctx->alloc, (size_t)sp->slots * sizeof *sp->v_ready);
     int64_t *off = kiln__malloc(ctx->alloc, obytes);
-    kiln_status st = sp->v && off ? KILN_OK : KILN_OUT_OF_MEMORY;
+    kiln_status st = sp->v && sp->v_ready && off ? KILN_OK : KILN_OUT_OF_MEMORY;
     if (st == KILN_OK) {
         sp->mo = sp->v + sp->slots * sp->vfloats;
         for (int64_t k = 0; k < g->c; k++) off[k] = k * j->vld;
         j->off = off;
     }
+    bool whole = j->vld == j->ty * j->tx;
+    int64_t units = whole ? (g->m + 31) / 32 : j->ty, min_piece = whole ? 1 : j->vld / j->tx;
     for (j->r0 = 0; j->r0 < g->n && st == KILN_OK; j->r0++) { /* r0: the image */
         atomic_init(&sp->status, KILN_OK);
-        kiln__parallel_slots(ctx->pool, sp->slots, small_slots, sp);
+        for (int64_t s = 0; s < sp->slots; s++) sp->v_ready[s] = false;
+        kiln__parallel_shares(ctx->pool, units, min_piece, small_piece, sp);
         st = atomic_load(&sp->status);
     }
     kiln__free(ctx->alloc, off);
+    kiln__free(ctx->alloc, sp->v_ready);
     kiln__free(ctx->alloc, sp->v);
     return st;
 }
@@ -843,39 +851,39 @@ static kiln_status small_block(const wino_job *j, int64_t m0, int64_t m1, float 
     return KILN_OK;
 }
 
-/* One thread's share of F(2x2) or stride 2, with its own V and M. Few tiles (a block is the
- * image): the 32-map panels [s * panels / slots, (s + 1) * panels / slots). Each thread transforms
- * the whole input itself: a tenth of the layer's work, against a barrier between the transform and
- * the GEMMs and half of V read from the other core (ResNet-50's 3x3 layers on 14x14 at 2 threads on
- * the 2-core AMD machine: 4% faster per layer, and 30% when the other core was busy with another
- * process, which the barrier waited for). Many tiles (stride 2): the thread's own tile rows in
- * blocks of vld tiles, all maps, so that V and M stay in L2 (U, for few channels, is the smaller). */
-static void small_slots(void *arg, int64_t b, int64_t e) {
+/* A piece of one thread's share of F(2x2) or stride 2 (kiln__parallel_shares), with the thread's
+ * own V and M. Few tiles (a block is the image): the 32-map panels [b, e), the thread having
+ * transformed the whole input itself before its first piece: a tenth of the layer's work, against
+ * a barrier between the transform and the GEMMs and half of V read from the other core (ResNet-50's
+ * 3x3 layers on 14x14 at 2 threads on the 2-core AMD machine: 4% faster per layer, and 30% when
+ * the other core was busy with another process, which the barrier waited for). Many tiles (stride
+ * 2): tile rows [b, e) in blocks of vld tiles, all maps, so that V and M stay in L2 (U, for few
+ * channels, is the smaller). */
+static void small_piece(void *arg, int64_t b, int64_t e) {
     f2_split *sp = arg;
     const wino_job *lj = sp->j;
-    int64_t m = lj->g->m, panels = (m + 31) / 32;
-    for (int64_t s = b; s < e; s++) {
-        wino_job t = *lj;
-        t.v = sp->v + s * sp->vfloats;
-        float *mo = sp->mo + s * sp->mfloats;
-        kiln_status st = KILN_OK;
-        if (t.vld == t.ty * t.tx) {
-            t.row0 = 0;
-            t.rows = t.ty;
-            t.nt = t.vld;
+    int64_t m = lj->g->m, s = KILN__MIN(kiln__pool_thread(), sp->slots - 1);
+    wino_job t = *lj;
+    t.v = sp->v + s * sp->vfloats;
+    float *mo = sp->mo + s * sp->mfloats;
+    kiln_status st = KILN_OK;
+    if (t.vld == t.ty * t.tx) {
+        t.row0 = 0;
+        t.rows = t.ty;
+        t.nt = t.vld;
+        if (!sp->v_ready[s]) small_input(&t);
+        sp->v_ready[s] = true;
+        st = small_block(&t, b * 32, KILN__MIN(m, e * 32), mo);
+    } else {
+        int64_t per = t.vld / t.tx;
+        for (t.row0 = b; t.row0 < e && st == KILN_OK; t.row0 += per) {
+            t.rows = KILN__MIN(per, e - t.row0);
+            t.nt = t.rows * t.tx;
             small_input(&t);
-            st = small_block(&t, s * panels / sp->slots * 32, KILN__MIN(m, (s + 1) * panels / sp->slots * 32), mo);
-        } else {
-            int64_t per = t.vld / t.tx, r1 = (s + 1) * t.ty / sp->slots;
-            for (t.row0 = s * t.ty / sp->slots; t.row0 < r1 && st == KILN_OK; t.row0 += per) {
-                t.rows = KILN__MIN(per, r1 - t.row0);
-                t.nt = t.rows * t.tx;
-                small_input(&t);
-                st = small_block(&t, 0, m, mo);
-            }
+            st = small_block(&t, 0, m, mo);
         }
-        if (st != KILN_OK) atomic_store(&sp->status, st);
     }
+    if (st != KILN_OK) atomic_store(&sp->status, st);
 }
 
 kiln_status kiln__winograd_s2_conv(const kiln__conv_geom *g, const float *x, const float *w, const void *w_src,

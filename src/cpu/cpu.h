@@ -28,6 +28,14 @@ void kiln__parallel_slots(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *
  * have not started, from the front of their ranges (a slow or absent thread holds the call up by
  * one item at most). Serial (fn(arg, 0, n)) where kiln__parallel_for would be. */
 void kiln__parallel_ranges(kiln__pool *pool, int64_t n, kiln__range_fn fn, void *arg);
+/* fn(arg, begin, end) over pieces of [0, n) that together cover it once: with T = min(n, the pool's
+ * threads), thread t's share [t * n / T, (t + 1) * n / T) comes in pieces of a half, a quarter and
+ * so on (none smaller than min_piece), in order, so that layers split the same way in a row mostly
+ * read on one core what that core wrote; a thread done with its share takes the pieces of the
+ * others' that they have not started (a slower thread holds the call up by a small piece).
+ * Threads past T take no pieces: scratch per thread through kiln__pool_thread, below T. Serial (fn(arg, 0, n)) where kiln__parallel_for
+ * would be. */
+void kiln__parallel_shares(kiln__pool *pool, int64_t n, int64_t min_piece, kiln__range_fn fn, void *arg);
 /* The index of the pool thread running the calling item (0: the caller), for scratch per thread
  * when items move between threads. Outside a parallel loop it is stale, at most some pool's
  * thread count - 1: callers clamp it to their scratch slots (a serial run uses one). */

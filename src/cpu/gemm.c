@@ -1357,20 +1357,16 @@ static void cv_range(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-/* Slots [begin, end) of a static split: slot s takes its contiguous share of the blocks with every
- * panel (split by positions), or of the panels with every block, mc panels at a time. */
-static void cv_static_range(void *arg, int64_t begin, int64_t end) {
+/* A piece of a thread's share (kiln__parallel_shares): blocks [begin, end) with every panel (split
+ * by positions), or panels [begin, end) with every block, mc panels at a time. */
+static void cv_share_range(void *arg, int64_t begin, int64_t end) {
     gemm_job *j = arg;
-    int64_t blocks = cv_blocks(j);
-    int64_t panels = (j->m + CV_MR - 1) / CV_MR;
     bool by_blocks = j->by_blocks;
-    for (int64_t s = begin; s < end; s++) {
-        int64_t b0 = by_blocks ? s * blocks / j->slots : 0, b1 = by_blocks ? (s + 1) * blocks / j->slots : blocks;
-        int64_t p0 = by_blocks ? 0 : s * panels / j->slots, p1 = by_blocks ? panels : (s + 1) * panels / j->slots;
-        for (int64_t pg = p0; pg < p1; pg += j->mc) {
-            int64_t pe = KILN__MIN(p1, pg + j->mc);
-            cv_tile(j, pg, pe, b0, b1, pe, KILN__MIN(p1, pe + j->mc));
-        }
+    int64_t b0 = by_blocks ? begin : 0, b1 = by_blocks ? end : cv_blocks(j);
+    int64_t p0 = by_blocks ? 0 : begin, p1 = by_blocks ? (j->m + CV_MR - 1) / CV_MR : end;
+    for (int64_t pg = p0; pg < p1; pg += j->mc) {
+        int64_t pe = KILN__MIN(p1, pg + j->mc);
+        cv_tile(j, pg, pe, b0, b1, pe, KILN__MIN(p1, pe + j->mc));
     }
 }
 
@@ -1433,9 +1429,8 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
          * 0.030, the 960-map expansions on 7x7 0.069 -> 0.059; the network 1.1% faster. Layers
          * whose weights dominate keep the tiles in turn: split statically, ResNet-50 at 2 threads
          * measured 38-46 ms against 37-40. */
-        j.slots = threads;
         j.cv_prefetch_b = j.cv_prefetch_b || (stream_b && !j.by_blocks);
-        kiln__parallel_slots(pool, threads, cv_static_range, &j);
+        kiln__parallel_shares(pool, j.by_blocks ? blocks : panels, 1, cv_share_range, &j);
         return KILN_OK;
     }
     j.nc = blocks;

@@ -1,7 +1,8 @@
 /* The CPU thread pool: kiln__parallel_for covers every item exactly once,
  * kiln__parallel_slots runs every slot exactly once per call, each on its own thread while the
  * pool's threads keep up, and kiln__parallel_ranges runs every item once, each thread's range in
- * order. A worker that joins a loop late (the system has not run it: here more threads than this
+ * order, and kiln__parallel_shares runs every unit once in pieces of the threads' shares, a slow
+ * thread's last pieces taken over by a faster one. A worker that joins a loop late (the system has not run it: here more threads than this
  * machine has cores) must neither run a share twice nor lose one, and a loop closed without it
  * must not be joined afterwards. */
 #include "cpu/cpu.h"
@@ -65,6 +66,45 @@ static void record_item(void *arg, int64_t begin, int64_t end) {
     atomic_fetch_sub(&g_calls_running, 1);
 }
 
+/* kiln__parallel_shares: each call's range, the thread index it ran on, and whether it kept to one
+ * thread's share and to the smallest piece. */
+static atomic_int g_unit_index[ITEMS];
+static atomic_int g_share_errors;
+typedef struct share_check {
+    int64_t n, threads, min_piece;
+    double us, slow_us; /* per unit: on every thread, and on thread 1 (a slower core) */
+    bool wait_worker;   /* the caller starts once thread 1 has (or after 100 ms) */
+} share_check;
+static atomic_bool g_worker_started;
+
+static void record_share(void *arg, int64_t begin, int64_t end) {
+    const share_check *sc = arg;
+    atomic_fetch_add(&g_calls_running, 1);
+    int index = kiln__pool_thread();
+    int64_t t = begin * sc->threads / sc->n; /* the share begin lies in */
+    while ((t + 1) * sc->n / sc->threads <= begin) t++;
+    int64_t share_end = (t + 1) * sc->n / sc->threads, share = share_end - t * sc->n / sc->threads;
+    bool ok = begin < end && end <= share_end && end - begin >= KILN__MIN(sc->min_piece, share) && index >= 0 &&
+              index < sc->threads;
+    if (!ok) atomic_fetch_add(&g_share_errors, 1);
+    if (index == 1) atomic_store(&g_worker_started, true);
+    for (double until = now_us() + 1e5; sc->wait_worker && index == 0 && !atomic_load(&g_worker_started) && now_us() < until;)
+        continue;
+    for (int64_t i = begin; i < end; i++) {
+        busy_for(index == 1 ? &sc->slow_us : &sc->us);
+        atomic_store(&g_unit_index[i], index);
+        atomic_fetch_add(&g_hits[i], 1);
+    }
+    atomic_fetch_sub(&g_calls_running, 1);
+}
+
+static void shares_call(kiln__pool *pool, int64_t n, int64_t min_piece, double us, double slow_us) {
+    share_check sc = {n, KILN__MIN(n, kiln__pool_threads(pool)), min_piece, us, slow_us, slow_us > 0};
+    for (int64_t i = 0; i < n; i++) atomic_store(&g_hits[i], 0);
+    atomic_store(&g_worker_started, false);
+    kiln__parallel_shares(pool, n, min_piece, record_share, &sc);
+}
+
 static int items_wrong(int64_t n) {
     int wrong = 0;
     for (int64_t i = 0; i < n; i++) wrong += atomic_load(&g_hits[i]) != 1;
@@ -77,7 +117,11 @@ static void stress(kiln__pool *pool) {
     int wrong = 0, running = 0;
     for (int call = 0; call < STRESS_CALLS; call++) {
         if (call % 500 == 499) nanosleep(&(struct timespec){0, 3000000}, NULL);
-        if (call % 4 == 3) {
+        if (call % 8 == 7) {
+            int64_t n = kt_randi(1, 300);
+            shares_call(pool, n, kt_randi(1, 9), 0, 0);
+            wrong += items_wrong(n);
+        } else if (call % 4 == 3) {
             int64_t n = kt_randi(1, 60);
             for (int64_t i = 0; i < n; i++) atomic_store(&g_hits[i], 0);
             kiln__parallel_ranges(pool, n, record_item, NULL);
@@ -130,6 +174,23 @@ int main(void) {
              atomic_load(&g_slot_runs[2]) == 0);
     kiln__pool *small = NULL;
     KT_OK(kiln__pool_create(&alloc, 2, &small));
+    /* A slower thread's last pieces go to a faster one: thread 1 here takes 40 us a unit, the
+     * caller 10 and starts once thread 1 has (a sleeping worker can take milliseconds to wake on
+     * a virtual machine); the other pool's workers first stop spinning (on two cores they would
+     * slow the caller, whose pieces thread 1 then takes: also a pass). */
+    nanosleep(&(struct timespec){0, 20000000}, NULL);
+    bool taken_over = false;
+    for (int call = 0; call < 10 && !taken_over; call++) {
+        enum { N = 64 };
+        shares_call(small, N, 1, 10, 40);
+        KT_CHECK(items_wrong(N) == 0);
+        for (int share = 0; share < 2; share++) {
+            bool ran[2] = {false, false};
+            for (int i = share * N / 2; i < (share + 1) * N / 2; i++) ran[atomic_load(&g_unit_index[i]) == 1] = true;
+            taken_over |= ran[0] && ran[1];
+        }
+    }
+    KT_CHECK(taken_over);
     for (int s = 0; s < THREADS; s++) atomic_store(&g_slot_runs[s], 0);
     kiln__parallel_slots(small, THREADS, record_slot, NULL);
     for (int s = 0; s < THREADS; s++) {
@@ -137,7 +198,6 @@ int main(void) {
         KT_CHECK(pthread_equal(g_slot_thread[s], pthread_self()));
     }
     stress(small);
-    kiln__pool_destroy(small);
     kiln__parallel_slots(NULL, 3, record_slot, NULL);
     KT_CHECK(pthread_equal(g_slot_thread[2], pthread_self()));
 
@@ -169,6 +229,21 @@ int main(void) {
     /* Serial where there is no pool: fn(arg, 0, n) once. */
     for (int i = 0; i < 5; i++) atomic_store(&g_hits[i], 0);
     kiln__parallel_ranges(NULL, 5, record_item, NULL);
+    KT_CHECK(items_wrong(5) == 0);
+
+    /* Shares: every unit once, in pieces within one thread's share, none smaller than asked but
+     * where the share is; scratch indices below the threads in use (fewer units than threads
+     * too). */
+    atomic_store(&g_share_errors, 0);
+    for (int64_t n = 1; n <= 70; n++) {
+        for (int64_t min_piece = 1; min_piece <= 12; min_piece += 5) {
+            shares_call(pool, n, min_piece, 0, 0);
+            KT_CHECK(items_wrong(n) == 0);
+        }
+    }
+    kiln__pool_destroy(small);
+    KT_CHECK(atomic_load(&g_share_errors) == 0);
+    shares_call(NULL, 5, 1, 0, 0);
     KT_CHECK(items_wrong(5) == 0);
 
     stress(pool);
