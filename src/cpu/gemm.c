@@ -87,9 +87,9 @@ typedef struct gemm_job {
     int64_t nr; /* B panel width: NR, or 2 * NR for the AVX-512 kernel */
     int64_t mc, nc, kc, tiles_n, tiles;
     int64_t pack_cols; /* columns of B per piece packed before the tiles */
-    int64_t slots; /* channel-vector GEMM: the threads taking tiles, or the static split's parts;
-                    * row GEMM split by columns: its items */
-    bool by_blocks; /* the static split: by positions (else by maps) */
+    int64_t slots; /* channel-vector GEMM: the threads taking tiles; row GEMM split by columns: its
+                    * items */
+    bool by_blocks; /* the channel-vector GEMM's split into shares: by positions (else by maps) */
     int64_t work_slots; /* row GEMM: the packing buffers in work, one per thread */
     bool cv_prefetch_b; /* channel-vector GEMM: the next block's B rows prefetched (CV_STREAM_MIN_K) */
     int cv_blocked; /* channel-vector GEMM: KILN__CV_* (kiln__sgemm_cv) */
@@ -1086,7 +1086,7 @@ static kiln_status sgemm_run(kiln__pool *pool, const kiln__alloc *alloc, gemm_jo
 #define CV_MR 32
 #define CV_NB 14          /* 28 accumulators */
 #define CV_A_TILE (1 << 17) /* floats of A a tile keeps in L2: its panels are reused by each block */
-#define CV_MIN_STATIC_BLOCKS 2 /* blocks per thread at least, for the static split */
+#define CV_MIN_STATIC_BLOCKS 2 /* blocks per thread at least, for the split by positions */
 #define CV_STATIC_BLOCKS_MAX_A (1 << 18) /* floats of A (1 MiB) up to which the split is by positions */
 #define CV_STATIC_BLOCKS_MAX_MAPS 2       /* ... for up to this many times as many maps as positions */
 
@@ -1149,7 +1149,7 @@ typedef struct cv_prefetch {
 /* With KILN__CV_STREAM_B, each call also prefetches its share of the next block's rows of B into
  * L2 where B is not where the last layer left it: long sums over a large B (512 KiB; in a chain
  * of layers it has left L2 or sits in the other core's), and every thread reading all of B (the
- * static split by maps). A 1x1 layer's first pass over a block otherwise waits on a miss for
+ * split by maps). A 1x1 layer's first pass over a block otherwise waits on a miss for
  * every row, 784 bytes or more apart, which no hardware prefetcher follows. Measured inside
  * ResNet-50 (per-layer medians, with and without alternating in one process): 512->128 on 28x28
  * 0.76 -> 0.71 ms at 1 thread, 0.49 -> 0.41 at 2; 1024->256 on 14x14 0.48 -> 0.45 at 2; the
@@ -1411,9 +1411,9 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
     j.by_blocks = (m <= n || (m * k <= CV_STATIC_BLOCKS_MAX_A && m <= CV_STATIC_BLOCKS_MAX_MAPS * n)) &&
                   blocks >= threads * CV_MIN_STATIC_BLOCKS;
     if (threads > 1 && (j.by_blocks || (k <= n && panels >= threads))) {
-        /* Each thread takes a fixed, contiguous share: of the positions with all the maps when
-         * there are fewer maps than positions, else of the maps where each map's weights are
-         * no more than its outputs. In a chain of such layers (and the depthwise layers between
+        /* Each thread takes a contiguous share (in pieces a faster thread can take over, see
+         * kiln__parallel_shares): of the positions with all the maps when there are fewer maps
+         * than positions, else of the maps where each map's weights are no more than its outputs. In a chain of such layers (and the depthwise layers between
          * them, split by channels the same way) a thread then mostly reads what its own core
          * wrote; with tiles taken in turn, every thread reads every position, half of them from
          * the other core's cache (measured on 2 threads, eight 1x1 layers on 14x14 outputs:
