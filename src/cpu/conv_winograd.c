@@ -622,7 +622,8 @@ typedef struct f2_split {
 static void small_piece(void *arg, int64_t b, int64_t e);
 
 /* F(2x2)'s and stride 2's driver once the weights are packed: per slot V (points x c x vld) and M
- * (points x a run of maps x vld), V's row offsets, and small_piece over the threads' shares per image. */
+ * (points x a run of maps x vld), V's row offsets, and small_piece over the threads' shares per
+ * image. */
 static kiln_status small_run(wino_job *j, f2_split *sp, int64_t points, kiln__cpu_ctx *ctx) {
     const kiln__conv_geom *g = j->g;
     sp->vfloats = (points * g->c * j->vld + 15) / 16 * 16;

@@ -33,8 +33,8 @@ void kiln__parallel_ranges(kiln__pool *pool, int64_t n, kiln__range_fn fn, void 
  * so on (none smaller than min_piece), in order, so that layers split the same way in a row mostly
  * read on one core what that core wrote; a thread done with its share takes the pieces of the
  * others' that they have not started (a slower thread holds the call up by a small piece).
- * Threads past T take no pieces: scratch per thread through kiln__pool_thread, below T. Serial (fn(arg, 0, n)) where kiln__parallel_for
- * would be. */
+ * Threads past T take no pieces: scratch per thread through kiln__pool_thread, below T. Serial
+ * (fn(arg, 0, n)) where kiln__parallel_for would be. */
 void kiln__parallel_shares(kiln__pool *pool, int64_t n, int64_t min_piece, kiln__range_fn fn, void *arg);
 /* The index of the pool thread running the calling item (0: the caller), for scratch per thread
  * when items move between threads. Outside a parallel loop it is stale, at most some pool's

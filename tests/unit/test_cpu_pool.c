@@ -1,10 +1,10 @@
 /* The CPU thread pool: kiln__parallel_for covers every item exactly once,
  * kiln__parallel_slots runs every slot exactly once per call, each on its own thread while the
- * pool's threads keep up, and kiln__parallel_ranges runs every item once, each thread's range in
+ * pool's threads keep up, kiln__parallel_ranges runs every item once, each thread's range in
  * order, and kiln__parallel_shares runs every unit once in pieces of the threads' shares, a slow
- * thread's last pieces taken over by a faster one. A worker that joins a loop late (the system has not run it: here more threads than this
- * machine has cores) must neither run a share twice nor lose one, and a loop closed without it
- * must not be joined afterwards. */
+ * thread's last pieces taken over by a faster one. A worker that joins a loop late (the system
+ * has not run it: here more threads than this machine has cores) must neither run a share twice
+ * nor lose one, and a loop closed without it must not be joined afterwards. */
 #include "cpu/cpu.h"
 #include "kt.h"
 
@@ -88,8 +88,8 @@ static void record_share(void *arg, int64_t begin, int64_t end) {
               index < sc->threads;
     if (!ok) atomic_fetch_add(&g_share_errors, 1);
     if (index == 1) atomic_store(&g_worker_started, true);
-    for (double until = now_us() + 1e5; sc->wait_worker && index == 0 && !atomic_load(&g_worker_started) && now_us() < until;)
-        continue;
+    if (sc->wait_worker && index == 0)
+        for (double until = now_us() + 1e5; !atomic_load(&g_worker_started) && now_us() < until;) continue;
     for (int64_t i = begin; i < end; i++) {
         busy_for(index == 1 ? &sc->slow_us : &sc->us);
         atomic_store(&g_unit_index[i], index);
