@@ -1418,8 +1418,8 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
          * same way) a thread then mostly reads what its own core wrote; with tiles taken in
          * turn, every thread reads every position, half of them from the other core's cache
          * (measured on 2 threads, eight 1x1 layers on 14x14 outputs: 0.95-1.22 ms with tiles in
-         * turn, 0.73-1.12 ms split this way; 1.08-1.16 ms on 1 thread). The split by positions also serves more maps than positions while the weights
-         * fit in L2 (ResNet-50's 1024->256 on 14x14, 2 threads: 8% faster; with tiles in turn a
+         * turn, 0.73-1.12 ms split this way; 1.08-1.16 ms on 1 thread). The split by positions
+         * also serves more maps than positions while the weights fit in L2 (ResNet-50's 1024->256 on 14x14, 2 threads: 8% faster; with tiles in turn a
          * tile there is one panel, and every thread passes over all of B once per panel), up to
          * CV_STATIC_BLOCKS_MAX_MAPS times as many maps as positions. With more, the maps are split
          * (statically, or tiles in turn cut along the maps where the sums are longer than the
