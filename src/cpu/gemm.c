@@ -1412,23 +1412,23 @@ kiln_status kiln__sgemm_cv(kiln__pool *pool, int64_t m, int64_t n, int64_t k, co
                   blocks >= threads * CV_MIN_STATIC_BLOCKS;
     if (threads > 1 && (j.by_blocks || (k <= n && panels >= threads))) {
         /* Each thread takes a contiguous share (in pieces a faster thread can take over, see
-         * kiln__parallel_shares): of the positions with all the maps when there are fewer maps
-         * than positions, else of the maps where each map's weights are no more than its outputs.
-         * In a chain of such layers (and the depthwise layers between them, split by channels the
-         * same way) a thread then mostly reads what its own core wrote; with tiles taken in
-         * turn, every thread reads every position, half of them from the other core's cache
-         * (measured on 2 threads, eight 1x1 layers on 14x14 outputs: 0.95-1.22 ms with tiles in
-         * turn, 0.73-1.12 ms split this way; 1.08-1.16 ms on 1 thread). The split by positions
-         * also serves more maps than positions while the weights fit in L2 (ResNet-50's 1024->256 on 14x14, 2 threads: 8% faster; with tiles in turn a
-         * tile there is one panel, and every thread passes over all of B once per panel), up to
-         * CV_STATIC_BLOCKS_MAX_MAPS times as many maps as positions. With more, the maps are split
-         * (statically, or tiles in turn cut along the maps where the sums are longer than the
-         * positions), and the depthwise layer after, split by channels, reads mostly what its own
-         * core wrote: MobileNetV2 at 2 threads (per-layer medians, the two splits alternating in
-         * one process), 576 maps on 14x14 into stride 2 0.017 -> 0.011 ms, on 14x14 0.034 ->
-         * 0.030, the 960-map expansions on 7x7 0.069 -> 0.059; the network 1.1% faster. Layers
-         * whose weights dominate keep the tiles in turn: split statically, ResNet-50 at 2 threads
-         * measured 38-46 ms against 37-40. */
+         * kiln__parallel_shares): of the positions with all the maps when there are fewer maps than
+         * positions, else of the maps where each map's weights are no more than its outputs. In a
+         * chain of such layers (and the depthwise layers between them, split by channels the same
+         * way) a thread then mostly reads what its own core wrote; with tiles taken in turn, every
+         * thread reads every position, half of them from the other core's cache (measured on 2
+         * threads, eight 1x1 layers on 14x14 outputs: 0.95-1.22 ms with tiles in turn, 0.73-1.12 ms
+         * split this way; 1.08-1.16 ms on 1 thread). The split by positions also serves more maps
+         * than positions while the weights fit in L2 (ResNet-50's 1024->256 on 14x14, 2 threads: 8%
+         * faster; with tiles in turn a tile there is one panel, and every thread passes over all of
+         * B once per panel), up to CV_STATIC_BLOCKS_MAX_MAPS times as many maps as positions. With
+         * more, the maps are split (statically, or tiles in turn cut along the maps where the sums
+         * are longer than the positions), and the depthwise layer after, split by channels, reads
+         * mostly what its own core wrote: MobileNetV2 at 2 threads (per-layer medians, the two
+         * splits alternating in one process), 576 maps on 14x14 into stride 2 0.017 -> 0.011 ms, on
+         * 14x14 0.034 -> 0.030, the 960-map expansions on 7x7 0.069 -> 0.059; the network 1.1%
+         * faster. Layers whose weights dominate keep the tiles in turn: split statically, ResNet-50
+         * at 2 threads measured 38-46 ms against 37-40. */
         j.cv_prefetch_b = j.cv_prefetch_b || (stream_b && !j.by_blocks);
         kiln__parallel_shares(pool, j.by_blocks ? blocks : panels, 1, cv_share_range, &j);
         return KILN_OK;
