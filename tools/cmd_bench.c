@@ -28,7 +28,10 @@ static const char help[] =
     "                      total time: average and median ms per run (the median over the first\n"
     "                      2048 runs), share of the summed layer time (CPU engines)\n"
     "  --exportProfile=F   write that per-layer profile to F as JSON: an array of\n"
-    "                      {name, type, averageMs, medianMs, totalMs, percentage, count}\n";
+    "                      {name, type, averageMs, medianMs, totalMs, percentage, count}\n"
+    "  --exportTimes=F     write every timed execution to F as JSON: an array of\n"
+    "                      {startMs, endMs, latencyMs} in execution order, start and end on\n"
+    "                      CLOCK_MONOTONIC (Python's time.monotonic() * 1000 on Linux)\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -218,13 +221,33 @@ static int report_profile(kiln_context *ctx, prof_samples *ps, int dump, const c
 
 /* ---- timing */
 
+/* Each timed execution's start and latency, in execution order. */
+static int export_times(const char *path, const double *start_s, const double *lat_ms, size_t n) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error("cannot write the times to '%s': %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    fputs("[\n", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  {\"startMs\": %.6f, \"endMs\": %.6f, \"latencyMs\": %.6f}%s\n", start_s[i] * 1e3,
+                start_s[i] * 1e3 + lat_ms[i], lat_ms[i], i + 1 < n ? "," : "");
+    fputs("]\n", f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        cli_error("cannot write the times to '%s': %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 static int measure(kiln_engine *engine, const char *shapes, double warm_ms, double duration_s, int64_t iterations,
-                   int dump_profile, const char *export_path) {
+                   int dump_profile, const char *export_path, const char *times_path) {
     kiln_device_type device = kiln_engine_device(engine);
     kiln_context *ctx = NULL;
     void *stream = NULL;
     cli_ios ios = {0, NULL, KILN_DEVICE_CPU};
-    double *lat = NULL, *enq = NULL;
+    double *lat = NULL, *enq = NULL, *starts = NULL;
     size_t n = 0, cap = 0;
     prof_samples ps = {0};
     int rc = CLI_FAIL;
@@ -259,9 +282,11 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         if (n == cap) {
             cap = cap ? cap * 2 : 1024;
             double *l2 = realloc(lat, cap * sizeof *lat), *e2 = l2 ? realloc(enq, cap * sizeof *enq) : NULL;
+            double *s2 = e2 ? realloc(starts, cap * sizeof *starts) : NULL;
             if (l2) lat = l2;
             if (e2) enq = e2;
-            if (!l2 || !e2) {
+            if (s2) starts = s2;
+            if (!l2 || !e2 || !s2) {
                 cli_error("out of memory");
                 goto done;
             }
@@ -275,6 +300,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         }
         if (device == KILN_DEVICE_CUDA && cli_cuda_stream_sync(stream)) goto done;
         now = cli_now();
+        starts[n] = a;
         lat[n] = (now - a) * 1e3;
         enq[n] = (b - a) * 1e3;
         n++;
@@ -287,6 +313,7 @@ static int measure(kiln_engine *engine, const char *shapes, double warm_ms, doub
         sum += lat[i];
         enq_sum += enq[i];
     }
+    if (times_path && export_times(times_path, starts, lat, n)) goto done;
     qsort(lat, n, sizeof *lat, cmp_double);
     qsort(enq, n, sizeof *enq, cmp_double);
     struct rusage ru;
@@ -312,6 +339,7 @@ done:
     prof_samples_free(&ps);
     free(lat);
     free(enq);
+    free(starts);
     cli_ios_free(&ios);
     cli_cuda_stream_destroy(stream);
     kiln_context_destroy(ctx);
@@ -321,12 +349,13 @@ done:
 int cmd_bench(int argc, char **argv) {
     cli_build_opts o = {0};
     const char *engine_path = NULL, *threads_text = NULL, *shapes = NULL, *warm_text = NULL, *duration_text = NULL,
-               *iter_text = NULL, *export_path = NULL;
+               *iter_text = NULL, *export_path = NULL, *times_path = NULL;
     int dump_profile = 0;
     const cli_opt extra[] = {{"loadEngine", &engine_path, NULL},   {"threads", &threads_text, NULL},
                              {"shapes", &shapes, NULL},            {"warmUp", &warm_text, NULL},
                              {"duration", &duration_text, NULL},   {"iterations", &iter_text, NULL},
-                             {"dumpProfile", NULL, &dump_profile}, {"exportProfile", &export_path, NULL}};
+                             {"dumpProfile", NULL, &dump_profile}, {"exportProfile", &export_path, NULL},
+                             {"exportTimes", &times_path, NULL}};
     enum { NB_EXTRA = sizeof extra / sizeof extra[0] };
     cli_opt opts[CLI_BUILD_NB_OPTS + NB_EXTRA];
     int n = cli_build_opt_table(&o, opts);
@@ -353,6 +382,10 @@ int cmd_bench(int argc, char **argv) {
         cli_error("--exportProfile needs a file name: --exportProfile=FILE");
         return CLI_USAGE;
     }
+    if (times_path && !*times_path) {
+        cli_error("--exportTimes needs a file name: --exportTimes=FILE");
+        return CLI_USAGE;
+    }
     if ((threads_text && cli_parse_i64("threads", threads_text, 0, 4096, &threads)) ||
         (warm_text && cli_parse_f64("warmUp", warm_text, 0, 3.6e6, &warm_ms)) ||
         (duration_text && cli_parse_f64("duration", duration_text, 0, 86400, &duration_s)) ||
@@ -377,7 +410,7 @@ int cmd_bench(int argc, char **argv) {
         if (rc) return rc;
     }
     cli_print_engine_summary(engine);
-    rc = measure(engine, shapes, warm_ms, duration_s, iterations, dump_profile, export_path);
+    rc = measure(engine, shapes, warm_ms, duration_s, iterations, dump_profile, export_path, times_path);
 done:
     kiln_engine_destroy(engine);
     kiln_runtime_destroy(runtime);

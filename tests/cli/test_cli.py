@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -72,6 +73,7 @@ def test_top_level_usage():
         (["bench", "--loadEngine=e", "--duration=soon"], "not a number"),
         (["bench", "--loadEngine=e", "--iterations=0"], "must be between"),
         (["bench", "--loadEngine=e", "--warmUp=-5"], "must be between"),
+        (["bench", "--loadEngine=e", "--exportTimes="], "needs a file name"),
     ],
 )
 def test_bad_flags(args, message):
@@ -319,9 +321,12 @@ def test_npy_version2_and_quoted_name(lenet_plan, mnist, tmp_path):
     np.testing.assert_allclose(np.load(out / "prob.npy")[0], mnist["ref"], rtol=1e-4, atol=1e-7)
 
 
-def test_bench(lenet_plan):
+def test_bench(lenet_plan, tmp_path):
+    times = tmp_path / "times.json"
+    before_ms = time.monotonic() * 1e3
     p = kiln("bench", f"--loadEngine={lenet_plan}", "--warmUp=10", "--duration=0.05", "--iterations=20",
-             "--threads=1", check=0)
+             "--threads=1", f"--exportTimes={times}", check=0)
+    after_ms = time.monotonic() * 1e3
     out = p.stdout
     assert "=== Performance summary ===" in out
     assert re.search(r"Throughput: [\d.]+ qps", out)
@@ -331,7 +336,18 @@ def test_bench(lenet_plan):
     assert lat, out
     v = [float(x) for x in lat.groups()]
     assert v[0] <= v[3] <= v[4] <= v[5] <= v[6] <= v[1] and v[0] <= v[2] <= v[1]
-    assert int(re.search(r"Enqueue count: (\d+)", out).group(1)) >= 20
+    count = int(re.search(r"Enqueue count: (\d+)", out).group(1))
+    assert count >= 20
+    # every timed execution, in order, on the clock of Python's time.monotonic()
+    t = json.loads(times.read_text())
+    assert len(t) == count
+    assert before_ms < t[0]["startMs"] and t[-1]["endMs"] < after_ms
+    for a, b in zip(t, t[1:]):
+        assert a["startMs"] < a["endMs"] <= b["startMs"]
+    for r in t:
+        assert abs(r["endMs"] - r["startMs"] - r["latencyMs"]) < 1e-5
+    assert min(r["latencyMs"] for r in t) == pytest.approx(v[0], abs=1e-5)
+    assert max(r["latencyMs"] for r in t) == pytest.approx(v[1], abs=1e-5)
     assert re.search(r"Total Host Walltime: [\d.]+ s", out)
     act = int(re.search(r"Activation memory: [\d.]+ MiB \((\d+) bytes\)", out).group(1))
     assert act > 0
