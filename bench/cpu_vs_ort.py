@@ -10,6 +10,12 @@ for onnxruntime also its growth over the interpreter's resident set just before 
 created (the Python interpreter, numpy and onnxruntime's library are not the model's cost).
 kiln's own report (latency, activation memory) is kept in the JSON output.
 
+On a shared machine, whose speed drifts by tens of percent over seconds to minutes, --interleave S
+runs both engines at once and lets them take turns of S seconds (the other stopped with SIGSTOP):
+each turn's executions that ran wholly inside it (`kiln bench --exportTimes` and the worker's own
+times) give a median per turn, and the ratio reported is the median over the pairs of turns next to
+each other, kiln's and onnxruntime's, so the drift reaches both alike.
+
 Models come from models/export_models.py (exported first when OUT/<name>/model.onnx is missing).
 
     python3 bench/cpu_vs_ort.py --models resnet18,mobilenet_v2,bert_small --threads 1,2
@@ -20,9 +26,11 @@ import os
 import re
 import resource
 import selectors
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,13 +100,17 @@ def ort_worker(a):
     while (time.perf_counter() - t0) * 1e3 < a.warmup_ms:
         sess.run(None, feeds)
         warm += 1
-    lat = []
+    lat, starts = [], []
     start = time.perf_counter()
     while time.perf_counter() - start < a.duration or len(lat) < a.iterations:
         t = time.perf_counter()
+        starts.append(time.monotonic() * 1e3)
         sess.run(None, feeds)
         lat.append((time.perf_counter() - t) * 1e3)
     prof = sess.end_profiling() if a.profile else None
+    if a.times:  # as kiln bench --exportTimes writes them
+        with open(a.times, "w") as f:
+            json.dump([{"startMs": s, "endMs": s + x, "latencyMs": x} for s, x in zip(starts, lat)], f)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"median_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat), "min_ms": min(lat),
                       "runs": len(lat), "warmup_runs": warm, "baseline_rss_mib": base, "peak_rss_mib": peak,
@@ -113,12 +125,12 @@ def kiln_shapes(meta, batch):
                     for i in meta["inputs"])
 
 
-def kiln_bench(a, plan, threads):
-    rc, out, err, peak = run_measured([a.kiln, "bench", f"--loadEngine={plan}", f"--threads={threads}",
-                                       f"--warmUp={a.warmup_ms}", f"--duration={a.duration}",
-                                       f"--iterations={a.iterations}"], env=a.kiln_environ)
-    if rc != 0:
-        raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
+def kiln_cmd(a, plan, threads, warmup_ms, duration, times=None):
+    return [a.kiln, "bench", f"--loadEngine={plan}", f"--threads={threads}", f"--warmUp={warmup_ms}",
+            f"--duration={duration}", f"--iterations={a.iterations}"] + ([f"--exportTimes={times}"] if times else [])
+
+
+def kiln_report(out, peak):
     med = float(re.search(r"median = ([\d.]+) ms", out).group(1))
     mean = float(re.search(r"mean = ([\d.]+) ms", out).group(1))
     runs = int(re.search(r"Enqueue count: (\d+)", out).group(1))
@@ -128,19 +140,115 @@ def kiln_bench(a, plan, threads):
             "peak_rss_mib": peak, "reported_peak_rss_mib": own_peak}
 
 
-def ort_bench(a, onnx_path, model, threads, profile=None):
-    cmd = [sys.executable, os.path.abspath(__file__), "--ort-worker", "--onnx", onnx_path, "--model", model,
-           "--threads", str(threads), "--batch", str(a.batch), "--warmup-ms", str(a.warmup_ms),
-           "--duration", str(a.duration), "--iterations", str(a.iterations)]
-    if profile:
-        cmd += ["--profile", profile]
-    rc, out, err, peak = run_measured(cmd)
+def kiln_bench(a, plan, threads):
+    rc, out, err, peak = run_measured(kiln_cmd(a, plan, threads, a.warmup_ms, a.duration), env=a.kiln_environ)
     if rc != 0:
-        raise RuntimeError(f"onnxruntime worker failed ({rc}):\n{err}")
+        raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
+    return kiln_report(out, peak)
+
+
+def ort_cmd(a, onnx_path, model, threads, warmup_ms, duration, profile=None, times=None):
+    cmd = [sys.executable, os.path.abspath(__file__), "--ort-worker", "--onnx", onnx_path, "--model", model,
+           "--threads", str(threads), "--batch", str(a.batch), "--warmup-ms", str(warmup_ms),
+           "--duration", str(duration), "--iterations", str(a.iterations)]
+    return cmd + (["--profile", profile] if profile else []) + (["--times", times] if times else [])
+
+
+def ort_report(out, peak):
     r = json.loads(out.strip().splitlines()[-1])
     r["peak_rss_mib"] = peak
     r["rss_growth_mib"] = peak - r["baseline_rss_mib"]
     return r
+
+
+def ort_bench(a, onnx_path, model, threads, profile=None):
+    rc, out, err, peak = run_measured(ort_cmd(a, onnx_path, model, threads, a.warmup_ms, a.duration, profile))
+    if rc != 0:
+        raise RuntimeError(f"onnxruntime worker failed ({rc}):\n{err}")
+    return ort_report(out, peak)
+
+
+# ------------------------------------------------------------------ both at once, taking turns
+
+
+def take_turns(procs, turn_s):
+    """Runs the started processes by turns of turn_s seconds, the others stopped, until all have exited.
+    Returns each one's turns [(start_ms, end_ms)] on time.monotonic() and its (exit code, peak RSS MiB)."""
+    names = list(procs)
+    for name in names[1:]:
+        os.kill(procs[name].pid, signal.SIGSTOP)
+    turns, ended = {n: [] for n in names}, {}
+    i = 0
+    while len(ended) < len(names):
+        name = names[i % len(names)]
+        i += 1
+        if name in ended:
+            continue
+        pid = procs[name].pid
+        if i > 1:
+            os.kill(pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        alone = len(ended) == len(names) - 1  # the last one runs to its end
+        while alone or time.monotonic() - t0 < turn_s:
+            done, status, ru = os.wait4(pid, os.WNOHANG)
+            if done:
+                ended[name] = (os.waitstatus_to_exitcode(status), ru.ru_maxrss / 1024.0)
+                break
+            time.sleep(0.002)
+        if name not in ended:
+            os.kill(pid, signal.SIGSTOP)
+        turns[name].append((t0 * 1e3, time.monotonic() * 1e3))
+    return turns, ended
+
+
+def per_turn(times, turns):
+    """Latencies of the executions that ran wholly inside each turn (one in flight when its process was
+    stopped is left out: it includes the other's turn)."""
+    return [[r["latencyMs"] for r in times if r["startMs"] >= t0 and r["endMs"] <= t1] for t0, t1 in turns]
+
+
+def interleaved(a, plan, onnx_path, model, threads):
+    """kiln and onnxruntime at once, by turns of a.interleave seconds: (kiln, ort, ratios per pair of turns)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {n: os.path.join(tmp, n) for n in ("kiln.times", "ort.times", "kiln.out", "ort.out", "kiln.err",
+                                                    "ort.err")}
+        # each runs about half the wall time: its warm-up and timed phase are wall clock
+        cmds = {"kiln": (kiln_cmd(a, plan, threads, 2 * a.warmup_ms, 2 * a.duration, files["kiln.times"]),
+                         a.kiln_environ),
+                "ort": (ort_cmd(a, onnx_path, model, threads, 2 * a.warmup_ms, 2 * a.duration,
+                                times=files["ort.times"]), None)}
+        procs, outs = {}, []
+        try:
+            for name, (cmd, env) in cmds.items():
+                out, err = open(files[f"{name}.out"], "w"), open(files[f"{name}.err"], "w")
+                outs += [out, err]
+                procs[name] = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+            turns, ended = take_turns(procs, a.interleave)
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            for f in outs:
+                f.close()
+        text = {n: open(files[n]).read() for n in files if n.endswith((".out", ".err"))}
+        for name, (rc, _) in ended.items():
+            if rc != 0:
+                raise RuntimeError(f"{name} failed ({rc}):\n{text[name + '.err']}")
+        runs = {}
+        for name in procs:
+            with open(files[f"{name}.times"]) as f:
+                runs[name] = per_turn(json.load(f), turns[name])
+    k = kiln_report(text["kiln.out"], ended["kiln"][1])
+    o = ort_report(text["ort.out"], ended["ort"][1])
+    ratios = [statistics.median(x) / statistics.median(y) for x, y in zip(runs["kiln"], runs["ort"]) if x and y]
+    if not ratios:
+        raise RuntimeError(f"{model}: no turn held a whole execution of both; raise --interleave or --duration")
+    for r, name in ((k, "kiln"), (o, "ort")):
+        clean = [x for t in runs[name] for x in t]
+        r.update(median_ms=statistics.median(clean), mean_ms=statistics.fmean(clean), runs=len(clean),
+                 turns=len(turns[name]))
+    return k, o, ratios
 
 
 def ensure_model(a, name):
@@ -181,6 +289,9 @@ def main():
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate kiln and onnxruntime this many times; report the median of the rounds' ratios")
+    ap.add_argument("--interleave", type=float, default=0, metavar="S",
+                    help="run both at once by turns of S seconds each; report the median of the ratios of "
+                         "neighbouring turns (replaces --rounds)")
     ap.add_argument("--kiln-env", action="append", default=[], metavar="VAR=VALUE",
                     help="environment for kiln's runs only, e.g. OPENBLAS_CORETYPE=SkylakeX (repeatable)")
     ap.add_argument("--json", help="also write all results here")
@@ -190,6 +301,7 @@ def main():
     ap.add_argument("--onnx", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--profile", help=argparse.SUPPRESS)
+    ap.add_argument("--times", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ort_worker:
         a.threads = int(a.threads)
@@ -198,8 +310,9 @@ def main():
     threads = [int(t) for t in a.threads.split(",")]
     a.kiln_environ = dict(os.environ, **dict(kv.split("=", 1) for kv in a.kiln_env))
     rows, results = [], []
+    how = (f"by turns of {a.interleave} s" if a.interleave > 0 else f"{a.rounds} alternating round(s)")
     print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
-          f"{a.warmup_ms:.0f} ms warm-up, {a.rounds} alternating round(s)"
+          f"{a.warmup_ms:.0f} ms warm-up, {how}"
           + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
     for name in [m for m in a.models.split(",") if m]:
         meta = ensure_model(a, name)
@@ -213,14 +326,18 @@ def main():
             # median of the rounds' ratios, so a slow spell on a shared machine, which lasts a
             # round or two, moves neither engine's figure alone.
             ks, os_ = [], []
-            for r in range(a.rounds):
+            if a.interleave > 0:
+                k, o, ratios = interleaved(a, plan, os.path.join(d, "model.onnx"), name, n)
+                ks, os_ = [k], [o]
+            for r in range(a.rounds if a.interleave <= 0 else 0):
                 profile = f"{a.ort_profile}_{name}_t{n}" if a.ort_profile and r == 0 else None
                 for engine in ("kiln", "ort") if r % 2 == 0 else ("ort", "kiln"):
                     if engine == "kiln":
                         ks.append(kiln_bench(a, plan, n))
                     else:
                         os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n, profile))
-            ratios = [x["median_ms"] / y["median_ms"] for x, y in zip(ks, os_)]
+            if a.interleave <= 0:
+                ratios = [x["median_ms"] / y["median_ms"] for x, y in zip(ks, os_)]
             k = dict(min(ks, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in ks])
             o = dict(min(os_, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in os_])
             ratio = statistics.median(ratios)
@@ -229,16 +346,23 @@ def main():
             rows.append((name, n, k["median_ms"], o["median_ms"], ratio, min(ratios), max(ratios), k["peak_rss_mib"],
                          k["activation_mib"], o["peak_rss_mib"], o["rss_growth_mib"]))
             print(f"  {name} t={n}: kiln {k['median_ms']:.3f} ms ({k['runs']} runs), onnxruntime {o['median_ms']:.3f} ms "
-                  f"({o['runs']} runs); round ratios " + " ".join(f"{x:.3f}" for x in ratios), flush=True)
+                  f"({o['runs']} runs); " + ("turn" if a.interleave > 0 else "round") + " ratios "
+                  + " ".join(f"{x:.3f}" for x in ratios), flush=True)
     hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "round range", "kiln RSS", "kiln act", "ORT RSS",
            "ORT dRSS")
     print("\n| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}-{r[6]:.2f} | {r[7]:.0f} MiB | "
               f"{r[8]:.1f} MiB | {r[9]:.0f} MiB | {r[10]:.0f} MiB |")
-    print("\nkiln ms, ORT ms: each one's best median over the rounds. kiln/ORT: the median over the rounds of "
-          "kiln's median / ORT's median in the same round (> 1: kiln is slower); round range: the lowest and "
-          "highest of those. RSS: peak resident set of each subprocess (wait4); kiln act: kiln's activation "
+    if a.interleave > 0:
+        print("\nkiln ms, ORT ms: the median of each one's executions that ran wholly inside its turns. kiln/ORT: "
+              "the median over neighbouring pairs of turns of kiln's median / ORT's median (> 1: kiln is slower); "
+              "round range: the lowest and highest of those.", end=" ")
+    else:
+        print("\nkiln ms, ORT ms: each one's best median over the rounds. kiln/ORT: the median over the rounds of "
+              "kiln's median / ORT's median in the same round (> 1: kiln is slower); round range: the lowest and "
+              "highest of those.", end=" ")
+    print("RSS: peak resident set of each subprocess (wait4); kiln act: kiln's activation "
           "arena; ORT dRSS: ORT's peak over its interpreter before the session was created.")
     if a.json:
         with open(a.json, "w") as f:
