@@ -322,21 +322,21 @@ def main():
         d = os.path.join(a.out, name)
         plan = build_plan(a, meta, d)
         for n in threads:
-            # Alternate the two engines, each round in the other order; the ratio reported is the
-            # median of the rounds' ratios, so a slow spell on a shared machine, which lasts a
-            # round or two, moves neither engine's figure alone.
-            ks, os_ = [], []
             if a.interleave > 0:
                 k, o, ratios = interleaved(a, plan, os.path.join(d, "model.onnx"), name, n)
                 ks, os_ = [k], [o]
-            for r in range(a.rounds if a.interleave <= 0 else 0):
-                profile = f"{a.ort_profile}_{name}_t{n}" if a.ort_profile and r == 0 else None
-                for engine in ("kiln", "ort") if r % 2 == 0 else ("ort", "kiln"):
-                    if engine == "kiln":
-                        ks.append(kiln_bench(a, plan, n))
-                    else:
-                        os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n, profile))
-            if a.interleave <= 0:
+            else:
+                # Alternate the two engines, each round in the other order; the ratio reported is
+                # the median of the rounds' ratios, so a slow spell on a shared machine, which lasts
+                # a round or two, moves neither engine's figure alone.
+                ks, os_ = [], []
+                for r in range(a.rounds):
+                    profile = f"{a.ort_profile}_{name}_t{n}" if a.ort_profile and r == 0 else None
+                    for engine in ("kiln", "ort") if r % 2 == 0 else ("ort", "kiln"):
+                        if engine == "kiln":
+                            ks.append(kiln_bench(a, plan, n))
+                        else:
+                            os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n, profile))
                 ratios = [x["median_ms"] / y["median_ms"] for x, y in zip(ks, os_)]
             k = dict(min(ks, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in ks])
             o = dict(min(os_, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in os_])
