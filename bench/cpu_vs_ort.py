@@ -173,11 +173,21 @@ def ort_bench(a, onnx_path, model, threads, profile=None):
 
 def take_turns(procs, turn_s):
     """Runs the started processes by turns of turn_s seconds, the others stopped, until all have exited.
-    Returns each one's turns [(start_ms, end_ms)] on time.monotonic() and its (exit code, peak RSS MiB)."""
+    Returns each one's turns [(start_ms, end_ms)] on time.monotonic() and its (exit code, peak RSS MiB).
+    A turn starts before its process is continued and ends once it has stopped: no execution of
+    another process falls inside it."""
     names = list(procs)
-    for name in names[1:]:
-        os.kill(procs[name].pid, signal.SIGSTOP)
     turns, ended = {n: [] for n in names}, {}
+
+    def stop(name):
+        pid = procs[name].pid
+        os.kill(pid, signal.SIGSTOP)
+        _, status, ru = os.wait4(pid, os.WUNTRACED)  # until it has stopped, or exited meanwhile
+        if not os.WIFSTOPPED(status):
+            ended[name] = (os.waitstatus_to_exitcode(status), ru.ru_maxrss / 1024.0)
+
+    for name in names[1:]:
+        stop(name)
     i = 0
     while len(ended) < len(names):
         name = names[i % len(names)]
@@ -185,9 +195,9 @@ def take_turns(procs, turn_s):
         if name in ended:
             continue
         pid = procs[name].pid
+        t0 = time.monotonic()
         if i > 1:
             os.kill(pid, signal.SIGCONT)
-        t0 = time.monotonic()
         alone = len(ended) == len(names) - 1  # the last one runs to its end
         while alone or time.monotonic() - t0 < turn_s:
             done, status, ru = os.wait4(pid, os.WNOHANG)
@@ -196,7 +206,7 @@ def take_turns(procs, turn_s):
                 break
             time.sleep(0.002)
         if name not in ended:
-            os.kill(pid, signal.SIGSTOP)
+            stop(name)
         turns[name].append((t0 * 1e3, time.monotonic() * 1e3))
     return turns, ended
 
