@@ -241,7 +241,10 @@ def interleaved(a, plan, onnx_path, model, threads):
                     p.wait()
             for f in outs:
                 f.close()
-        text = {n: open(files[n]).read() for n in files if n.endswith((".out", ".err"))}
+        text = {}
+        for n in (n for n in files if n.endswith((".out", ".err"))):
+            with open(files[n]) as f:
+                text[n] = f.read()
         for name, (rc, _) in ended.items():
             if rc != 0:
                 raise RuntimeError(f"{name} failed ({rc}):\n{text[name + '.err']}")
