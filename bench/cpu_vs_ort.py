@@ -16,6 +16,13 @@ each turn's executions that ran wholly inside it (`kiln bench --exportTimes` and
 times) give a median per turn, and the ratio reported is the median over the pairs of turns next to
 each other, kiln's and onnxruntime's, so the drift reaches both alike.
 
+Where the cores of one machine differ in speed (a virtual machine whose cores share their physical
+cores with other tenants: on the GPU machine's CPU one core's median throughput was 36% above
+another's), --cpus pins each engine's process to the first N of the given CPUs for N threads, the
+same CPUs for both, so a 1-thread process does not move between a fast core and a slow one. Each
+measurement also reports the 10th percentile of its latencies: slowdowns only add time, so where
+the host's speed swings within seconds the fast executions still compare the engines themselves.
+
 Models come from models/export_models.py (exported first when OUT/<name>/model.onnx is missing).
 
     python3 bench/cpu_vs_ort.py --models resnet18,mobilenet_v2,bert_small --threads 1,2
@@ -46,11 +53,22 @@ def torch_python():
     sys.exit("no Python here imports torch: pass --torch-python")
 
 
-def run_measured(cmd, env=None):
-    """Runs cmd to completion and returns (returncode, stdout, stderr, peak RSS MiB of that child)."""
+def pin(cpus):
+    """The preexec_fn that confines a child to cpus (None: the parent's CPUs)."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def fast_ms(lat):
+    """The 10th percentile (nearest rank) of the latencies."""
+    return sorted(lat)[(len(lat) - 1) // 10]
+
+
+def run_measured(cmd, env=None, cpus=None):
+    """Runs cmd to completion, confined to cpus when given, and returns (returncode, stdout, stderr,
+    peak RSS MiB of that child)."""
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
-    proc = subprocess.Popen(cmd, stdout=w_out, stderr=w_err, env=env)
+    proc = subprocess.Popen(cmd, stdout=w_out, stderr=w_err, env=env, preexec_fn=pin(cpus))
     os.close(w_out)
     os.close(w_err)
     chunks = {r_out: [], r_err: []}
@@ -113,6 +131,7 @@ def ort_worker(a):
             json.dump([{"startMs": s, "endMs": s + x, "latencyMs": x} for s, x in zip(starts, lat)], f)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"median_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat), "min_ms": min(lat),
+                      "p10_ms": fast_ms(lat),
                       "runs": len(lat), "warmup_runs": warm, "baseline_rss_mib": base, "peak_rss_mib": peak,
                       "ort": ort.__version__, "profile": prof}))
 
@@ -141,10 +160,15 @@ def kiln_report(out, peak):
 
 
 def kiln_bench(a, plan, threads):
-    rc, out, err, peak = run_measured(kiln_cmd(a, plan, threads, a.warmup_ms, a.duration), env=a.kiln_environ)
-    if rc != 0:
-        raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
-    return kiln_report(out, peak)
+    with tempfile.TemporaryDirectory() as tmp:
+        times = os.path.join(tmp, "kiln.times")
+        rc, out, err, peak = run_measured(kiln_cmd(a, plan, threads, a.warmup_ms, a.duration, times),
+                                          env=a.kiln_environ, cpus=a.cpus[:threads])
+        if rc != 0:
+            raise RuntimeError(f"kiln bench failed ({rc}):\n{err}")
+        with open(times) as f:
+            lat = [r["latencyMs"] for r in json.load(f)]
+    return dict(kiln_report(out, peak), p10_ms=fast_ms(lat))
 
 
 def ort_cmd(a, onnx_path, model, threads, warmup_ms, duration, profile=None, times=None):
@@ -162,7 +186,8 @@ def ort_report(out, peak):
 
 
 def ort_bench(a, onnx_path, model, threads, profile=None):
-    rc, out, err, peak = run_measured(ort_cmd(a, onnx_path, model, threads, a.warmup_ms, a.duration, profile))
+    rc, out, err, peak = run_measured(ort_cmd(a, onnx_path, model, threads, a.warmup_ms, a.duration, profile),
+                                      cpus=a.cpus[:threads])
     if rc != 0:
         raise RuntimeError(f"onnxruntime worker failed ({rc}):\n{err}")
     return ort_report(out, peak)
@@ -232,7 +257,7 @@ def interleaved(a, plan, onnx_path, model, threads):
             for name, (cmd, env) in cmds.items():
                 out, err = open(files[f"{name}.out"], "w"), open(files[f"{name}.err"], "w")
                 outs += [out, err]
-                procs[name] = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+                procs[name] = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, preexec_fn=pin(a.cpus[:threads]))
             turns, ended = take_turns(procs, a.interleave)
         finally:
             for p in procs.values():
@@ -259,8 +284,8 @@ def interleaved(a, plan, onnx_path, model, threads):
         raise RuntimeError(f"{model}: no turn held a whole execution of both; raise --interleave or --duration")
     for r, name in ((k, "kiln"), (o, "ort")):
         clean = [x for t in runs[name] for x in t]
-        r.update(median_ms=statistics.median(clean), mean_ms=statistics.fmean(clean), runs=len(clean),
-                 turns=len(turns[name]))
+        r.update(median_ms=statistics.median(clean), mean_ms=statistics.fmean(clean), p10_ms=fast_ms(clean),
+                 runs=len(clean), turns=len(turns[name]))
     return k, o, ratios
 
 
@@ -305,6 +330,8 @@ def main():
     ap.add_argument("--interleave", type=float, default=0, metavar="S",
                     help="run both at once by turns of S seconds each; report the median of the ratios of "
                          "neighbouring turns (replaces --rounds)")
+    ap.add_argument("--cpus", default="", metavar="LIST",
+                    help="comma-separated CPUs; with N threads both engines run on the first N of them")
     ap.add_argument("--kiln-env", action="append", default=[], metavar="VAR=VALUE",
                     help="environment for kiln's runs only, e.g. OPENBLAS_CORETYPE=SkylakeX (repeatable)")
     ap.add_argument("--json", help="also write all results here")
@@ -321,12 +348,17 @@ def main():
         return ort_worker(a)
 
     threads = [int(t) for t in a.threads.split(",")]
+    a.cpus = [int(c) for c in a.cpus.split(",") if c]
+    if a.cpus and (len(a.cpus) < max(threads) or not set(a.cpus) <= os.sched_getaffinity(0)):
+        sys.exit(f"--cpus {a.cpus}: needs at least {max(threads)} of this process's CPUs "
+                 f"{sorted(os.sched_getaffinity(0))}")
     a.kiln_environ = dict(os.environ, **dict(kv.split("=", 1) for kv in a.kiln_env))
     rows, results = [], []
     how = (f"by turns of {a.interleave} s" if a.interleave > 0 else f"{a.rounds} alternating round(s)")
     print(f"# {os.uname().nodename}: {os.cpu_count()} CPUs; batch {a.batch}; median of >= {a.duration} s after "
           f"{a.warmup_ms:.0f} ms warm-up, {how}"
-          + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else ""), flush=True)
+          + (f"; kiln env {' '.join(a.kiln_env)}" if a.kiln_env else "")
+          + (f"; on CPUs {','.join(map(str, a.cpus))}" if a.cpus else ""), flush=True)
     for name in [m for m in a.models.split(",") if m]:
         meta = ensure_model(a, name)
         if meta is None:
@@ -338,6 +370,7 @@ def main():
             if a.interleave > 0:
                 k, o, ratios = interleaved(a, plan, os.path.join(d, "model.onnx"), name, n)
                 ks, os_ = [k], [o]
+                fast_ratios = [k["p10_ms"] / o["p10_ms"]]
             else:
                 # Alternate the two engines, each round in the other order; the ratio reported is
                 # the median of the rounds' ratios, so a slow spell on a shared machine, which lasts
@@ -351,30 +384,33 @@ def main():
                         else:
                             os_.append(ort_bench(a, os.path.join(d, "model.onnx"), name, n, profile))
                 ratios = [x["median_ms"] / y["median_ms"] for x, y in zip(ks, os_)]
+                fast_ratios = [x["p10_ms"] / y["p10_ms"] for x, y in zip(ks, os_)]
             k = dict(min(ks, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in ks])
             o = dict(min(os_, key=lambda x: x["median_ms"]), rounds_median_ms=[x["median_ms"] for x in os_])
-            ratio = statistics.median(ratios)
+            ratio, fast_ratio = statistics.median(ratios), statistics.median(fast_ratios)
             results.append({"model": name, "impl": meta["impl"], "threads": n, "kiln": k, "ort": o,
-                            "round_ratios": ratios, "ratio": ratio})
-            rows.append((name, n, k["median_ms"], o["median_ms"], ratio, min(ratios), max(ratios), k["peak_rss_mib"],
-                         k["activation_mib"], o["peak_rss_mib"], o["rss_growth_mib"]))
+                            "round_ratios": ratios, "ratio": ratio, "round_p10_ratios": fast_ratios,
+                            "p10_ratio": fast_ratio})
+            rows.append((name, n, k["median_ms"], o["median_ms"], ratio, min(ratios), max(ratios), fast_ratio,
+                         k["peak_rss_mib"], k["activation_mib"], o["peak_rss_mib"], o["rss_growth_mib"]))
             print(f"  {name} t={n}: kiln {k['median_ms']:.3f} ms ({k['runs']} runs), onnxruntime {o['median_ms']:.3f} ms "
                   f"({o['runs']} runs); " + ("turn" if a.interleave > 0 else "round") + " ratios "
                   + " ".join(f"{x:.3f}" for x in ratios), flush=True)
-    hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "round range", "kiln RSS", "kiln act", "ORT RSS",
-           "ORT dRSS")
+    hdr = ("model", "thr", "kiln ms", "ORT ms", "kiln/ORT", "round range", "p10 ratio", "kiln RSS", "kiln act",
+           "ORT RSS", "ORT dRSS")
     print("\n| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}-{r[6]:.2f} | {r[7]:.0f} MiB | "
-              f"{r[8]:.1f} MiB | {r[9]:.0f} MiB | {r[10]:.0f} MiB |")
+        print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}-{r[6]:.2f} | {r[7]:.2f} | "
+              f"{r[8]:.0f} MiB | {r[9]:.1f} MiB | {r[10]:.0f} MiB | {r[11]:.0f} MiB |")
     if a.interleave > 0:
         print("\nkiln ms, ORT ms: the median of each one's executions that ran wholly inside its turns. kiln/ORT: "
               "the median over neighbouring pairs of turns of kiln's median / ORT's median (> 1: kiln is slower); "
-              "round range: the lowest and highest of those.", end=" ")
+              "round range: the lowest and highest of those; p10 ratio: kiln's 10th-percentile latency over "
+              "those executions / ORT's.", end=" ")
     else:
         print("\nkiln ms, ORT ms: each one's best median over the rounds. kiln/ORT: the median over the rounds of "
               "kiln's median / ORT's median in the same round (> 1: kiln is slower); round range: the lowest and "
-              "highest of those.", end=" ")
+              "highest of those; p10 ratio: the same median for the 10th-percentile latencies.", end=" ")
     print("RSS: peak resident set of each subprocess (wait4); kiln act: kiln's activation "
           "arena; ORT dRSS: ORT's peak over its interpreter before the session was created.")
     if a.json:

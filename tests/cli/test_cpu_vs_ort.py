@@ -3,7 +3,8 @@
 Two stand-in engines (Python children that spin 5 ms per "execution" and record each one's start
 and end on time.monotonic(), as kiln bench --exportTimes does) run by turns: neither may run during
 the other's turn, and the executions cut by a turn's end (which include the other's whole turn)
-must be left out of the turns' latencies.
+must be left out of the turns' latencies. --cpus confines each engine's process to the CPUs given,
+and every measurement reports its 10th-percentile latency.
 """
 import importlib.util
 import json
@@ -53,3 +54,22 @@ def test_turns_exclude_each_other(tmp_path):
         assert cut
         for r in cut:
             assert any(r["startMs"] <= t0 and t1 <= r["endMs"] for t0, t1 in turns[other]), r
+
+
+AFFINITY = "import os; print(sorted(os.sched_getaffinity(0)))"
+
+
+def test_cpus_pin_the_child():
+    cpus = sorted(os.sched_getaffinity(0))
+    rc, out, err, _ = cpu_vs_ort.run_measured([sys.executable, "-c", AFFINITY], cpus=cpus[-1:])
+    assert rc == 0, err
+    assert out.strip() == str(cpus[-1:])
+    rc, out, err, _ = cpu_vs_ort.run_measured([sys.executable, "-c", AFFINITY])
+    assert rc == 0, err
+    assert out.strip() == str(cpus)
+
+
+def test_fast_quantile_is_the_tenth_percentile():
+    lat = [float(x) for x in range(20, 0, -1)]
+    assert cpu_vs_ort.fast_ms(lat) == 2.0
+    assert cpu_vs_ort.fast_ms([3.0, 1.5, 9.0]) == 1.5
