@@ -240,6 +240,29 @@ __attribute__((target("avx512f"))) static void dw_rowpair512(const dw_rowpair *r
         k3 ? dw_rowpair512_s(rp, 2, 3) : dw_rowpair512_s(rp, 2, rp->d->kw);
 }
 
+/* dw_store512 with AVX2: 8 outputs per vector. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_store256(const dw_rowpair *rp, int64_t ox,
+                                                                                int nv, bool two, const __m256 *a0,
+                                                                                const __m256 *a1) {
+    __m256 lo = _mm256_set1_ps(rp->lo), hi = _mm256_set1_ps(rp->hi);
+    for (int v = 0; v < nv; v++) {
+        int64_t x0 = ox + 8 * v;
+        bool whole = x0 + 8 <= rp->out_w;
+        __m256i sm = mask8(bit_range(0, rp->out_w - x0));
+        for (int row = 0; row < (two ? 2 : 1); row++) {
+            __m256 a = row ? a1[v] : a0[v];
+            const float *res = row ? rp->r1 : rp->r0;
+            float *y = (row ? rp->y1 : rp->y0) + x0;
+            if (res) a = _mm256_add_ps(a, whole ? _mm256_loadu_ps(res + x0) : _mm256_maskload_ps(res + x0, sm));
+            if (rp->clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
+            if (whole)
+                _mm256_storeu_ps(y, a);
+            else
+                _mm256_maskstore_ps(y, sm, a);
+        }
+    }
+}
+
 /* The same with AVX2: 8 outputs per vector. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void dw_block256(const dw_rowpair *rp, int64_t ox, int nv,
                                                                                 bool two, int64_t s, bool masked,
@@ -268,18 +291,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void dw_block25
                                         a1[v]);
         }
     }
-    __m256 lo = _mm256_set1_ps(rp->lo), hi = _mm256_set1_ps(rp->hi);
-    for (int v = 0; v < nv; v++) {
-        int64_t x0 = ox + 8 * v;
-        __m256i sm = mask8(bit_range(0, rp->out_w - x0));
-        for (int row = 0; row < (two ? 2 : 1); row++) {
-            __m256 a = row ? a1[v] : a0[v];
-            const float *res = row ? rp->r1 : rp->r0;
-            if (res) a = _mm256_add_ps(a, _mm256_maskload_ps(res + x0, sm));
-            if (rp->clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo), hi);
-            _mm256_maskstore_ps((row ? rp->y1 : rp->y0) + x0, sm, a);
-        }
-    }
+    dw_store256(rp, ox, nv, two, a0, a1);
 }
 
 __attribute__((target("avx2,fma"), always_inline)) static inline void dw_rowpair256_s(const dw_rowpair *rp, int64_t s, int64_t kw) {
@@ -625,6 +637,211 @@ static kiln_status depthwise_padded_rows(dw_conv *j, kiln__cpu_ctx *ctx) {
     return KILN_OK;
 }
 
+/* 2-D depthwise with AVX2 alone: each plane's input rows are copied, as the outputs reach them,
+ * into a ring of zero-padded rows (at x-stride 2 split into their even columns, then their odd
+ * ones), so that every tap of every output vector is one unmasked load at a fixed offset and an
+ * FMA. The row kernels above build a lane mask per tap and vector near the borders (on 7- and
+ * 14-wide planes, every vector) and at stride 2 gather each tap's even columns apart. */
+#define DWA_RING 32 /* padded rows held (a power of two): one block's windows span at most this many */
+#define DWA_CHAINS 8 /* output vectors summed at once: Zen 3's FMA latency (4) times its 2 pipes */
+
+typedef struct dwa_job {
+    const dw_conv *j;
+    int64_t row_floats;       /* one ring row (stride 2: its even columns, then its odd ones) */
+    int64_t half;             /* stride 2: where a ring row's odd columns start */
+    int64_t off[DW_MAX_TAPS]; /* tap kx: its place in a ring row, less the output column */
+    const __m256i *lanes;     /* per 8 columns of a padded row: those inside the input row */
+    int64_t rows, nv;         /* a block: rows x nv output vectors, rows * nv == DWA_CHAINS */
+    float *scratch;           /* per slot: DWA_RING ring rows */
+    int64_t per_slot, slots;
+} dwa_job;
+
+static bool dwa_applies(const conv_geom *g) {
+    return kiln__cpu_simd() == KILN__SIMD_AVX2 && g->k[0] == 1 && g->in[0] == 1 && g->out[0] == 1 &&
+           g->pb[0] == 0 && g->s[2] <= 2 && g->kvol <= DW_MAX_TAPS &&
+           (DWA_CHAINS - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1 <= DWA_RING;
+}
+
+/* Input row iy of plane x into ring row dst, zero-padded: the lanes outside the input row are
+ * masked off (not read); at stride 2 each 16 padded columns are split into 8 even and 8 odd. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dwa_load_row(const dwa_job *d, const float *x,
+                                                                                 int64_t iy, float *dst) {
+    const conv_geom *g = &d->j->g;
+    if (iy < 0 || iy >= g->in[1]) {
+        for (int64_t q = 0; q < d->row_floats; q += 8) _mm256_storeu_ps(dst + q, _mm256_setzero_ps());
+        return;
+    }
+    /* padded column q is input column q - pb */
+    const float *src = x + iy * g->in[2] - g->pb[2];
+    if (g->s[2] == 1) {
+        for (int64_t q = 0; q < d->row_floats; q += 8)
+            _mm256_storeu_ps(dst + q, _mm256_maskload_ps(src + q, d->lanes[q / 8]));
+        return;
+    }
+    for (int64_t q = 0; q < d->row_floats; q += 16) {
+        __m256 a = _mm256_maskload_ps(src + q, d->lanes[q / 8]), b = _mm256_maskload_ps(src + q + 8, d->lanes[q / 8 + 1]);
+        /* shuffle_ps works within 128-bit lanes: the 64-bit permute puts its halves in order */
+        __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
+        __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
+        _mm256_storeu_ps(dst + q / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
+        _mm256_storeu_ps(dst + d->half + q / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
+    }
+}
+
+/* What a plane's output vectors share besides their sums. */
+typedef struct dwa_out {
+    __m256 bias, lo, hi; /* lo, hi: the clamp of relu/clip */
+    __m256i tail;        /* the store mask of a row's last vector */
+    int64_t ow;
+    bool clamp;
+    bool spill; /* a row is one block's vectors and its last one's extra lanes fit in the next row:
+                   that vector is stored whole into the next row, which is stored after it
+                   (masked stores cost Zen 3 several times a plain one) */
+} dwa_out;
+
+/* Outputs [ox, ox + 8 * nv) of `rows` output rows from row y on (res: the residual at the same
+ * place, or NULL), from each row's tap rows in the ring, src[r][ky]; the first `live` rows are
+ * stored (the others repeat row 0), the last of them the plane's last when `plane_end`. Each (row, vector) sums its taps in its own register, so that
+ * DWA_CHAINS FMAs are in flight: one 8-wide vector per row of a 7x7 plane would otherwise wait on
+ * each of its 9 taps in turn. rows, nv, kh and kw are constants where inlined. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dwa_block(
+    const dwa_job *d, const dwa_out *o, const float *const src[][DW_MAX_TAPS], const float *w, float *y,
+    const float *res, int64_t ox, int rows, int live, bool plane_end, int nv, int64_t kh, int64_t kw) {
+    __m256 a[DWA_CHAINS][4];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) a[r][v] = o->bias;
+    for (int64_t ky = 0; ky < kh; ky++)
+        for (int64_t kx = 0; kx < kw; kx++) {
+            __m256 wt = _mm256_set1_ps(w[ky * kw + kx]);
+            for (int r = 0; r < rows; r++) {
+                const float *p = src[r][ky] + ox + d->off[kx];
+                for (int v = 0; v < nv; v++) a[r][v] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(p + 8 * v), a[r][v]);
+            }
+        }
+    for (int r = 0; r < live; r++)
+        for (int v = 0; v < nv; v++) {
+            int64_t at = r * o->ow + ox + 8 * v;
+            bool whole = ox + 8 * v + 8 <= o->ow || (o->spill && (r + 1 < live || !plane_end));
+            __m256 t = a[r][v];
+            if (res) t = _mm256_add_ps(t, whole ? _mm256_loadu_ps(res + at) : _mm256_maskload_ps(res + at, o->tail));
+            if (o->clamp) t = _mm256_min_ps(_mm256_max_ps(t, o->lo), o->hi);
+            if (whole)
+                _mm256_storeu_ps(y + at, t);
+            else
+                _mm256_maskstore_ps(y + at, o->tail, t);
+        }
+}
+
+/* A block of rows, 8 * nv outputs of each at a time (fewer at the rows' ends); rows, nv, kh and
+ * kw are constants where inlined. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dwa_rows(
+    const dwa_job *d, const dwa_out *o, const float *const src[][DW_MAX_TAPS], const float *w, float *y,
+    const float *res, int rows, int live, bool plane_end, int nv, int64_t kh, int64_t kw) {
+    for (int64_t ox = 0; ox < o->ow; ox += 8 * nv) {
+        switch (KILN__MIN(nv, (o->ow - ox + 7) / 8)) {
+        case 1: dwa_block(d, o, src, w, y, res, ox, rows, live, plane_end, 1, kh, kw); break;
+        case 2: dwa_block(d, o, src, w, y, res, ox, rows, live, plane_end, 2, kh, kw); break;
+        case 3: dwa_block(d, o, src, w, y, res, ox, rows, live, plane_end, 3, kh, kw); break;
+        default: dwa_block(d, o, src, w, y, res, ox, rows, live, plane_end, 4, kh, kw); break;
+        }
+    }
+}
+
+/* Plane (n, c), its kernel kh x kw (constants where inlined): blocks of d->rows output rows in
+ * order, each input row copied into the ring once the first block reaches it; the residual added
+ * and relu/clip applied before the stores. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void dwa_plane_k(const dwa_job *d, int64_t n,
+                                                                                int64_t c, float *ring,
+                                                                                int64_t kh, int64_t kw) {
+    const dw_conv *j = d->j;
+    const conv_geom *g = &j->g;
+    const float *x = j->x + (n * g->c + c) * g->in_plane, *w = j->w + c * g->kvol;
+    float *y = j->y + (n * g->m + c) * g->out_plane;
+    const float *res = j->res ? j->res + (n * g->m + c) * g->out_plane : NULL;
+    int kind = j->act->kind;
+    int64_t ow = g->out[2], next = -g->pb[1]; /* next: the first input row not in the ring */
+    dwa_out o = {.bias = _mm256_set1_ps(j->bias ? j->bias[c] : 0.0f),
+                 .lo = _mm256_set1_ps(kind == KILN_ACT_CLIP ? j->act->alpha : 0.0f),
+                 .hi = _mm256_set1_ps(kind == KILN_ACT_CLIP ? j->act->beta : __builtin_inff()),
+                 .tail = mask8(bit_range(0, ow - (ow - 1) / 8 * 8)), .ow = ow,
+                 .clamp = kind == KILN_ACT_RELU || kind == KILN_ACT_CLIP, .spill = ow <= 8 * d->nv && 2 * ow >= (ow + 7) / 8 * 8};
+    const float *src[DWA_CHAINS][DW_MAX_TAPS];
+    for (int64_t oy = 0; oy < g->out[1]; oy += d->rows) {
+        int live = (int)KILN__MIN(d->rows, g->out[1] - oy);
+        int64_t top = oy * g->s[1] - g->pb[1], last = top + (live - 1) * g->s[1] + (kh - 1) * g->d[1];
+        for (next = KILN__MAX(next, top); next <= last; next++)
+            dwa_load_row(d, x, next, ring + ((next + g->pb[1]) & (DWA_RING - 1)) * d->row_floats);
+        for (int64_t r = 0; r < d->rows; r++)
+            for (int64_t ky = 0; ky < kh; ky++) {
+                int64_t iy = top + (r < live ? r : 0) * g->s[1] + ky * g->d[1];
+                src[r][ky] = ring + ((iy + g->pb[1]) & (DWA_RING - 1)) * d->row_floats;
+            }
+        float *yr = y + oy * ow;
+        const float *rr = res ? res + oy * ow : NULL;
+        bool end = oy + live == g->out[1];
+        if (d->nv == 1)
+            dwa_rows(d, &o, src, w, yr, rr, 8, live, end, 1, kh, kw);
+        else if (d->nv == 2)
+            dwa_rows(d, &o, src, w, yr, rr, 4, live, end, 2, kh, kw);
+        else
+            dwa_rows(d, &o, src, w, yr, rr, 2, live, end, 4, kh, kw);
+        if (kind >= 0 && !o.clamp) kiln__apply_act_f32(j->act, yr, live * ow);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dwa_plane(const dwa_job *d, int64_t n, int64_t c, float *ring) {
+    const conv_geom *g = &d->j->g;
+    if (g->k[1] == 3 && g->k[2] == 3) /* the usual kernel: constant loops */
+        dwa_plane_k(d, n, c, ring, 3, 3);
+    else
+        dwa_plane_k(d, n, c, ring, g->k[1], g->k[2]);
+}
+
+/* Slot s: its contiguous share of the (image, channel) planes. */
+static void dwa_range(void *arg, int64_t begin, int64_t end) {
+    const dwa_job *d = arg;
+    int64_t planes = d->j->g.n * d->j->g.c;
+    for (int64_t s = begin; s < end; s++)
+        for (int64_t t = s * planes / d->slots; t < (s + 1) * planes / d->slots; t++)
+            dwa_plane(d, t / d->j->g.c, t % d->j->g.c, d->scratch + s * d->per_slot);
+}
+
+__attribute__((target("avx2,fma"))) static void dwa_set_lanes(const conv_geom *g, int64_t row_floats,
+                                                              __m256i *lanes) {
+    for (int64_t q = 0; q < row_floats; q += 8) lanes[q / 8] = mask8(bit_range(g->pb[2] - q, g->pb[2] + g->in[2] - q));
+}
+
+static kiln_status depthwise_avx2(dw_conv *j, kiln__cpu_ctx *ctx) {
+    const conv_geom *g = &j->g;
+    /* Columns that full vectors of outputs read: up to the last vector's end, past the last tap. */
+    int64_t out_cols = (g->out[2] + 7) / 8 * 8, taps = (g->k[2] - 1) * g->d[2];
+    dwa_job d = {.j = j};
+    if (g->s[2] == 1) {
+        d.row_floats = (KILN__MAX(out_cols + taps, g->pb[2] + g->in[2]) + 7) / 8 * 8;
+        for (int64_t kx = 0; kx < g->k[2]; kx++) d.off[kx] = kx * g->d[2];
+    } else {
+        /* padded column 2 * ox + t is even column ox + t / 2 (t even) or odd column ox + t / 2 */
+        d.row_floats = (KILN__MAX(2 * (out_cols + taps / 2), g->pb[2] + g->in[2]) + 15) / 16 * 16;
+        d.half = d.row_floats / 2;
+        for (int64_t kx = 0; kx < g->k[2]; kx++) {
+            int64_t t = kx * g->d[2];
+            d.off[kx] = t / 2 + (t % 2 ? d.half : 0);
+        }
+    }
+    d.nv = g->out[2] <= 8 ? 1 : g->out[2] <= 16 ? 2 : 4;
+    d.rows = DWA_CHAINS / d.nv;
+    d.slots = KILN__MIN(kiln__pool_threads(ctx->pool), g->n * g->c);
+    __m256i *lanes = kiln__malloc_aligned(ctx->alloc, (size_t)d.row_floats / 8 * sizeof *lanes, 32);
+    if (!lanes) return KILN_OUT_OF_MEMORY;
+    dwa_set_lanes(g, d.row_floats, lanes);
+    d.lanes = lanes;
+    kiln_status st = slot_scratch(ctx, DWA_RING, d.row_floats, 1, 0, d.slots, &d.per_slot, &d.scratch);
+    if (st == KILN_OK) kiln__parallel_slots(ctx->pool, d.slots, dwa_range, &d);
+    kiln__free(ctx->alloc, d.scratch);
+    kiln__free(ctx->alloc, lanes);
+    return st;
+}
+
 /* Depthwise over blocks of 16 channels (AVX-512): on small planes a vector along a row wastes most
  * of its lanes (9 of 16 on 7x7 outputs). Here a block's inputs are copied into a zero-padded
  * position-major scratch [hp][wp][16] (transposed when NCHW; NCHW16C ones may be read in place
@@ -926,6 +1143,7 @@ kiln_status kiln__conv_depthwise(const kiln__conv_geom *geom, const float *x, bo
         return kiln__error(KILN_INTERNAL_ERROR, "depthwise convolution: no kernel for NCHW16C here");
     if (dws_applies(g)) return depthwise_small(j, ctx);
     if (dwp_applies(g)) return depthwise_padded_rows(j, ctx);
+    if (dwa_applies(g)) return depthwise_avx2(j, ctx);
     if (kiln__cpu_simd() == KILN__SIMD_NONE || g->k[0] * g->k[1] > DW_MAX_ROWS || g->k[2] > DW_MAX_TAPS ||
         g->s[2] > 2) {
         kiln__parallel_for(ctx->pool, g->n * g->c, 1, depthwise_range, j);

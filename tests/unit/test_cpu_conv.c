@@ -630,11 +630,13 @@ static void test_packed_weights(void) {
 }
 
 /* Large depthwise planes (AVX-512: a ring of padded input rows at x-stride 1, the row kernels at
- * 2, whose inside vectors split 32 columns into evens and odds in registers): strides 1 and 2
- * along x with other strides along y, dilation, kernels that are not square, pads wider than the
- * kernel or none with inputs wider than the outputs reach, rows narrower than one vector and rows
+ * 2, whose inside vectors split 32 columns into evens and odds in registers; AVX2: a ring of
+ * padded rows at both strides, split into even and odd columns at 2): strides 1 and 2 along x
+ * with other strides along y, dilation, kernels that are not square, pads wider than the kernel
+ * or none with inputs wider than the outputs reach, rows narrower than one vector and rows
  * ending in every vector count, batch 2, a residual and activations in registers and over the
- * rows; the last case spans more rows than the ring holds and takes the row kernels. */
+ * rows, at every SIMD level; the last case spans more rows than the ring holds and takes the
+ * row kernels. */
 static void test_depthwise_padded_rows(void) {
     conv_case cases[] = {
         c2d(1, 3, 3, 112, 112, 3, 1, 1, 1, 3), c2d(2, 5, 5, 70, 90, 3, 2, 1, 1, 5),
@@ -651,15 +653,19 @@ static void test_depthwise_padded_rows(void) {
     cases[6].pb[1] = cases[6].pe[1] = 0;
     cases[7].pe[0] = 1;
     static const int acts[] = {KILN_ACT_RELU, -1, KILN_ACT_CLIP, KILN_ACT_SIGMOID};
-    for (size_t i = 0; i < KILN__ARRAY_LEN(cases); i++) {
-        conv_case cc = cases[i];
-        cc.bias = i != 2;
-        cc.res = i % 2 == 0;
-        cc.act = acts[i % KILN__ARRAY_LEN(acts)];
-        char what[64];
-        snprintf(what, sizeof what, "depthwise padded rows %zu", i);
-        run_case(what, &cc, KILN_FLOAT32, i % 2 ? g_pool : NULL);
+    for (int simd = KILN__SIMD_AVX512; simd >= KILN__SIMD_NONE; simd--) {
+        kiln__cpu_set_simd(simd);
+        for (size_t i = 0; i < KILN__ARRAY_LEN(cases); i++) {
+            conv_case cc = cases[i];
+            cc.bias = i != 2;
+            cc.res = i % 2 == 0;
+            cc.act = acts[i % KILN__ARRAY_LEN(acts)];
+            char what[64];
+            snprintf(what, sizeof what, "depthwise padded rows %zu simd %d", i, simd);
+            run_case(what, &cc, KILN_FLOAT32, i % 2 ? g_pool : NULL);
+        }
     }
+    kiln__cpu_set_simd(KILN__SIMD_AVX512);
 }
 
 /* Depthwise rows of every width class and stride (the padded, phase-split copy), with 1 and 2
