@@ -672,6 +672,16 @@ __attribute__((target("avx2,fma"))) static void run_tile(const gemm_job *j, int6
             }
             continue;
         }
+        if (j->nr == NR && first && last) {
+            /* One K block: as with AVX-512 above, each row block sweeps the tile's columns, so C
+             * is written as a few long runs (MobileNetV2 on the AMD EPYC without AVX-512, the 10th
+             * percentile of its latency: 1 thread 12.36 -> 11.88 ms, 2 threads 8.19 -> 7.38). */
+            for (int64_t ir = 0; ir < rows; ir += MR)
+                for (int64_t jr = 0; jr < cols; jr += j->nr)
+                    kernel_6x16(j, kc, pk + ir * kc, pbk + jr * kc, i0 + ir, j0 + jr,
+                                (int)KILN__MIN(MR, rows - ir), (int)KILN__MIN(j->nr, cols - jr), true, true);
+            continue;
+        }
         for (int64_t jr = 0; jr < cols; jr += j->nr) {
             int c_n = (int)KILN__MIN(j->nr, cols - jr);
             if (j->nr == NR) {
